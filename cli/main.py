@@ -1,0 +1,23 @@
+"""The ``artemis`` command. It only composes the sub-commands of the packages; nothing imports it."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(help="Artemis: referential understanding of videos.", no_args_is_help=True)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# Sub-commands are registered below, one line per package.
+
+if __name__ == "__main__":
+    app()
