@@ -1,0 +1,70 @@
+"""Fakes and fixture builders shared by the eval tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from evals.protocol import EvalRecord
+
+
+class CountingPredictor:
+    """Deterministic fake: the answer is a function of the record; counts the records it was asked about."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[str] = []
+
+    def predict(self, records: list[EvalRecord]) -> list[str]:
+        self.calls += 1
+        self.seen.extend(r.record_id for r in records)
+        out = []
+        for r in records:
+            x1, y1, x2, y2 = r.key_box
+            out.append(
+                f"the target {r.video_name} on frame {r.key_frame_idx} at {x1:.0f} {y1:.0f} {x2:.0f} {y2:.0f} "
+                f"tracked on {len(r.track)} frames moves"
+            )
+        return out
+
+
+def write_frames(folder: Path, n: int, size: tuple[int, int] = (32, 24)) -> list[str]:
+    """``n`` small JPEG frames named 00000.jpg...; returns the file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(n):
+        arr = np.full((size[1], size[0], 3), 10 * i % 255, dtype=np.uint8)
+        name = f"{i:05d}.jpg"
+        Image.fromarray(arr).save(folder / name)
+        names.append(name)
+    return names
+
+
+def write_hcstvg(tmp: Path, n_videos: int = 7) -> tuple[Path, Path]:
+    """A hand-written HC-STVG-style eval file with frame folders; returns (json path, video root)."""
+    root = tmp / "videos"
+    records = []
+    for v in range(n_videos):
+        names = write_frames(root / "frames" / f"vid{v}", 6)
+        track = [[2 + v, 3, 20, 18], [], [4, 4, 22, 20], [], [], [5, 5, 25, 21]]
+        rec = {
+            "video_name": f"vid{v}",
+            "caption": f"The person number {v} walks to the left and sits down.",
+            "frame_path": f"frames/vid{v}",
+            "frame_id": names,
+            "track_list": track,
+            "clip_path": f"clip/vid{v}.pkl",
+        }
+        if v % 2 == 0:
+            rec["key_frame_id"] = names[2]
+            rec["key_frame_box"] = [4, 4, 22, 20]
+        else:
+            rec["key_frame_id"] = ""
+            rec["key_frame_box"] = []
+        records.append(rec)
+    path = tmp / "hc_stvg_val.json"
+    path.write_text(json.dumps(records))
+    return path, root
