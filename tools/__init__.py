@@ -1,0 +1,33 @@
+"""Plain typed tools over videos: ground, track, refer, segment, summarize (no LangChain here)."""
+
+from tools.describers import Describer, HeuristicDescriber, ModelDescriber
+from tools.grounding import GroundingSettings, ground
+from tools.refer import refer, refer_segments, refer_targets
+from tools.schemas import Segment, Target, TargetDescription
+from tools.segment import segment
+from tools.summarize import merge, summarize, validate_summary
+from tools.track import track
+from tools.video import ArrayVideo, SubVideo, VideoLike, load_video
+
+__all__ = [
+    "ArrayVideo",
+    "Describer",
+    "GroundingSettings",
+    "HeuristicDescriber",
+    "ModelDescriber",
+    "Segment",
+    "SubVideo",
+    "Target",
+    "TargetDescription",
+    "VideoLike",
+    "ground",
+    "load_video",
+    "merge",
+    "refer",
+    "refer_segments",
+    "refer_targets",
+    "segment",
+    "summarize",
+    "track",
+    "validate_summary",
+]

@@ -1,0 +1,272 @@
+"""``ground(video, query)``: find the objects a phrase names and follow them over the video.
+
+A backend detects objects on sampled frames; detections are linked into tracks by IoU (with a centre-distance
+fallback for fast motion), interpolated to every frame, labelled by majority vote and filtered by the query.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from artemis_model.types import Box, box_iou
+from tools.grounding_offline import Detection, OfflineBackend, size_name
+from tools.query import ParsedQuery, parse_query
+from tools.schemas import Target
+from tools.video import VideoLike, load_video
+
+logger = logging.getLogger(__name__)
+
+
+class GroundingBackend(Protocol):
+    name: str
+
+    def detect(
+        self, frames: np.ndarray, frame_indices: list[int], query: ParsedQuery
+    ) -> list[list[Detection]]: ...
+
+
+class GroundingSettings(BaseSettings):
+    """Which grounding backend to use (env ``ARTEMIS_GROUNDING_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTEMIS_GROUNDING_", frozen=True)
+
+    backend: Literal["offline", "hf"] = "offline"
+    detector_dir: Path | None = None
+    """Local directory of an OWLv2 / Grounding DINO checkpoint (backend 'hf')."""
+    threshold: float = 0.3
+    max_frames: int = 48
+    """Frames sampled for detection; boxes in between are interpolated."""
+
+
+@functools.lru_cache(maxsize=4)
+def backend_from_settings(settings: GroundingSettings) -> GroundingBackend:
+    """Build (once per settings) the backend that ``settings`` names."""
+    if settings.backend == "offline":
+        return OfflineBackend()
+    if settings.detector_dir is None:
+        raise ValueError("grounding backend 'hf' needs detector_dir (ARTEMIS_GROUNDING_DETECTOR_DIR)")
+    from tools.grounding_hf import HFDetectorBackend
+
+    return HFDetectorBackend(settings.detector_dir, threshold=settings.threshold)
+
+
+def sample_indices(num_frames: int, max_frames: int) -> list[int]:
+    """Up to ``max_frames`` frame indices spread evenly over the video, first and last included."""
+    if num_frames <= max_frames:
+        return list(range(num_frames))
+    return sorted({round(i * (num_frames - 1) / (max_frames - 1)) for i in range(max_frames)})
+
+
+def ground(
+    video: VideoLike | str | Path,
+    query: str,
+    *,
+    backend: GroundingBackend | None = None,
+    settings: GroundingSettings | None = None,
+) -> list[Target]:
+    """Targets matching ``query`` ("the red objects", "all squares", "the face"), best first.
+
+    Every target carries a box per frame (``None`` where unseen), its span and a score. An empty list means
+    nothing matched. Colour/shape/size words filter the tracks; a phrase with none of them returns all tracks.
+    """
+    video = load_video(video)
+    settings = settings or GroundingSettings()
+    backend = backend or backend_from_settings(settings)
+    parsed = parse_query(query)
+    indices = sample_indices(video.num_frames, settings.max_frames)
+    frames = video.get_frames(indices)
+    per_frame = backend.detect(frames, indices, parsed)
+    tracks = stitch_tracks(link_detections(per_frame, key=_link_key(backend)), key=_link_key(backend))
+    min_len = max(2, len(indices) // 5) if len(indices) > 2 else 1
+    tracks = [t for t in tracks if len(t) >= min_len]
+    targets = [
+        _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
+        for i, t in enumerate(tracks)
+    ]
+    matched = filter_targets(targets, parsed)
+    logger.debug("ground(%r): %d tracks, %d match", query, len(targets), len(matched))
+    return matched
+
+
+def _link_key(backend: GroundingBackend):
+    if isinstance(backend, OfflineBackend):
+        return lambda d: d.colour
+    return lambda d: d.label
+
+
+def link_detections(
+    per_frame: Sequence[Sequence[Detection]],
+    *,
+    key=lambda d: d.label,
+    iou_threshold: float = 0.2,
+    max_gap: int = 3,
+) -> list[list[Detection]]:
+    """Link per-frame detections into tracks: greedy best-IoU matching among detections with equal ``key``.
+
+    When no box overlaps enough, a detection may still join a track whose last centre is within one box
+    diagonal (fast motion). A track unmatched for more than ``max_gap`` sampled frames is closed.
+    """
+    active: list[tuple[list[Detection], int]] = []  # (track, sampled-frame step of its last detection)
+    done: list[list[Detection]] = []
+    for step, dets in enumerate(per_frame):
+        pairs = []
+        for ti, (trk, _) in enumerate(active):
+            last = trk[-1]
+            for di, det in enumerate(dets):
+                if key(det) != key(last):
+                    continue
+                iou = box_iou(last.box, det.box)
+                score = iou if iou >= iou_threshold else _centre_affinity(last.box, det.box)
+                if score > 0:
+                    pairs.append((score, ti, di))
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for _, ti, di in sorted(pairs, reverse=True):
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            active[ti][0].append(dets[di])
+            active[ti] = (active[ti][0], step)
+        still = []
+        for ti, (trk, last_step) in enumerate(active):
+            if ti not in used_t and step - last_step > max_gap:
+                done.append(trk)
+            else:
+                still.append((trk, last_step))
+        active = still + [([d], step) for di, d in enumerate(dets) if di not in used_d]
+    return done + [t for t, _ in active]
+
+
+def stitch_tracks(
+    tracks: list[list[Detection]], *, key=lambda d: d.label, max_gap_frames: int = 12
+) -> list[list[Detection]]:
+    """Join fragments of one object cut by an occlusion: a track that starts after another (same ``key``)
+    ended, within ``max_gap_frames``, where the first one's constant-velocity path predicts it to be."""
+    tracks = sorted(tracks, key=lambda t: t[0].frame_idx)
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(tracks):
+            for j, b in enumerate(tracks):
+                gap = b[0].frame_idx - a[-1].frame_idx
+                if i == j or key(a[-1]) != key(b[0]) or not 0 < gap <= max_gap_frames:
+                    continue
+                if _predicted_distance(a, b[0]) < _diag(a[-1].box) + 1.5 * gap:
+                    tracks[i] = a + b
+                    del tracks[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return tracks
+
+
+def _centre(b: Box) -> np.ndarray:
+    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+
+
+def _diag(b: Box) -> float:
+    return float(np.hypot(b[2] - b[0], b[3] - b[1]))
+
+
+def _predicted_distance(a: list[Detection], det: Detection) -> float:
+    """Distance of ``det``'s centre from where track ``a`` would be at ``det``'s frame at constant velocity."""
+    last = _centre(a[-1].box)
+    vel = np.zeros(2)
+    if len(a) > 1:
+        prev = a[max(0, len(a) - 4)]
+        vel = (last - _centre(prev.box)) / max(a[-1].frame_idx - prev.frame_idx, 1)
+    pred = last + vel * (det.frame_idx - a[-1].frame_idx)
+    return float(np.linalg.norm(pred - _centre(det.box)))
+
+
+def _centre_affinity(a: Box, b: Box) -> float:
+    """In (0, 0.19] when the centres are within one diagonal of ``a``; 0 otherwise (below IoU matches)."""
+    ca = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+    cb = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    diag = max(((a[2] - a[0]) ** 2 + (a[3] - a[1]) ** 2) ** 0.5, 1.0)
+    dist = ((ca[0] - cb[0]) ** 2 + (ca[1] - cb[1]) ** 2) ** 0.5
+    return 0.19 * (1.0 - dist / diag) if dist < diag else 0.0
+
+
+def interpolate_boxes(dets: Sequence[Detection], num_frames: int) -> list[Box | None]:
+    """A box on every frame from the first to the last detection (linear in between), None elsewhere."""
+    boxes: list[Box | None] = [None] * num_frames
+    for a, b in zip(dets, dets[1:], strict=False):
+        span = b.frame_idx - a.frame_idx
+        for f in range(a.frame_idx, b.frame_idx):
+            t = (f - a.frame_idx) / span
+            boxes[f] = tuple(float((1 - t) * p + t * q) for p, q in zip(a.box, b.box, strict=True))  # type: ignore[assignment]
+    boxes[dets[-1].frame_idx] = dets[-1].box
+    return boxes
+
+
+def _to_target(
+    tid: int, dets: list[Detection], num_frames: int, width: int, height: int, n_sampled: int, source: str
+) -> Target:
+    colour = Counter(d.colour for d in dets).most_common(1)[0][0]
+    shape = Counter(d.shape for d in dets).most_common(1)[0][0]
+    area = float(np.median([d.area_frac for d in dets]))
+    label = " ".join(w for w in (colour, shape) if w) or dets[0].label
+    coverage = len(dets) / max(n_sampled, 1)
+    score = float(np.mean([d.score for d in dets])) * (0.5 + 0.5 * min(1.0, coverage))
+    return Target(
+        id=tid,
+        label=label,
+        colour=colour,
+        shape=shape,
+        size=size_name(area) if area > 0 else None,
+        boxes=interpolate_boxes(dets, num_frames),
+        width=width,
+        height=height,
+        score=min(1.0, score),
+        source=source,
+    )
+
+
+def _shape_ok(wanted: tuple[str, ...], shape: str | None) -> bool:
+    if not wanted:
+        return True
+    loose = {"square": {"square", "rectangle"}, "rectangle": {"square", "rectangle"}}
+    return any(shape in loose.get(w, {w}) for w in wanted)
+
+
+def filter_targets(targets: Sequence[Target], query: ParsedQuery) -> list[Target]:
+    """Targets whose colour/shape/size fit ``query``, best score first, then left to right.
+
+    A size word among several otherwise-matching targets keeps the extreme one(s) ("the big circle").
+    """
+    out = [
+        t
+        for t in targets
+        if (not query.colours or t.colour in query.colours) and _shape_ok(query.shapes, t.shape)
+    ]
+    if query.size and len(out) > 1:
+        areas = {t.id: _mean_area(t) for t in out}
+        exact = [t for t in out if t.size == query.size]
+        if exact and len(exact) < len(out):
+            out = exact
+        elif not query.plural and query.size in ("large", "small"):
+            pick = max if query.size == "large" else min
+            out = [pick(out, key=lambda t: areas[t.id])]
+    out.sort(key=lambda t: (-round(t.score, 3), _first_x(t)))
+    return [t.model_copy(update={"id": i}) for i, t in enumerate(out)]
+
+
+def _mean_area(t: Target) -> float:
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in t.boxes if b is not None]
+    return float(np.mean(areas)) if areas else 0.0
+
+
+def _first_x(t: Target) -> float:
+    box = t.box_at(t.first_frame)
+    return box[0] if box is not None else 0.0

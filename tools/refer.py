@@ -1,0 +1,99 @@
+"""``refer``: say what a boxed target does, for one box, several targets, or per segment of a long video."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from artemis_model.types import Box, Description, validate_box, validate_frame_idx
+from tools.describers import DEFAULT_QUESTION, Describer
+from tools.schemas import Segment, Target, TargetDescription
+from tools.video import SubVideo, VideoLike, load_video
+
+logger = logging.getLogger(__name__)
+
+
+def refer(
+    video: VideoLike | str | Path,
+    box: Box,
+    *,
+    frame_idx: int = 0,
+    question: str | None = None,
+    describer: Describer,
+) -> Description:
+    """Describe the target in ``box`` (pixels on frame ``frame_idx``) over the whole video with ``describer``."""
+    video = load_video(video)
+    box = validate_box(box, video.width, video.height)
+    validate_frame_idx(frame_idx, video.num_frames)
+    return describer(video, box, frame_idx=frame_idx, question=question or DEFAULT_QUESTION)
+
+
+def refer_targets(
+    video: VideoLike | str | Path,
+    targets: Sequence[Target],
+    *,
+    question: str | None = None,
+    describer: Describer,
+) -> list[TargetDescription]:
+    """One description per target, each from its first visible frame's box.
+
+    All targets of a video go to the describer together when it has ``describe_many`` (one frame decode and
+    feature pass); otherwise they are described one by one on the same opened video.
+    """
+    video = load_video(video)
+    question = question or DEFAULT_QUESTION
+    boxes = [(t.box_at(t.first_frame), t.first_frame) for t in targets]
+    many = getattr(describer, "describe_many", None)
+    if callable(many) and len(targets) > 1:
+        descs = many(video, [b for b, _ in boxes], frame_idxs=[f for _, f in boxes], question=question)
+    else:
+        descs = [describer(video, b, frame_idx=f, question=question) for b, f in boxes]
+    return [_to_target_description(t, d, offset=0) for t, d in zip(targets, descs, strict=True)]
+
+
+def refer_segments(
+    video: VideoLike | str | Path,
+    target: Target,
+    segments: Sequence[Segment],
+    *,
+    question: str | None = None,
+    describer: Describer,
+) -> list[TargetDescription]:
+    """Describe ``target`` within each segment where it is visible (long-video path); frames stay absolute."""
+    video = load_video(video)
+    out = []
+    for seg in segments:
+        visible = [f for f in range(seg.start, seg.end) if target.box_at(f) is not None]
+        if not visible:
+            logger.debug("target %d is not visible in segment %d", target.id, seg.index)
+            continue
+        sub = SubVideo(video, seg.start, seg.end)
+        first = visible[0]
+        desc = describer(
+            sub, target.box_at(first), frame_idx=first - seg.start, question=question or DEFAULT_QUESTION
+        )
+        out.append(_to_target_description(target, desc, offset=seg.start, segment=seg))
+    return out
+
+
+def _to_target_description(
+    target: Target, desc: Description, *, offset: int, segment: Segment | None = None
+) -> TargetDescription:
+    span = target.span if segment is None else _clip_span(target, segment)
+    return TargetDescription(
+        target_id=target.id,
+        label=target.label,
+        text=desc.answer,
+        span=span,
+        frame_idx=desc.frame_idx + offset,
+        box=tuple(desc.box),
+        selected_frames=[f + offset for f in desc.selected_frames],
+        segment=segment,
+        source="refer",
+    )
+
+
+def _clip_span(target: Target, seg: Segment) -> tuple[int, int]:
+    vis = [f for f in range(seg.start, seg.end) if target.box_at(f) is not None]
+    return (vis[0], vis[-1]) if vis else (seg.start, seg.start)

@@ -1,0 +1,74 @@
+"""Pydantic inputs and outputs of the tools. Boxes are ``xyxy`` pixels of the original frame."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from artemis_model.types import Box, Track
+
+
+class Target(BaseModel):
+    """One object found in a video: a label, its per-frame boxes (a track), when it is visible, a score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int = Field(description="Track id, unique within one grounding call")
+    label: str = Field(description="Short name, e.g. 'red circle'")
+    colour: str | None = None
+    shape: str | None = None
+    size: str | None = Field(default=None, description="'small', 'medium' or 'large' (area of the frame)")
+    boxes: list[Box | None] = Field(description="Box on each frame, None where the target is not seen")
+    width: int
+    height: int
+    score: float = Field(ge=0.0, le=1.0)
+    source: str = Field(description="Which tool/backend produced it, e.g. 'offline:colour', 'user_box'")
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """First and last frame where the target is visible."""
+        vis = [i for i, b in enumerate(self.boxes) if b is not None]
+        return (vis[0], vis[-1]) if vis else (0, 0)
+
+    @property
+    def first_frame(self) -> int:
+        return self.span[0]
+
+    def box_at(self, frame_idx: int) -> Box | None:
+        return self.boxes[frame_idx] if 0 <= frame_idx < len(self.boxes) else None
+
+    def track(self) -> Track:
+        return Track(boxes=tuple(self.boxes), width=self.width, height=self.height)
+
+    def key_frames(self, k: int = 3) -> list[int]:
+        """``k`` visible frames spread evenly over the span (first and last included)."""
+        vis = [i for i, b in enumerate(self.boxes) if b is not None]
+        if len(vis) <= k:
+            return vis
+        picks = {vis[round(j * (len(vis) - 1) / (k - 1))] for j in range(k)} if k > 1 else {vis[0]}
+        return sorted(picks)
+
+
+class Segment(BaseModel):
+    """Frames ``[start, end)`` of a video; ``index`` counts from 0."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    start: int
+    end: int
+
+
+class TargetDescription(BaseModel):
+    """What the refer tool said about one target (optionally within one segment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_id: int
+    label: str
+    text: str
+    span: tuple[int, int]
+    frame_idx: int = Field(description="Frame of the box that was described")
+    box: Box
+    selected_frames: list[int] = Field(default_factory=list)
+    segment: Segment | None = None
+    source: str = "refer"
