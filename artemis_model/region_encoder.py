@@ -22,6 +22,8 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from artemis_model.configuration_artemis import ArtemisConfig
+from artemis_model.errors import InvalidBoxError
+from artemis_model.types import validate_frame_idx
 
 
 class FuseBlock(nn.Module):
@@ -64,6 +66,29 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def _check_region_inputs(frame_ids: torch.Tensor, boxes_norm: torch.Tensor, num_frames: int) -> None:
+    """Typed errors for bad boxes (:class:`InvalidBoxError`) and frame ids (:class:`FrameIndexError`)."""
+    if boxes_norm.ndim != 2 or boxes_norm.shape[-1] != 4:
+        raise InvalidBoxError(f"boxes_norm must be [N, 4], got shape {tuple(boxes_norm.shape)}")
+    if tuple(frame_ids.shape) != tuple(boxes_norm.shape[:1]):
+        raise ValueError(
+            f"frame_ids shape {tuple(frame_ids.shape)} does not match {boxes_norm.shape[0]} boxes"
+        )
+    bad = ~torch.isfinite(boxes_norm).all(-1)
+    bad |= (boxes_norm[:, 2] <= boxes_norm[:, 0]) | (boxes_norm[:, 3] <= boxes_norm[:, 1])
+    bad |= (
+        (boxes_norm[:, 2] <= 0) | (boxes_norm[:, 3] <= 0) | (boxes_norm[:, 0] >= 1) | (boxes_norm[:, 1] >= 1)
+    )
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise InvalidBoxError(
+            f"normalised box {boxes_norm[row].tolist()} (row {row}) is NaN/inf, inverted, of zero area "
+            "or outside the frame [0, 1]"
+        )
+    for frame_idx in frame_ids.tolist():
+        validate_frame_idx(int(frame_idx), num_frames)
 
 
 class ArtemisRegionEncoder(nn.Module):
@@ -151,14 +176,7 @@ class ArtemisRegionEncoder(nn.Module):
             boxes_norm: ``[N, 4]`` ``xyxy`` boxes normalised to [0, 1] by the frame's width and height.
         """
         num_frames = fused_maps[0].shape[0]
-        if boxes_norm.ndim != 2 or boxes_norm.shape[-1] != 4:
-            raise ValueError(f"boxes_norm must be [N, 4], got shape {tuple(boxes_norm.shape)}")
-        if frame_ids.shape != boxes_norm.shape[:1]:
-            raise ValueError(
-                f"frame_ids shape {tuple(frame_ids.shape)} does not match {boxes_norm.shape[0]} boxes"
-            )
-        if frame_ids.numel() and (int(frame_ids.min()) < 0 or int(frame_ids.max()) >= num_frames):
-            raise IndexError(f"frame_ids {frame_ids.tolist()} out of range for {num_frames} encoded frames")
+        _check_region_inputs(frame_ids, boxes_norm, num_frames)
         dtype = self.flatten_linear.weight.dtype
         device = fused_maps[0].device
         image_size = float(self.config.vision_config.image_size)
