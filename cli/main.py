@@ -18,6 +18,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 # Sub-commands are registered below, one line per package.
+from cli.eval import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,254 @@
+"""``artemis eval``: referring (HC-STVG protocol), VideoRefer-Bench-Q/-D, merge, score and report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+eval_app = typer.Typer(
+    help="Evaluate on HC-STVG / VideoRef45K and VideoRefer-Bench; compare with published numbers."
+)
+
+TASKS = ("referring", "videorefer-q", "videorefer-d")
+
+
+def _shard(num_shards: int, shard_id: int):  # noqa: ANN202 - typed in evals.runner
+    from evals.runner import Shard
+
+    try:
+        return Shard(num_shards, shard_id)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _predictor(model: Path, sample: bool, seed: int, max_new_tokens: int | None, device: str | None):  # noqa: ANN202
+    from evals.predictors import PipelineUnavailableError, generation_options, load_artemis_predictor
+
+    try:
+        return load_artemis_predictor(
+            model,
+            options=generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens),
+            device=device,
+        )
+    except PipelineUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _score(task: str, out: Path, *, length_filter: bool = False, judge_model: str | None = None) -> None:
+    if task == "referring":
+        from evals.metrics import LengthFilter
+        from evals.referring import score_referring
+
+        m = score_referring(out, length_filter=LengthFilter() if length_filter else None)
+        typer.echo(json.dumps({"scores": m.scores, "unavailable": m.unavailable, "counts": asdict(m.counts)}))
+    elif task == "videorefer-q":
+        from evals.videorefer.bench_q import score_bench_q_run
+
+        scores = score_bench_q_run(out)
+        typer.echo(json.dumps({k: {"overall": v.overall, "total": v.total} for k, v in scores.items()}))
+    elif task == "videorefer-d":
+        from evals.videorefer.bench_d import score_bench_d_run
+
+        s = score_bench_d_run(out, judge_model=judge_model or "unknown")
+        typer.echo(json.dumps(asdict(s)))
+    else:
+        raise typer.BadParameter(f"task {task!r}; allowed: {TASKS}")
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+
+
+def _merge(out: Path, num_shards: int, order: list[str] | None) -> Path:
+    from evals.runner import merge_shards
+
+    return merge_shards(out, "predictions", num_shards, order=order).output
+
+
+@eval_app.command("referring")
+def referring_cmd(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Eval JSON (HC-STVG format)."),
+    video_root: Path = typer.Option(..., "--video-root", help="Root of frame_path / video entries."),
+    model: Path = typer.Option(..., "--model", help="Artemis model directory."),
+    out: Path = typer.Option(..., "--out", help="Output directory."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1),
+    shard_id: int = typer.Option(0, "--shard-id", min=0),
+    merge: bool = typer.Option(False, "--merge", help="After this shard, merge all shards and score."),
+    sample: bool = typer.Option(False, "--sample", help="The original's sampling (T=0.2) instead of greedy."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (with --sample)."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    length_filter: bool = typer.Option(False, "--length-filter", help="The original's 5 < len < 300 filter."),
+    device: str | None = typer.Option(None, "--device"),
+) -> None:
+    """Describe every boxed target and score with BLEU/METEOR/ROUGE_L/CIDEr (SPICE when installed)."""
+    from evals.referring import load_referring_eval, run_referring
+
+    shard = _shard(num_shards, shard_id)
+    records = load_referring_eval(data, video_root)
+    predictor = _predictor(model, sample, seed, max_new_tokens, device)
+    summary = run_referring(records, predictor, out, shard=shard, batch_size=batch_size)
+    typer.echo(f"{summary.output}: {summary.predicted} predicted, {summary.skipped} resumed")
+    if num_shards > 1 and not merge:
+        return
+    if num_shards > 1:
+        _merge(out, num_shards, [r.record_id for r in records])
+    _score("referring", out, length_filter=length_filter)
+
+
+@eval_app.command("merge")
+def merge_cmd(
+    out: Path = typer.Option(..., "--out", exists=True, file_okay=False),
+    num_shards: int = typer.Option(..., "--num-shards", min=1),
+    task: str = typer.Option("referring", "--task", help=f"One of {TASKS}."),
+    data: Path | None = typer.Option(
+        None, "--data", help="The eval file, to restore data order and list gaps."
+    ),
+    video_root: Path | None = typer.Option(None, "--video-root"),
+    score: bool = typer.Option(True, "--score/--no-score"),
+    length_filter: bool = typer.Option(False, "--length-filter"),
+) -> None:
+    """Merge shard outputs into predictions.jsonl (and score)."""
+    if task not in TASKS:
+        raise typer.BadParameter(f"task {task!r}; allowed: {TASKS}")
+    order = None
+    if data is not None:
+        if task == "referring":
+            from evals.referring import load_referring_eval
+
+            order = [
+                r.record_id for r in load_referring_eval(data, video_root or Path("."), check_files=False)
+            ]
+        else:
+            from evals.videorefer.data import load_bench_d, load_bench_q
+
+            recs = (load_bench_q if task == "videorefer-q" else load_bench_d)(data)[0]
+            order = [str(r.id) for r in recs]
+    path = _merge(out, num_shards, order)
+    typer.echo(f"merged into {path}")
+    if score and task != "videorefer-d":
+        _score(task, out, length_filter=length_filter)
+
+
+@eval_app.command("score")
+def score_cmd(
+    out: Path = typer.Option(..., "--out", exists=True, file_okay=False),
+    task: str = typer.Option("referring", "--task", help=f"One of {TASKS}."),
+    length_filter: bool = typer.Option(False, "--length-filter"),
+) -> None:
+    """Score out/predictions.jsonl (Bench-D: out/judgements.jsonl)."""
+    _score(task, out, length_filter=length_filter)
+
+
+@eval_app.command("report")
+def report_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run directories holding metrics.json."),
+    out: Path = typer.Option(..., "--out"),
+    label: list[str] | None = typer.Option(None, "--label", help="One label per run (default: folder name)."),
+) -> None:
+    """Markdown table + bar chart of our runs beside the published numbers."""
+    from evals.report import build_report
+
+    files = build_report(runs, out, labels=label or None)
+    typer.echo(f"wrote {files.markdown} and {', '.join(str(p) for p in files.charts.values())}")
+
+
+@eval_app.command("videorefer-q")
+def videorefer_q_cmd(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-Q.json"),
+    frames: Path = typer.Option(..., "--frames", help="Bench-Q root holding the 'video' frame folders."),
+    out: Path = typer.Option(..., "--out"),
+    model: Path = typer.Option(..., "--model", help="Artemis model directory (the per-object describer)."),
+    answerer: str = typer.Option(
+        ...,
+        "--answerer",
+        help="module:factory returning an evals.videorefer.bench_q.Answerer (e.g. the agent's).",
+    ),
+    mode: str = typer.Option("single", "--mode", help="single (frame_idx mask) or multi (all keyed masks)."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1),
+    shard_id: int = typer.Option(0, "--shard-id", min=0),
+    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    sample: bool = typer.Option(False, "--sample"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str | None = typer.Option(None, "--device"),
+) -> None:
+    """Describe each referred object with Artemis, let the answerer choose a letter, score accuracy."""
+    from evals.predictors import build_from_factory
+    from evals.videorefer.bench_q import run_bench_q
+    from evals.videorefer.data import load_bench_q
+
+    shard = _shard(num_shards, shard_id)
+    records, report = load_bench_q(data)
+    typer.echo(f"loaded {report.records} questions, {report.distinct_videos} videos, types {report.per_type}")
+    answer = build_from_factory(answerer)
+    describer = _predictor(model, sample, seed, None, device)
+    summary = run_bench_q(
+        records, describer, answer, frames, out, mode=mode, shard=shard, batch_size=batch_size
+    )
+    typer.echo(f"{summary.output}: {summary.predicted} answered, {summary.skipped} resumed")
+    if num_shards == 1:
+        _score("videorefer-q", out)
+
+
+@eval_app.command("videorefer-d")
+def videorefer_d_cmd(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-D.json"),
+    videos: Path = typer.Option(..., "--videos", help="Folder of the Panda-70M-part .mp4 clips."),
+    out: Path = typer.Option(..., "--out"),
+    model: Path = typer.Option(..., "--model"),
+    mode: str = typer.Option(
+        "multi", "--mode", help="multi (all keyed masks; the published Artemis mode) or single."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="module:factory returning a LangChain chat model."
+    ),
+    num_shards: int = typer.Option(1, "--num-shards", min=1),
+    shard_id: int = typer.Option(0, "--shard-id", min=0),
+    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    sample: bool = typer.Option(False, "--sample"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str | None = typer.Option(None, "--device"),
+) -> None:
+    """Write Bench-D descriptions; with --judge (after all shards), judge and score them."""
+    from evals.videorefer.bench_d import run_bench_d
+    from evals.videorefer.data import load_bench_d
+
+    shard = _shard(num_shards, shard_id)
+    records, report = load_bench_d(data)
+    typer.echo(f"loaded {report.records} records, {report.distinct_videos} clips")
+    predictor = _predictor(model, sample, seed, None, device)
+    summary = run_bench_d(records, predictor, videos, out, mode=mode, shard=shard, batch_size=batch_size)
+    typer.echo(f"{summary.output}: {summary.predicted} described, {summary.skipped} resumed")
+    if judge is None:
+        return
+    if num_shards > 1:
+        typer.echo(
+            "sharded run: merge (artemis eval merge --task videorefer-d), then run artemis eval judge-d"
+        )
+        return
+    _judge(out, judge)
+
+
+def _judge(out: Path, judge: str) -> None:
+    from evals.predictors import build_from_factory
+    from evals.videorefer.bench_d import judge_model_name, judge_predictions
+
+    chat = build_from_factory(judge)
+    summary = judge_predictions(out, chat)
+    typer.echo(f"{summary.output}: {summary.predicted} judged, {summary.skipped} resumed")
+    _score("videorefer-d", out, judge_model=judge_model_name(chat))
+
+
+@eval_app.command("judge-d")
+def judge_d_cmd(
+    out: Path = typer.Option(
+        ..., "--out", exists=True, file_okay=False, help="Run folder with predictions.jsonl."
+    ),
+    judge: str = typer.Option(..., "--judge", help="module:factory returning a LangChain chat model."),
+) -> None:
+    """Judge Bench-D descriptions (resumable) and score SC/AD/TD/HD/Avg; parse failures are reported."""
+    _judge(out, judge)
