@@ -52,7 +52,12 @@ def load_artemis_predictor(
             f"{model_dir}. The evaluation code runs with any object that has predict(records) -> list[str] "
             "(see evals.protocol.Predictor)."
         )
-    from evals.artemis_predictor import ArtemisPredictor
+    if importlib.util.find_spec("evals.artemis_predictor") is None:
+        raise PipelineUnavailableError(
+            "artemis_model.pipeline exists but the evaluation adapter (evals/artemis_predictor.py) is not wired "
+            "yet; pass a Predictor object to the evals.* run functions instead."
+        )
+    from evals.artemis_predictor import ArtemisPredictor  # type: ignore[import-not-found]
 
     return ArtemisPredictor.from_pretrained(Path(model_dir), options=options, device=device)
 
