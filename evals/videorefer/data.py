@@ -10,6 +10,7 @@ question is ``annotation[i]``.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ Mode = Literal["single", "multi"]
 MODES: tuple[str, ...] = ("single", "multi")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 REGION = "<region>"
+_OPTION_FORMAT = re.compile(r"^\([A-Z]\) ")
 
 
 def decode_segmentation(seg: Any, size_hw: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -223,6 +225,9 @@ def load_bench_q(path: Path) -> tuple[list[BenchQRecord], LoadReport]:
             )
         if raw["Answer"] not in raw["options"]:
             report.issues.append(f"{where}: Answer {raw['Answer']!r} is not one of the options")
+        bad_opts = [o for o in raw["options"] if not _OPTION_FORMAT.match(str(o))]
+        if bad_opts:
+            report.issues.append(f"{where}: options not written '(X) text': {bad_opts}")
         objects = tuple(parse_object(a, f"{where} object {i}") for i, a in enumerate(raw["annotation"]))
         frame_idx = int(raw["frame_idx"])
         for i, obj in enumerate(objects):
@@ -241,6 +246,8 @@ def load_bench_q(path: Path) -> tuple[list[BenchQRecord], LoadReport]:
             )
         )
     report.objects_per_record = dict(Counter(len(r.objects) for r in out))
+    if len(out) == 1000 and len(report.per_type) != 5:
+        report.issues.append(f"expected 5 question types, found {sorted(report.per_type)}")
     _finish(report, [r.video for r in out], [o for r in out for o in r.objects])
     return out, report
 
@@ -282,6 +289,24 @@ def list_frames(frames_root: Path, video: str) -> tuple[Path, ...]:
     if not frames:
         raise VideoDecodeError(f"frame folder {folder} holds no {FRAME_SUFFIXES} files")
     return frames
+
+
+def check_frames_match(objects: Sequence[ObjectTrack], frames: Sequence[Path], where: str) -> None:
+    """Every mask key indexes an existing frame and every RLE size equals the frame size (no silent resize)."""
+    from PIL import Image
+
+    with Image.open(frames[0]) as im:
+        width, height = im.size
+    for i, obj in enumerate(objects):
+        if obj.keys and obj.keys[-1] >= len(frames):
+            raise FrameIndexError(
+                f"{where} object {i}: mask key {obj.keys[-1]} is beyond the {len(frames)} frames of {frames[0].parent}"
+            )
+        if obj.size_hw is not None and obj.size_hw != (height, width):
+            raise ArtemisInputError(
+                f"{where} object {i}: mask size (H, W)={obj.size_hw} differs from the frame size {(height, width)} "
+                f"of {frames[0]}"
+            )
 
 
 def _object_record(
@@ -329,6 +354,7 @@ def bench_q_object_records(
 ) -> list[EvalRecord]:
     """One referring record per referred object, in ``<region>`` order (ids ``<id>/obj<i>``)."""
     frames = list_frames(frames_root, rec.video)
+    check_frames_match(rec.objects, frames, f"Bench-Q record {rec.id}")
     return [
         _object_record(
             f"{rec.id}/obj{i}", rec.video, "", obj, rec.frame_idx, mode, frame_paths=frames, question=question

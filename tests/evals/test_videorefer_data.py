@@ -142,3 +142,17 @@ def test_bench_d_loader(tmp_path):
     path.write_text(json.dumps([raw]))
     with pytest.raises(ArtemisInputError, match="exactly 1"):
         load_bench_d(path)
+
+
+def test_mask_size_must_match_frames(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps([bench_q_raw()]))
+    (rec,), _ = load_bench_q(path)
+    root = tmp_path / "frames"
+    write_frames(root / rec.video, 12, size=(W + 8, H))
+    with pytest.raises(ArtemisInputError, match=r"mask size \(H, W\)=\(24, 32\) differs"):
+        bench_q_object_records(rec, root)
+    short = tmp_path / "short"
+    write_frames(short / rec.video, 8, size=(W, H))
+    with pytest.raises(IndexError, match="mask key 10 is beyond the 8 frames"):
+        bench_q_object_records(rec, short)
