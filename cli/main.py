@@ -21,6 +21,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 from cli.eval import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+from cli.data import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
 
 if __name__ == "__main__":
     app()

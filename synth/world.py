@@ -101,6 +101,7 @@ class Clip:
     background: str
     texture: str
     interactions: tuple[dict, ...] = field(default_factory=tuple)
+    parts: tuple[tuple[int, int], ...] = ()  # [start, end) frame ranges of concatenated clips
 
     @property
     def num_frames(self) -> int:
@@ -130,6 +131,7 @@ class Clip:
             "background": self.background,
             "texture": self.texture,
             "interactions": [dict(i) for i in self.interactions],
+            "parts": [list(p) for p in self.parts] or [[0, self.num_frames]],
             "objects": [o.to_dict() for o in self.objects],
         }
 
@@ -282,3 +284,68 @@ def _edge(p: np.ndarray, width: int, height: int) -> str:
     """The frame edge nearest to (or beyond) a point."""
     d = {"left": p[0], "right": width - 1 - p[0], "top": p[1], "bottom": height - 1 - p[1]}
     return min(d, key=lambda k: d[k])
+
+
+def concat_clips(clips: list[Clip], seed: int | None = None) -> Clip:
+    """One long clip made of ``clips`` one after the other (scene cuts); object ids are renumbered in
+    order and each object is absent (box None) outside its own part. ``clip.parts`` gives the ranges."""
+    if not clips:
+        raise ValueError("concat_clips needs at least one clip")
+    shapes = {(c.width, c.height, c.fps) for c in clips}
+    if len(shapes) != 1:
+        raise ValueError(f"clips differ in width/height/fps: {sorted(shapes)}")
+    total = sum(c.num_frames for c in clips)
+    objects, inter, parts, offset, next_id = [], [], [], 0, 0
+    for c in clips:
+        before, after = offset, total - offset - c.num_frames
+        remap = {o.id: next_id + k for k, o in enumerate(c.objects)}
+        for o in c.objects:
+            first, last = o.centres[0], o.centres[-1]
+            objects.append(
+                ObjectTruth(
+                    id=remap[o.id],
+                    colour=o.colour,
+                    shape=o.shape,
+                    size=o.size,
+                    rgb=o.rgb,
+                    radius=o.radius,
+                    z=o.z,
+                    behaviour=o.behaviour,
+                    boxes=(None,) * before + o.boxes + (None,) * after,
+                    visible=(0.0,) * before + o.visible + (0.0,) * after,
+                    in_frame=(0.0,) * before + o.in_frame + (0.0,) * after,
+                    centres=(first,) * before + o.centres + (last,) * after,
+                    segments=tuple(
+                        MotionSegment(s.start + offset, s.end + offset, s.direction, s.speed, s.cause)
+                        for s in o.segments
+                    ),
+                    events=tuple(
+                        MotionEvent(
+                            e.frame + offset,
+                            e.kind,
+                            remap.get(e.other) if e.other is not None else None,
+                            e.side,
+                        )
+                        for e in o.events
+                    ),
+                    follows=remap[o.follows] if o.follows is not None else None,
+                )
+            )
+        for i in c.interactions:
+            inter.append(
+                {k: (remap[v] if k in ("a", "b", "follower", "leader") else v) for k, v in i.items()}
+            )
+        parts.append((offset, offset + c.num_frames))
+        offset += c.num_frames
+        next_id += len(c.objects)
+    frames = np.concatenate([c.frames for c in clips])  # [sum T, H, W, 3]
+    return Clip(
+        seed=clips[0].seed if seed is None else seed,
+        fps=clips[0].fps,
+        frames=frames,
+        objects=tuple(objects),
+        background="+".join(c.background for c in clips),
+        texture="+".join(c.texture for c in clips),
+        interactions=tuple(inter),
+        parts=tuple(parts),
+    )

@@ -1,0 +1,81 @@
+"""Complex questions: the structured truth of every turn is right about the clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.questions import build_question_set
+from synth.world import concat_clips, generate_clip
+
+
+@pytest.fixture(scope="module")
+def videos() -> list:
+    vids = [(f"c{s}", f"videos/c{s}.mp4", generate_clip(s)) for s in range(40)]
+    vids.append(("long", "videos/long.mp4", concat_clips([generate_clip(100 + k) for k in range(3)])))
+    return vids
+
+
+def test_question_truth_is_correct(videos) -> None:
+    clips = {name: clip for name, _, clip in videos}
+    records = build_question_set(videos, seed=0)
+    kinds = {r["kind"] for r in records}
+    assert kinds == {
+        "describe",
+        "multi_target",
+        "comparison",
+        "temporal",
+        "ambiguous",
+        "follow_up",
+        "long_video",
+    }
+    for r in records:
+        clip = clips[r["video_name"]]
+        for turn in r["turns"]:
+            t = turn["truth"]
+            if t["type"] == "comparison":
+                speeds = {i: clip.object(i).mean_speed for i in t["candidates"]}
+                assert t["answer_id"] == max(speeds, key=speeds.get)
+                assert max(speeds.values()) >= 1.5 * min(speeds.values())
+            elif t["type"] == "temporal":
+                firsts = {
+                    i: next(e.frame for e in clip.object(int(i)).events if e.kind == t["event"])
+                    for i in t["frames"]
+                }
+                assert t["answer_id"] == int(min(firsts, key=firsts.get))
+            elif t["type"] == "when":
+                assert any(
+                    e.kind == t["event"] and e.frame == t["frame"] for e in clip.object(t["object_id"]).events
+                )
+            elif t["type"] == "multi_target":
+                ((attr, value),) = t["query"].items()
+                assert t["object_ids"] == [o.id for o in clip.objects if getattr(o, attr) == value]
+            elif t["type"] == "ambiguous":
+                assert len({clip.object(i).shape for i in t["candidates"]}) == 1 and len(t["candidates"]) == 2
+            elif t["type"] == "describe":
+                assert t["track"] == [list(b) if b else [] for b in clip.object(t["object_id"]).boxes]
+                if "resolved_by" in t and t["resolved_by"] in ("left", "right"):
+                    other = next(i for i in r["turns"][0]["truth"]["candidates"] if i != t["object_id"])
+                    a, b = clip.object(t["object_id"]), clip.object(other)
+                    f = next(k for k in range(clip.num_frames) if a.boxes[k] and b.boxes[k])
+                    assert (a.centres[f][0] < b.centres[f][0]) == (t["resolved_by"] == "left")
+            elif t["type"] == "long_part":
+                s, e = clip.parts[t["part"]]
+                assert all(s <= f < e for f in clip.object(t["object_id"]).visible_frames)
+
+
+def test_concat_clips_keeps_truth_per_part() -> None:
+    parts = [generate_clip(s, num_frames=20) for s in (1, 2)]
+    long = concat_clips(parts)
+    assert long.num_frames == 40 and long.parts == ((0, 20), (20, 40))
+    assert np.array_equal(long.frames[20:], parts[1].frames)
+    second = long.objects[len(parts[0].objects)]
+    assert second.boxes[20:] == parts[1].objects[0].boxes and all(b is None for b in second.boxes[:20])
+    assert second.segments[0].start == 20
+    with pytest.raises(ValueError, match="differ"):
+        concat_clips([generate_clip(1, width=128, height=96), generate_clip(2)])
+
+
+def test_question_set_is_deterministic(videos) -> None:
+    assert build_question_set(videos[:10], seed=5) == build_question_set(videos[:10], seed=5)
+    assert build_question_set(videos[:10], seed=5) != build_question_set(videos[:10], seed=6)
