@@ -100,9 +100,9 @@ def motion_phrase(trk: Track) -> str:
     dy = (b[1] + b[3] - a[1] - a[3]) / 2  # type: ignore[index]
     size = max(np.hypot(a[2] - a[0], a[3] - a[1]), 1.0)  # type: ignore[index]
     parts = []
-    if abs(dy) > 0.5 * size:
+    if abs(dy) > 0.3 * size:
         parts.append("down" if dy > 0 else "up")
-    if abs(dx) > 0.5 * size:
+    if abs(dx) > 0.3 * size:
         parts.append("to the right" if dx > 0 else "to the left")
     if not parts:
         return "stays in place"

@@ -28,7 +28,9 @@ def track(video: VideoLike | str | Path, box: Box, *, frame_idx: int = 0) -> Tra
     except ImportError:
         logger.debug("artemis_model.tracking is not available; using the KCF fallback")
         return _kcf_track(video, box, frame_idx)
-    return track_box(video, box, frame_idx=frame_idx)
+    from tools.video import as_video_source
+
+    return track_box(as_video_source(video), box, frame_idx=frame_idx)
 
 
 def _kcf_track(video: VideoLike, box: Box, frame_idx: int) -> Track:

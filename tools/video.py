@@ -7,6 +7,7 @@ segment views use :class:`ArrayVideo` and :class:`SubVideo`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,3 +140,46 @@ def _decode_with_pyav(path: Path) -> ArrayVideo:
     if not frames:
         raise VideoDecodeError(f"video {str(path)!r} has no frames")
     return ArrayVideo(np.stack(frames), fps=fps)
+
+
+def as_video_source(video: VideoLike):
+    """``video`` as an ``artemis_model.video.VideoSource`` (what the tracker and pipeline accept).
+
+    Sources that already are one pass through; others (``ArrayVideo``, ``SubVideo``) are wrapped.
+    """
+    from artemis_model.video import VideoSource
+
+    if isinstance(video, VideoSource):
+        return video
+    return _source_adapter_class()(video)
+
+
+@functools.cache
+def _source_adapter_class():
+    import hashlib
+
+    import cv2
+
+    from artemis_model.video import VideoSource
+
+    class _VideoLikeSource(VideoSource):
+        def __init__(self, inner: VideoLike) -> None:
+            super().__init__()
+            self.inner = inner
+            self.name = type(inner).__name__
+            self.num_frames, self.fps = inner.num_frames, inner.fps
+            self.width, self.height = inner.width, inner.height
+
+        def _decode_sorted(self, indices: list[int], size: tuple[int, int] | None) -> np.ndarray:
+            frames = self.inner.get_frames(indices)
+            if size is None:
+                return frames
+            return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+        def _compute_hash(self) -> str:
+            digest = hashlib.sha256(b"video-like\0")
+            for i in range(self.num_frames):
+                digest.update(self.inner.get_frames([i]).tobytes())
+            return digest.hexdigest()
+
+    return _VideoLikeSource

@@ -1,0 +1,156 @@
+"""``build_agent``: the plan-and-execute graph over the tools, plus helpers to run one turn."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from agent import nodes
+from agent.deps import AgentDeps
+from agent.planner import Planner
+from agent.state import STATE_TYPES, AgentState
+from artemis_model.types import Box
+
+NODES = (
+    "understand",
+    "plan",
+    "use_box",
+    "ground",
+    "recall",
+    "clarify",
+    "refer",
+    "refer_long",
+    "summarize",
+    "answer",
+)
+
+
+def build_agent(
+    deps: AgentDeps | None = None,
+    planner: Planner | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+) -> CompiledStateGraph:
+    """understand -> plan -> {use_box | ground [-> clarify] | recall} -> {refer | refer_long} -> summarize -> answer.
+
+    ``planner`` overrides ``deps.planner`` (the rule planner by default); the graph is the same for every
+    planner. Without a checkpointer, clarifications and multi-round memory need one: pass ``sqlite_checkpointer``.
+    """
+    deps = deps or AgentDeps()
+    if planner is not None:
+        deps.planner = planner
+    g = StateGraph(AgentState)
+    bind = functools.partial
+    g.add_node("understand", bind(nodes.understand, deps=deps))
+    g.add_node("plan", bind(nodes.plan, deps=deps))
+    g.add_node("use_box", bind(nodes.use_box, deps=deps))
+    g.add_node("ground", bind(nodes.ground, deps=deps))
+    g.add_node("recall", bind(nodes.recall, deps=deps))
+    g.add_node("clarify", bind(nodes.clarify, deps=deps))
+    g.add_node("refer", bind(nodes.refer, deps=deps))
+    g.add_node("refer_long", bind(nodes.refer_long, deps=deps))
+    g.add_node("summarize", bind(nodes.summarize_node, deps=deps))
+    g.add_node("answer", bind(nodes.answer, deps=deps))
+
+    g.add_edge(START, "understand")
+    g.add_edge("understand", "plan")
+    g.add_conditional_edges("plan", _route_source, ["use_box", "ground", "recall"])
+    g.add_edge("use_box", "refer")
+    g.add_conditional_edges("ground", _route_grounded, ["clarify", "refer", "refer_long", "answer"])
+    g.add_conditional_edges("recall", _route_describe, ["refer", "refer_long", "answer"])
+    g.add_conditional_edges("clarify", _route_describe, ["refer", "refer_long", "answer"])
+    g.add_edge("refer", "summarize")
+    g.add_edge("refer_long", "summarize")
+    g.add_edge("summarize", "answer")
+    g.add_edge("answer", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def _route_source(state: AgentState) -> str:
+    source = state["plan"].target_source
+    if source == "user_box" and state.get("box") is not None:
+        return "use_box"
+    if source == "previous" and state.get("last_targets"):
+        return "recall"
+    return "ground"
+
+
+def _route_describe(state: AgentState) -> str:
+    if not state.get("targets"):
+        return "answer"
+    return "refer_long" if state["plan"].long_video else "refer"
+
+
+def _route_grounded(state: AgentState) -> str:
+    return "clarify" if nodes.is_ambiguous(state) else _route_describe(state)
+
+
+def checkpoint_serializer() -> JsonPlusSerializer:
+    """The checkpoint serializer, allowed to restore our state types (and nothing else of ours)."""
+    return JsonPlusSerializer(allowed_msgpack_modules=[(t.__module__, t.__name__) for t in STATE_TYPES])
+
+
+def sqlite_checkpointer(db_path: str | Path):
+    """A SqliteSaver on ``db_path`` (one thread per conversation); usable from several processes in turn."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(db_path), check_same_thread=False)
+    return SqliteSaver(conn, serde=checkpoint_serializer())
+
+
+def turn_input(
+    graph: CompiledStateGraph,
+    config: dict,
+    question: str,
+    *,
+    video: str | None = None,
+    box: Box | None = None,
+    frame_idx: int = 0,
+    annotate_dir: str | None = None,
+) -> Any:
+    """What to feed ``graph.invoke/stream`` for a new message: a resume when a clarification is pending."""
+    if graph.checkpointer is not None and graph.get_state(config).interrupts:
+        return Command(resume=question)
+    if video is None:
+        previous = graph.get_state(config).values.get("video") if graph.checkpointer is not None else None
+        if previous is None:
+            raise ValueError("the first question of a conversation needs a video")
+        video = previous
+    return {
+        "messages": [HumanMessage(question)],
+        "question": question,
+        "video": str(video),
+        "box": tuple(float(v) for v in box) if box is not None else None,
+        "frame_idx": frame_idx,
+        "annotate_dir": annotate_dir,
+    }
+
+
+def ask(
+    graph: CompiledStateGraph, thread_id: str, question: str, **kwargs: Any
+) -> Iterator[tuple[str, dict]]:
+    """Run one user message on ``thread_id`` and yield ``(node, update)`` as each step finishes.
+
+    A pending clarification shows up as ``("__interrupt__", {"clarification": ...})``.
+    """
+    config = {"configurable": {"thread_id": thread_id}}
+    for chunk in graph.stream(turn_input(graph, config, question, **kwargs), config, stream_mode="updates"):
+        for node, update in chunk.items():
+            if node == "__interrupt__":
+                yield node, {"clarification": update[0].value}
+            else:
+                yield node, update or {}
+
+
+def final_state(graph: CompiledStateGraph, thread_id: str) -> dict:
+    return graph.get_state({"configurable": {"thread_id": thread_id}}).values

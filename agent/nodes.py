@@ -1,0 +1,299 @@
+"""The agent's nodes: small functions ``(state, deps) -> state update``, bound to deps in ``graph.py``."""
+
+from __future__ import annotations
+
+import logging
+
+from langchain_core.messages import AIMessage
+from langgraph.types import interrupt
+
+from agent.clarify import common_frame, order_candidates, resolve_choice
+from agent.deps import AgentDeps
+from agent.planner import PlanContext
+from agent.state import AgentState, Candidate, Clarification, Evidence, Step, TargetEvidence
+from tools.annotate import annotate_frames
+from tools.grounding import ground as ground_tool
+from tools.grounding_offline import name_region
+from tools.query import mentioned_colours, mentioned_shapes, parse_query
+from tools.refer import refer_segments, refer_targets
+from tools.schemas import Target
+from tools.segment import segment
+from tools.summarize import merge, summarize
+from tools.track import track
+
+logger = logging.getLogger(__name__)
+
+
+def understand(state: AgentState, deps: AgentDeps) -> dict:
+    """Start a turn: open the video, reset the per-turn fields."""
+    video = deps.open_video(state["video"])
+    turn = state.get("turn", 0) + 1
+    return {
+        "turn": turn,
+        "num_frames": video.num_frames,
+        "plan": None,
+        "targets": [],
+        "descriptions": [],
+        "clarification": None,
+        "answer": "",
+        "evidence": None,
+        "steps": [
+            Step(
+                turn=turn,
+                node="understand",
+                output=f"{video.num_frames} frames, question {state['question']!r}",
+            )
+        ],
+    }
+
+
+def plan(state: AgentState, deps: AgentDeps) -> dict:
+    ctx = PlanContext(
+        question=state["question"],
+        has_box=state.get("box") is not None,
+        num_frames=state["num_frames"],
+        long_video_frames=deps.long_video_frames,
+        previous_labels=[t.label for t in state.get("last_targets", [])],
+        previous_answer=state.get("last_answer", ""),
+    )
+    p = deps.planner(ctx)
+    if state["num_frames"] > deps.long_video_frames and not p.long_video:
+        p = p.model_copy(update={"long_video": True})
+    step = Step(
+        turn=state["turn"],
+        node="plan",
+        tool=getattr(deps.planner, "name", "planner"),
+        output="; ".join(p.steps) or p.target_source,
+        input=p.model_dump(),
+    )
+    return {"plan": p, "steps": [step]}
+
+
+def use_box(state: AgentState, deps: AgentDeps) -> dict:
+    """The user's box (on ``frame_idx``) becomes target 0, tracked over the video."""
+    video = deps.open_video(state["video"])
+    box, frame_idx = state["box"], state.get("frame_idx", 0)
+    trk = track(video, box, frame_idx=frame_idx)
+    boxes = list(trk.boxes)
+    boxes[frame_idx] = tuple(box)
+    colour, shape = name_region(video.get_frames([frame_idx])[0], box)
+    label = " ".join(w for w in (colour, shape) if w) or "boxed object"
+    target = Target(
+        id=0,
+        label=label,
+        colour=colour,
+        shape=shape,
+        boxes=boxes,
+        width=video.width,
+        height=video.height,
+        score=1.0,
+        source="user_box",
+    )
+    step = Step(
+        turn=state["turn"],
+        node="use_box",
+        tool="track",
+        input={"box": list(box), "frame_idx": frame_idx},
+        output=f"{label}, frames {target.span[0]}-{target.span[1]}",
+        target_id=0,
+    )
+    return {"targets": [target], "steps": [step]}
+
+
+def ground(state: AgentState, deps: AgentDeps) -> dict:
+    """Find the plan's phrase (or the objects named in the previous answer) in the video."""
+    p = state["plan"]
+    video = deps.open_video(state["video"])
+    steps = []
+    if p.target_source == "answer_entities":
+        queries = _new_entities(state.get("last_answer", ""), state.get("last_targets", []))
+    else:
+        queries = [p.query or ""]
+    targets: list[Target] = []
+    for q in queries:
+        found = ground_tool(video, q, backend=deps.grounding_backend, settings=deps.grounding_settings)
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="ground",
+                tool="ground",
+                input={"query": q},
+                output=", ".join(
+                    f"#{t.id} {t.label} (frames {t.span[0]}-{t.span[1]}, score {t.score:.2f})" for t in found
+                )
+                or "nothing found",
+            )
+        )
+        targets += found
+    targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
+    return {"targets": targets, "steps": steps}
+
+
+def _new_entities(answer: str, previous: list[Target]) -> list[str]:
+    """Colour+shape phrases named in ``answer`` that are not among the ``previous`` targets."""
+    seen = {t.label for t in previous}
+    out = []
+    low = answer.lower()
+    for colour in sorted(mentioned_colours(answer)):
+        for shape in sorted(mentioned_shapes(answer)):
+            phrase = f"{colour} {shape}"
+            if phrase in low and phrase not in seen:
+                out.append(f"the {phrase}")
+    return out
+
+
+def recall(state: AgentState, deps: AgentDeps) -> dict:
+    """Reuse the targets of the previous answer (a pronoun in a follow-up question)."""
+    prev = state.get("last_targets", [])
+    step = Step(
+        turn=state["turn"],
+        node="recall",
+        output=", ".join(f"#{t.id} {t.label}" for t in prev) or "no previous targets",
+    )
+    return {"targets": list(prev), "steps": [step]}
+
+
+def is_ambiguous(state: AgentState) -> bool:
+    p = state["plan"]
+    if p.target_source != "ground" or len(state.get("targets", [])) < 2:
+        return False
+    return not parse_query(p.query or "").plural
+
+
+def clarify(state: AgentState, deps: AgentDeps) -> dict:
+    """Ask which candidate a singular reference means; resume with the user's answer."""
+    candidates = order_candidates(state["targets"])
+    f = common_frame(candidates)
+    ask = Clarification(
+        question=f"I found {len(candidates)} objects matching {state['plan'].query!r}. Which one do you mean? "
+        + "; ".join(
+            f"{i + 1}: the {t.label} at {_fmt_box(t.box_at(f) or t.box_at(t.first_frame))} on frame {f}"
+            for i, t in enumerate(candidates)
+        ),
+        candidates=[
+            Candidate(number=i + 1, label=t.label, frame_idx=f, box=t.box_at(f) or t.box_at(t.first_frame))
+            for i, t in enumerate(candidates)
+        ],
+    )
+    reply = interrupt(ask.model_dump())
+    chosen = resolve_choice(str(reply), candidates)
+    while chosen is None:
+        reply = interrupt(
+            ask.model_copy(
+                update={"question": f"Sorry, I did not get {reply!r}. " + ask.question}
+            ).model_dump()
+        )
+        chosen = resolve_choice(str(reply), candidates)
+    step = Step(
+        turn=state["turn"],
+        node="clarify",
+        input={"reply": str(reply)},
+        output=f"chose #{chosen.id} {chosen.label}",
+        target_id=0,
+    )
+    return {"targets": [chosen.model_copy(update={"id": 0})], "clarification": ask, "steps": [step]}
+
+
+def _fmt_box(b) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in b) + "]"
+
+
+def refer(state: AgentState, deps: AgentDeps) -> dict:
+    """Describe every target (all targets of the video in one describer call when it supports it)."""
+    video = deps.open_video(state["video"])
+    descs = refer_targets(video, state["targets"], question=state["plan"].question, describer=deps.describer)
+    steps = [
+        Step(
+            turn=state["turn"],
+            node="refer",
+            tool="refer",
+            input={"target_id": d.target_id, "frame_idx": d.frame_idx, "box": list(d.box)},
+            output=d.text,
+            target_id=d.target_id,
+        )
+        for d in descs
+    ]
+    return {"descriptions": descs, "steps": steps}
+
+
+def refer_long(state: AgentState, deps: AgentDeps) -> dict:
+    """Long video: split into segments, describe each target in each segment."""
+    video = deps.open_video(state["video"])
+    p = state["plan"]
+    segs = segment(video, p.num_segments)
+    steps = [
+        Step(
+            turn=state["turn"],
+            node="refer_long",
+            tool="segment",
+            input={"n": p.num_segments},
+            output=", ".join(f"[{s.start}, {s.end})" for s in segs),
+        )
+    ]
+    descs = []
+    for t in state["targets"]:
+        for d in refer_segments(video, t, segs, question=p.question, describer=deps.describer):
+            descs.append(d)
+            steps.append(
+                Step(
+                    turn=state["turn"],
+                    node="refer_long",
+                    tool="refer",
+                    input={
+                        "target_id": t.id,
+                        "segment": d.segment.index,
+                        "frame_idx": d.frame_idx,
+                        "box": list(d.box),
+                    },
+                    output=d.text,
+                    target_id=t.id,
+                )
+            )
+    return {"descriptions": descs, "steps": steps}
+
+
+def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
+    descs = state["descriptions"]
+    if len(descs) == 1:
+        return {"answer": descs[0].text}
+    text = summarize(descs, state["question"], llm=deps.summarizer)
+    how = "merge" if text == merge(descs) else "llm"
+    step = Step(
+        turn=state["turn"],
+        node="summarize",
+        tool="summarize",
+        input={"n": len(descs), "by": how},
+        output=text,
+    )
+    return {"answer": text, "steps": [step]}
+
+
+def answer(state: AgentState, deps: AgentDeps) -> dict:
+    """Final answer + evidence (per target: id, span, key-frame boxes, what each tool said)."""
+    targets = state.get("targets", [])
+    text = state.get("answer") or f"I could not find {state['plan'].query or 'any object'!r} in the video."
+    turn_steps = [s for s in state.get("steps", []) if s.turn == state["turn"]]
+    evidence = Evidence(
+        targets=[
+            TargetEvidence(
+                target_id=t.id,
+                label=t.label,
+                span=t.span,
+                key_boxes=[(f, t.box_at(f)) for f in t.key_frames(3)],
+                said=[f"{s.tool or s.node}: {s.output}" for s in turn_steps if s.target_id == t.id],
+            )
+            for t in targets
+        ]
+    )
+    if state.get("annotate_dir") and targets:
+        paths = annotate_frames(deps.open_video(state["video"]), targets, state["annotate_dir"])
+        evidence = evidence.model_copy(update={"frames": [str(p) for p in paths]})
+    step = Step(turn=state["turn"], node="answer", output=text)
+    return {
+        "answer": text,
+        "evidence": evidence,
+        "messages": [AIMessage(text)],
+        "last_targets": targets,
+        "last_answer": text,
+        "steps": [step],
+    }

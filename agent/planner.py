@@ -1,0 +1,120 @@
+"""Planners: question (+ context) -> :class:`Plan`. A rule-based one (offline default) and an LLM one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
+
+from agent.state import Plan
+from tools.query import parse_query, words
+
+logger = logging.getLogger(__name__)
+
+LONG_WORDS = {"summarize", "summarise", "summary", "throughout", "overall", "whole", "entire", "long"}
+PRONOUNS = {"it", "its", "they", "them", "their", "he", "she", "him", "her"}
+OTHER_WORDS = {"other", "others", "else"}
+
+
+class PlanContext(BaseModel):
+    question: str
+    has_box: bool = False
+    num_frames: int = 0
+    long_video_frames: int = 300
+    previous_labels: list[str] = []
+    previous_answer: str = ""
+
+
+class Planner(Protocol):
+    def __call__(self, ctx: PlanContext) -> Plan: ...
+
+
+class RulePlanner:
+    """Keyword rules: a box wins; colour/shape/person words are grounded; pronouns reuse the last targets."""
+
+    name = "rule"
+
+    def __call__(self, ctx: PlanContext) -> Plan:
+        toks = set(words(ctx.question))
+        parsed = parse_query(ctx.question)
+        long_video = bool(toks & LONG_WORDS) or ctx.num_frames > ctx.long_video_frames
+        if ctx.has_box:
+            source, query = "user_box", None
+        elif not parsed.is_empty:
+            source, query = "ground", ctx.question
+        elif toks & OTHER_WORDS and ctx.previous_answer:
+            source, query = "answer_entities", None
+        elif toks & PRONOUNS and ctx.previous_labels:
+            source, query = "previous", None
+        else:
+            source, query = "all", ""
+        steps = {
+            "user_box": "track the user's box",
+            "ground": f"ground {query!r}",
+            "previous": f"reuse the previous targets ({', '.join(ctx.previous_labels)})",
+            "answer_entities": "ground the objects named in the previous answer",
+            "all": "ground every object",
+        }[source]
+        refer_step = (
+            "describe each target in 4 segments, then summarize" if long_video else "describe each target"
+        )
+        return Plan(
+            target_source=source,
+            query=query,
+            long_video=long_video,
+            question=ctx.question,
+            steps=[steps, refer_step, "answer with evidence"],
+        )
+
+
+PLANNER_PROMPT = (
+    "You plan how to answer a question about objects in a video. Tools: ground (find objects by a phrase), "
+    "track, refer (describe a boxed object), segment + summarize (long videos). Call the Plan tool once. "
+    "target_source: 'user_box' if the user gave a box, 'ground' to find the phrase `query`, 'previous' for "
+    "pronouns about the last answer's targets, 'answer_entities' for other objects named in the last answer, "
+    "'all' for every object. long_video=true to describe in segments and summarize."
+)
+
+
+class LLMPlanner:
+    """Plans with any LangChain chat model through tool calling (the ``Plan`` schema as the one tool).
+
+    Falls back to ``fallback`` (the rule planner) when the model returns no valid plan.
+    """
+
+    name = "llm"
+
+    def __init__(self, llm: BaseChatModel, *, fallback: Planner | None = None) -> None:
+        self.llm = llm
+        self.fallback = fallback or RulePlanner()
+
+    def __call__(self, ctx: PlanContext) -> Plan:
+        bound = self.llm.bind_tools([Plan])
+        msg = bound.invoke([SystemMessage(PLANNER_PROMPT), HumanMessage(ctx.model_dump_json(indent=1))])
+        for call in getattr(msg, "tool_calls", None) or []:
+            if call["name"] == "Plan":
+                try:
+                    return _with_box(Plan.model_validate(call["args"]), ctx)
+                except ValidationError as exc:
+                    logger.warning("LLM plan is invalid (%s); using the rule planner", exc)
+                    return self.fallback(ctx)
+        match = re.search(r"\{.*\}", str(msg.content), re.DOTALL)
+        if match:
+            try:
+                return _with_box(Plan.model_validate(json.loads(match.group(0))), ctx)
+            except (ValidationError, json.JSONDecodeError) as exc:
+                logger.warning("LLM plan text is invalid (%s)", exc)
+        logger.warning("LLM returned no plan; using the rule planner")
+        return self.fallback(ctx)
+
+
+def _with_box(plan: Plan, ctx: PlanContext) -> Plan:
+    """A user box is always the target, whatever the model planned."""
+    if ctx.has_box and plan.target_source != "user_box":
+        return plan.model_copy(update={"target_source": "user_box", "query": None})
+    return plan
