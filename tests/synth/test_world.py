@@ -157,3 +157,27 @@ def test_interactions_and_edge_events_are_true() -> None:
             if o.behaviour == "bounce":
                 assert "bounce" in kinds
     assert seen >= {"collide", "follow", "enter", "leave"}
+
+
+def test_backgrounds_hold_no_object_colour() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        for kind in render.BACKGROUNDS:
+            bg, _ = render.make_background(kind, 64, 48, rng)
+            assert (render.nearest_palette(bg, tol=70) == -1).all()
+
+
+def test_occlusion_is_reported_and_matches_pixels() -> None:
+    occluded = 0
+    for s in range(30):
+        clip = generate_clip(s)
+        for o in clip.objects:
+            area = np.count_nonzero(render.shape_mask(o.shape, o.radius))
+            for t, b in enumerate(o.boxes):
+                if b is None or o.visible[t] >= o.in_frame[t]:
+                    continue
+                occluded += 1
+                box = clip.frames[t, b[1] : b[3], b[0] : b[2]]
+                own = np.all(box == np.array(o.rgb, dtype=np.uint8), axis=-1).sum()
+                assert own >= round(o.visible[t] * area)  # at least its visible pixels show its colour
+    assert occluded > 20
