@@ -64,6 +64,7 @@ class ArtemisConfig(PretrainedConfig):
         projector_type: ``"mlp2x_gelu"`` (Linear, GELU, Linear) or ``"linear"``.
         max_images: images per sample at most (16).
         image_token_id / video_token_id / region_token_id: ids of the ``<image>``, ``<video>``, ``<region>`` tokens.
+        freeze_vision_tower: keep CLIP frozen (``requires_grad=False``) after construction and loading.
     """
 
     model_type = "artemis"
@@ -93,6 +94,7 @@ class ArtemisConfig(PretrainedConfig):
         image_token_id: int = 32000,
         video_token_id: int = 32001,
         region_token_id: int = 32002,
+        freeze_vision_tower: bool = True,
         **kwargs: Any,
     ) -> None:
         if vision_config is None:
@@ -125,6 +127,7 @@ class ArtemisConfig(PretrainedConfig):
         self.image_token_id = int(image_token_id)
         self.video_token_id = int(video_token_id)
         self.region_token_id = int(region_token_id)
+        self.freeze_vision_tower = bool(freeze_vision_tower)
         kwargs.setdefault("tie_word_embeddings", bool(getattr(text_config, "tie_word_embeddings", False)))
         super().__init__(**kwargs)
         self._validate()

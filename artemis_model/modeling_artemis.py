@@ -116,7 +116,7 @@ class ArtemisPreTrainedModel(PreTrainedModel):
 
 
 class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
-    """The Artemis model. The vision tower is frozen by default (``requires_grad=False``)."""
+    """The Artemis model. The vision tower is frozen by default (``config.freeze_vision_tower``)."""
 
     def __init__(self, config: ArtemisConfig) -> None:
         super().__init__(config)
@@ -124,8 +124,17 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
         self.projector = ArtemisProjector(config)
         self.region_encoder = ArtemisRegionEncoder(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-        self.vision_tower.requires_grad_(False)
         self.post_init()
+        if config.freeze_vision_tower:
+            self.vision_tower.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> ArtemisForConditionalGeneration:
+        """``PreTrainedModel.from_pretrained``, then re-freezes the vision tower (loading resets requires_grad)."""
+        model = super().from_pretrained(*args, **kwargs)
+        if model.config.freeze_vision_tower:
+            model.vision_tower.requires_grad_(False)
+        return model
 
     # ---- embeddings plumbing ------------------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:
