@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
@@ -119,8 +119,17 @@ def turn_input(
     annotate_dir: str | None = None,
 ) -> Any:
     """What to feed ``graph.invoke/stream`` for a new message: a resume when a clarification is pending."""
-    if graph.checkpointer is not None and graph.get_state(config).interrupts:
-        return Command(resume=question)
+    pending = graph.get_state(config).interrupts if graph.checkpointer is not None else ()
+    if pending:
+        asked = (
+            pending[0].value.get("question", "")
+            if isinstance(pending[0].value, dict)
+            else str(pending[0].value)
+        )
+        update: dict[str, Any] = {"messages": [AIMessage(asked), HumanMessage(question)]}
+        if annotate_dir is not None:
+            update["annotate_dir"] = annotate_dir
+        return Command(resume=question, update=update)
     if video is None:
         previous = graph.get_state(config).values.get("video") if graph.checkpointer is not None else None
         if previous is None:

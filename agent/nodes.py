@@ -280,7 +280,8 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
                 label=t.label,
                 span=t.span,
                 key_boxes=[(f, t.box_at(f)) for f in t.key_frames(3)],
-                said=[f"{s.tool or s.node}: {s.output}" for s in turn_steps if s.target_id == t.id],
+                said=[f"{_finder(t)}: {t.label}, score {t.score:.2f}"]
+                + [f"{s.tool or s.node}: {s.output}" for s in turn_steps if s.target_id == t.id],
             )
             for t in targets
         ]
@@ -297,3 +298,7 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
         "last_answer": text,
         "steps": [step],
     }
+
+
+def _finder(t: Target) -> str:
+    return "track (user box)" if t.source == "user_box" else f"ground ({t.source})"

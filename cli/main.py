@@ -24,6 +24,9 @@ app.add_typer(eval_app, name="eval")
 from cli.data import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
+from cli.chat import chat  # noqa: E402
+
+app.command(name="chat")(chat)
 
 if __name__ == "__main__":
     app()

@@ -92,6 +92,13 @@ def test_ambiguous_reference_asks_back_then_resolves(two_circles, tmp_path, plan
     assert [n for n, _ in events] == ["clarify", "refer", "summarize", "answer"]
     assert [t.label for t in state["targets"]] == ["green circle"]
     assert state["answer"] == "The green circle moves down."
+    assert [m.type for m in state["messages"]] == [
+        "human",
+        "ai",
+        "human",
+        "ai",
+    ]  # question, ask-back, reply, answer
+    assert "Which one" in state["messages"][1].content
     assert_evidence_matches_truth(state, clip, {"green circle": 0})
 
 

@@ -1,0 +1,107 @@
+"""``artemis chat VIDEO "question"``: ask the agent about a video, printing its plan, tool calls and evidence."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from pathlib import Path
+
+import typer
+
+from artemis_model.errors import ArtemisInputError
+
+
+def chat(
+    video: Path = typer.Argument(..., help="Video file or folder of frames."),
+    question: str = typer.Argument(..., help='Question, e.g. "What do the red objects do?"'),
+    box: str | None = typer.Option(None, "--box", help="x1,y1,x2,y2 in pixels on --frame: the first target."),
+    frame: int = typer.Option(0, "--frame", help="Frame index of --box."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Artemis model dir (default: weight-free heuristic describer)."
+    ),
+    planner: str = typer.Option("rule", "--planner", help="rule | llm"),
+    llm: str | None = typer.Option(
+        None, "--llm", help="module:factory returning a LangChain chat model (planner llm)."
+    ),
+    summarizer: str = typer.Option(
+        "merge", "--summarizer", help="merge | smollm2 | auto (or the --llm model)."
+    ),
+    thread: str | None = typer.Option(None, "--thread", help="Conversation id; reuse it for follow-ups."),
+    db: Path = typer.Option(
+        Path.home() / ".cache" / "artemis" / "chat.sqlite", "--db", help="SQLite memory file."
+    ),
+    annotate: Path | None = typer.Option(
+        None, "--annotate", help="Write annotated evidence frames (JPEG) here."
+    ),
+) -> None:
+    """Ask the Artemis agent a question about VIDEO (follow-ups: same --thread and --db)."""
+    from agent.deps import AgentDeps
+    from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
+    from agent.lc_tools import as_text_llm
+    from agent.planner import LLMPlanner, RulePlanner
+    from tools.describers import HeuristicDescriber, ModelDescriber
+
+    if planner not in ("rule", "llm"):
+        raise typer.BadParameter(f"--planner {planner!r} must be 'rule' or 'llm'")
+    chat_model = _load_llm(llm) if llm else None
+    if planner == "llm" and chat_model is None:
+        raise typer.BadParameter("--planner llm needs --llm module:factory (a LangChain chat model)")
+    deps = AgentDeps(
+        describer=ModelDescriber.from_pretrained(model) if model else HeuristicDescriber(),
+        planner=LLMPlanner(chat_model) if planner == "llm" else RulePlanner(),
+        summarizer=as_text_llm(chat_model) if chat_model is not None else summarizer,
+    )
+    if model is None:
+        typer.echo("(no --model: using the weight-free heuristic describer)")
+    thread = thread or uuid.uuid4().hex[:8]
+    graph = build_agent(deps, checkpointer=sqlite_checkpointer(db))
+    parsed_box = _parse_box(box) if box else None
+    typer.echo(f"thread {thread}")
+    try:
+        for node, update in ask(
+            graph,
+            thread,
+            question,
+            video=str(video),
+            box=parsed_box,
+            frame_idx=frame,
+            annotate_dir=str(annotate) if annotate else None,
+        ):
+            if node == "__interrupt__":
+                typer.echo(f"? {update['clarification']['question']}")
+                typer.echo(f'  answer with: artemis chat {video} "the left one" --thread {thread} --db {db}')
+                return
+            for step in update.get("steps", []):
+                if step.node == "plan":
+                    typer.echo(f"plan ({step.tool}): {step.output}")
+                elif step.tool:
+                    typer.echo(f"  {step.tool}({json.dumps(step.input)}) -> {step.output}")
+    except ArtemisInputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    state = final_state(graph, thread)
+    typer.echo(f"answer: {state['answer']}")
+    for ev in state["evidence"].targets:
+        boxes = ", ".join(f"f{f}:[{', '.join(f'{v:.0f}' for v in b)}]" for f, b in ev.key_boxes)
+        typer.echo(f"  evidence #{ev.target_id} {ev.label} frames {ev.span[0]}-{ev.span[1]} boxes {boxes}")
+        for said in ev.said:
+            typer.echo(f"    {said}")
+    for path in state["evidence"].frames:
+        typer.echo(f"  frame {path}")
+
+
+def _parse_box(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise typer.BadParameter(f"--box {text!r} must be x1,y1,x2,y2")
+    try:
+        return tuple(float(p) for p in parts)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise typer.BadParameter(f"--box {text!r} must be 4 numbers x1,y1,x2,y2") from exc
+
+
+def _load_llm(spec: str):
+    module, _, name = spec.partition(":")
+    if not name:
+        raise typer.BadParameter(f"--llm {spec!r} must be module:factory")
+    return getattr(importlib.import_module(module), name)()
