@@ -26,12 +26,16 @@ from transformers import (
     GenerationMixin,
     PreTrainedModel,
 )
-from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import is_flash_attn_2_available
 
+try:  # load-aware init functions (skip loaded tensors); plain torch init on releases without them
+    from transformers import initialization as init
+except ImportError:  # pragma: no cover - older transformers
+    from torch.nn import init
+
 from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.region_encoder import ArtemisRegionEncoder, FuseBlock
+from artemis_model.region_encoder import ArtemisRegionEncoder
 from artemis_model.selection import select_tokens
 
 
@@ -99,15 +103,17 @@ class ArtemisPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         """Region encoder as the original: fuse convs Kaiming (fan_out, ReLU), level convs N(0, 0.01), norms
-        (1, 0); other Linear / Conv2d layers of ours keep PyTorch's default init."""
-        if isinstance(module, FuseBlock):
-            init.kaiming_normal_(module.conv.weight, mode="fan_out", nonlinearity="relu")
-            init.ones_(module.norm.weight)
-            init.zeros_(module.norm.bias)
-        elif isinstance(module, ArtemisRegionEncoder):
-            for conv in module.level_convs:
-                init.normal_(conv.weight, mean=0.0, std=0.01)
-                init.zeros_(conv.bias)
+        (1, 0); our other Linear / Conv2d layers keep PyTorch's default init. Leaf modules only (transformers
+        calls this per module holding parameters); the region encoder tags its convs with ``init_rule``."""
+        rule = getattr(module, "init_rule", None)
+        if rule == "kaiming_fan_out_relu":
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif rule == "normal_0.01":
+            init.normal_(module.weight, mean=0.0, std=0.01)
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             _default_init_(module)
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):

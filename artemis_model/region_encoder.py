@@ -32,6 +32,7 @@ class FuseBlock(nn.Module):
     def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.conv.init_rule = "kaiming_fan_out_relu"  # mmcv ConvModule's init (read by _init_weights)
         self.norm = nn.GroupNorm(groups, channels, eps=1e-5)
         self.act = nn.ReLU()
 
@@ -110,6 +111,8 @@ class ArtemisRegionEncoder(nn.Module):
         self.level_convs = nn.ModuleList(
             nn.Conv2d(channels, channels, kernel_size=3, padding=1) for _ in range(levels)
         )
+        for conv in self.level_convs:
+            conv.init_rule = "normal_0.01"  # the original's pconvs init (read by _init_weights)
         self.box_mlp = BoxPositionMLP(config.box_mlp_hidden, channels)
         self.flatten_linear = nn.Linear(channels * config.roi_output_size**2, channels)
         self.up_proj = nn.Linear(channels, out_dim)

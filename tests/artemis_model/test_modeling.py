@@ -201,3 +201,14 @@ def test_frame_index_out_of_range(tiny):
 def test_invalid_config_values_raise(overrides, needle):
     with pytest.raises(ValueError, match=needle):
         tiny_config(**overrides)
+
+
+def test_region_encoder_init_follows_the_original():
+    model, _ = tiny_model_and_processor(seed=1)
+    enc = model.region_encoder
+    level_std = torch.cat([c.weight.flatten() for c in enc.level_convs]).std().item()
+    assert abs(level_std - 0.01) < 0.001
+    assert all(torch.count_nonzero(c.bias) == 0 for c in enc.level_convs)
+    fan_out = enc.fuse_blocks[0].conv.weight[0].numel()  # C * 3 * 3
+    fuse_std = torch.cat([b.conv.weight.flatten() for b in enc.fuse_blocks]).std().item()
+    assert abs(fuse_std - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5
