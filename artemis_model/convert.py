@@ -1,0 +1,606 @@
+"""Released Artemis weights -> an ``ArtemisForConditionalGeneration`` directory.
+
+Inputs (original_checkpoint.md): the stage-2 checkpoint ``Artemis-7b-ftune`` (``--base``: sharded/single
+``.bin`` or ``.safetensors``, its ``config.json`` and the Vicuna tokenizer), the stage-3 adapter
+``Artemis-7B-lora`` (``--lora``: ``adapter_config.json``, ``adapter_model.{bin,safetensors}``,
+``non_lora_trainables.bin``) and CLIP ViT-L/14 (``--clip``: an HF directory, ``vision_model.*``).
+
+What it does, in two passes:
+
+1. **Plan** (metadata only, nothing written): map every key (:mod:`artemis_model.convert_keys`) and check it
+   against the shapes of an Artemis model built on the meta device. Any unmatched, missing, duplicated or
+   mis-shaped key, or an incomplete LoRA pair, stops the conversion with a :class:`ConversionError` listing
+   all of them.
+2. **Stream**: one input file at a time, one tensor at a time: LoRA merge ``W + (B @ A) * alpha / r`` in
+   float32, placeholder rows appended to ``embed_tokens`` / ``lm_head`` (each new row = the mean of the existing
+   rows), cast to the output dtype, buffered into ``safetensors`` shards. Peak memory is about one output shard
+   plus the tensors in flight (``.bin`` inputs are memory-mapped), never the whole model.
+
+Then the config, the tokenizer (Vicuna + ``<image>``, ``<video>``, ``<region>``), the processor (resize mode
+``"original"``) and ``artemis_conversion.json`` (provenance; prompt template ``"eval_original"``) are written.
+
+Command line: ``artemis convert --base DIR --lora DIR --clip DIR --out DIR`` or
+``python -m artemis_model.convert ...`` (same options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, PreTrainedTokenizerBase
+
+from artemis_model.checkpoint_io import (
+    ADAPTER_WEIGHT_NAMES,
+    MODEL_WEIGHT_NAMES,
+    ConversionError,
+    ShardWriter,
+    TensorFile,
+    TensorMeta,
+    resolve_weight_files,
+)
+from artemis_model.configuration_artemis import ArtemisConfig
+from artemis_model.convert_keys import (
+    DROP_IMAGE_TOWER,
+    EMBED_KEY,
+    LM_HEAD_KEY,
+    KeyAction,
+    LoraSettings,
+    build_config,
+    clip_key_for_image_tower,
+    lora_base_key,
+    map_clip_key,
+    map_non_lora_key,
+    map_stage2_key,
+    read_lora_settings,
+)
+from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
+from artemis_model.processing_artemis import ArtemisProcessor, add_placeholder_tokens
+
+__all__ = [
+    "DTYPES",
+    "ConversionError",
+    "ConversionReport",
+    "ConvertOptions",
+    "ImageTowerCheck",
+    "convert_checkpoint",
+    "parse_size",
+]
+
+logger = logging.getLogger(__name__)
+
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+NON_LORA_NAMES = ("non_lora_trainables.bin", "non_lora_trainables.safetensors")
+CONVERSION_FILE = "artemis_conversion.json"
+PROMPT_TEMPLATE = "eval_original"
+RESIZE_MODE = "original"
+_LIST_LIMIT = 40
+_SOURCES = ("stage-2 checkpoint", "LoRA adapter", "non_lora_trainables", "CLIP")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """``dtype``: output dtype (fp16 = the official inference numerics); ``max_shard_bytes``: output shard size;
+    ``verify_image_tower``: compare the stage-2 CLIP copy with the CLIP directory (logged, never fatal);
+    ``config_overrides``: top-level ``ArtemisConfig`` fields to replace (e.g. for non-7B test fixtures)."""
+
+    dtype: torch.dtype = torch.float16
+    max_shard_bytes: int = 4 * 10**9
+    verify_image_tower: bool = False
+    config_overrides: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ImageTowerCheck:
+    """Stage-2 ``model.image_tower.*`` against the CLIP directory cast to the stage-2 dtype."""
+
+    compared: int
+    mismatched: tuple[str, ...]
+    max_abs_diff: float
+    absent_from_clip: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    out_dir: Path
+    dtype: str
+    num_tensors: int
+    total_bytes: int
+    shards: tuple[str, ...]
+    lora_merged: int
+    lora_scaling: float
+    dropped: dict[str, int]
+    added_tokens: dict[str, int]
+    vocab_size: int
+    peak_buffer_bytes: int
+    seconds: float
+    image_tower_check: ImageTowerCheck | None = None
+
+
+class _Problems:
+    """Everything wrong with the inputs, by category, so one error lists them all."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[str]] = {}
+
+    def add(self, category: str, text: str) -> None:
+        self.items.setdefault(category, []).append(text)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        lines = [f"conversion stopped, {sum(map(len, self.items.values()))} problem(s):"]
+        for category, texts in self.items.items():
+            shown = texts[:_LIST_LIMIT]
+            more = f" ... and {len(texts) - len(shown)} more" if len(texts) > len(shown) else ""
+            lines.append(f"  {category} ({len(texts)}): " + "; ".join(shown) + more)
+        raise ConversionError("\n".join(lines))
+
+
+@dataclass
+class _Source:
+    label: str
+    files: list[Path]
+    meta: dict[str, TensorMeta] = field(default_factory=dict)
+    file_of: dict[str, Path] = field(default_factory=dict)
+    actions: dict[str, KeyAction] = field(default_factory=dict)
+
+
+def _open_source(label: str, directory: Path, names: Sequence[str], problems: _Problems) -> _Source:
+    files, weight_map = resolve_weight_files(directory, names)
+    source = _Source(label, files)
+    for path in files:
+        with TensorFile(path) as f:
+            for name, meta in f.meta.items():
+                if name in source.meta:
+                    problems.add(
+                        "duplicated keys", f"{label}: {name!r} in {source.file_of[name].name} and {path.name}"
+                    )
+                source.meta[name] = meta
+                source.file_of[name] = path
+    if weight_map is not None:
+        for name, shard in weight_map.items():
+            if name not in source.file_of:
+                problems.add("index mismatch", f"{label}: index lists {name!r} but no shard holds it")
+            elif source.file_of[name].name != shard:
+                problems.add(
+                    "index mismatch", f"{label}: index puts {name!r} in {shard}, found in another shard"
+                )
+        for name in source.meta:
+            if name not in weight_map:
+                problems.add("index mismatch", f"{label}: {name!r} is in a shard but not in the index")
+    return source
+
+
+def _expected_shapes(config: ArtemisConfig) -> dict[str, tuple[int, ...]]:
+    """Our parameter names and shapes (an Artemis model on the meta device: no memory, no init cost)."""
+    with torch.device("meta"):
+        model = ArtemisForConditionalGeneration(config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+@dataclass
+class _Plan:
+    stage2: _Source
+    adapter: _Source
+    non_lora: _Source
+    clip: _Source
+    lora_pairs: dict[str, tuple[str, str]]
+    new_rows: int
+    dropped: Counter[str]
+
+    @property
+    def sources(self) -> list[_Source]:
+        return [self.stage2, self.non_lora, self.clip]
+
+
+def _plan(
+    base_dir: Path,
+    lora_dir: Path,
+    clip_dir: Path,
+    expected: dict[str, tuple[int, ...]],
+    lora: LoraSettings,
+    base_vocab: int,
+) -> _Plan:
+    problems = _Problems()
+    stage2 = _open_source(_SOURCES[0], base_dir, MODEL_WEIGHT_NAMES, problems)
+    adapter = _open_source(_SOURCES[1], lora_dir, ADAPTER_WEIGHT_NAMES, problems)
+    non_lora = _open_source(_SOURCES[2], lora_dir, NON_LORA_NAMES, problems)
+    clip = _open_source(_SOURCES[3], clip_dir, MODEL_WEIGHT_NAMES, problems)
+    mappers = {stage2.label: map_stage2_key, non_lora.label: map_non_lora_key, clip.label: map_clip_key}
+    produced: dict[str, str] = {}
+    dropped: Counter[str] = Counter()
+    new_rows = expected[EMBED_KEY][0] - base_vocab
+    for source in (stage2, non_lora, clip):
+        for name, meta in source.meta.items():
+            action = mappers[source.label](name)
+            if action.target is not None and action.target not in expected:
+                action = KeyAction()
+            source.actions[name] = action
+            if action.unmatched:
+                problems.add("unmatched keys", f"{source.label}: {name!r}")
+                continue
+            if action.drop is not None:
+                dropped[action.drop] += 1
+                continue
+            target = action.target
+            if target in produced:
+                problems.add(
+                    "duplicated keys", f"{target!r} from {produced[target]} and {source.label} {name!r}"
+                )
+                continue
+            produced[target] = f"{source.label} {name!r}"
+            want = expected[target]
+            if target in (EMBED_KEY, LM_HEAD_KEY):
+                want = (base_vocab, *want[1:])  # before the placeholder rows are appended
+            if meta.shape != want:
+                problems.add(
+                    "mis-shaped tensors",
+                    f"{source.label}: {name!r} is {list(meta.shape)}, expected {list(want)}",
+                )
+            if not meta.dtype.is_floating_point:
+                problems.add("non-float tensors", f"{source.label}: {name!r} is {meta.dtype}")
+    sources_of = {"language_model.": stage2.label, "vision_tower.": clip.label}
+    for target in sorted(set(expected) - set(produced)):
+        origin = next((v for k, v in sources_of.items() if target.startswith(k)), non_lora.label)
+        problems.add("missing keys", f"{target!r} (expected from the {origin})")
+    lora_pairs = _plan_lora(adapter, stage2, lora, problems)
+    problems.raise_if_any()
+    return _Plan(stage2, adapter, non_lora, clip, lora_pairs, new_rows, dropped)
+
+
+def _plan_lora(
+    adapter: _Source, stage2: _Source, lora: LoraSettings, problems: _Problems
+) -> dict[str, tuple[str, str]]:
+    """Stage-2 key -> (lora_A key, lora_B key), with pairing, shape and target-coverage checks."""
+    halves: dict[str, dict[str, str]] = {}
+    for name, meta in adapter.meta.items():
+        parsed = lora_base_key(name)
+        if parsed is None:
+            problems.add("unmatched keys", f"{adapter.label}: {name!r}")
+            continue
+        base, half = parsed
+        halves.setdefault(base, {})[half] = name
+        if not meta.dtype.is_floating_point:
+            problems.add("non-float tensors", f"{adapter.label}: {name!r} is {meta.dtype}")
+    pairs: dict[str, tuple[str, str]] = {}
+    for base, found in sorted(halves.items()):
+        module = base.removesuffix(".weight")
+        for half in ("A", "B"):
+            if half not in found:
+                problems.add(
+                    "missing keys", f"{adapter.label}: 'base_model.model.{module}.lora_{half}.weight'"
+                )
+        if base not in stage2.meta or stage2.actions.get(base, KeyAction()).target is None:
+            for name in found.values():
+                problems.add("unmatched keys", f"{adapter.label}: {name!r} (no stage-2 weight {base!r})")
+            continue
+        if len(found) != 2:
+            continue
+        out_dim, in_dim = stage2.meta[base].shape
+        a_shape, b_shape = adapter.meta[found["A"]].shape, adapter.meta[found["B"]].shape
+        if a_shape != (lora.r, in_dim):
+            problems.add(
+                "mis-shaped tensors",
+                f"{adapter.label}: {found['A']!r} is {list(a_shape)}, expected {[lora.r, in_dim]}",
+            )
+        if b_shape != (out_dim, lora.r):
+            problems.add(
+                "mis-shaped tensors",
+                f"{adapter.label}: {found['B']!r} is {list(b_shape)}, expected {[out_dim, lora.r]}",
+            )
+        pairs[base] = (found["A"], found["B"])
+    for name in stage2.meta:
+        match = re.fullmatch(r"(model\.layers\.\d+\.(?:self_attn|mlp)\.\w+_proj)\.weight", name)
+        if match and lora.targets(match.group(1)) and name not in halves:
+            problems.add("missing keys", f"{adapter.label}: LoRA pair for target {match.group(1)!r}")
+    return pairs
+
+
+def _load_tokenizer(base_dir: Path) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConversionError(f"cannot load the tokenizer from {base_dir} (offline): {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConversionError(f"the tokenizer in {base_dir} is not a fast (tokenizers-backed) tokenizer")
+    return tokenizer
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConversionError(f"{path} is not a JSON object")
+    return data
+
+
+def _merge_lora(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scaling: float) -> torch.Tensor:
+    """``W + (B @ A) * scaling`` in float32 (``[out, r] @ [r, in] -> [out, in]``)."""
+    return weight.float() + (b.float() @ a.float()) * scaling
+
+
+def _append_mean_rows(weight: torch.Tensor, new_rows: int) -> torch.Tensor:
+    """``[V, D] -> [V + new_rows, D]``, each new row the float32 mean of the existing rows."""
+    if new_rows == 0:
+        return weight
+    mean = weight.mean(dim=0, keepdim=True, dtype=torch.float32)  # [V, D] -> [1, D]
+    return torch.cat([weight.float(), mean.expand(new_rows, -1)])  # [V + new_rows, D]
+
+
+class _ImageTowerChecker:
+    """Compares stage-2 image tower tensors, as they stream by, with the CLIP files (read lazily)."""
+
+    def __init__(self, clip: _Source) -> None:
+        self.clip = clip
+        self.by_target = {a.target: n for n, a in clip.actions.items() if a.target is not None}
+        self.files = {path: TensorFile(path) for path in clip.files}
+        self.compared = 0
+        self.mismatched: list[str] = []
+        self.absent: list[str] = []
+        self.max_abs_diff = 0.0
+
+    def check(self, name: str, tensor: torch.Tensor) -> None:
+        clip_name = self.by_target.get(clip_key_for_image_tower(name))
+        if clip_name is None:
+            self.absent.append(name)
+            return
+        reference = self.files[self.clip.file_of[clip_name]].get(clip_name)
+        self.compared += 1
+        if reference.shape != tensor.shape:
+            self.mismatched.append(f"{name} (shape {list(tensor.shape)} vs {list(reference.shape)})")
+            return
+        diff = (
+            float((reference.to(tensor.dtype).float() - tensor.float()).abs().max())
+            if tensor.numel()
+            else 0.0
+        )
+        self.max_abs_diff = max(self.max_abs_diff, diff)
+        if diff > 0:
+            self.mismatched.append(name)
+
+    def result(self) -> ImageTowerCheck:
+        for f in self.files.values():
+            f.close()
+        check = ImageTowerCheck(self.compared, tuple(self.mismatched), self.max_abs_diff, tuple(self.absent))
+        if check.mismatched or check.absent_from_clip:
+            logger.warning(
+                "stage-2 image tower differs from the CLIP directory: %d of %d tensors differ (max |diff| %.3g), "
+                "%d absent from CLIP; first: %s",
+                len(check.mismatched),
+                check.compared,
+                check.max_abs_diff,
+                len(check.absent_from_clip),
+                (list(check.mismatched) + list(check.absent_from_clip))[:5],
+            )
+        else:
+            logger.info("stage-2 image tower equals the CLIP directory (%d tensors)", check.compared)
+        return check
+
+
+def _write_one(
+    plan: _Plan,
+    source: _Source,
+    f: TensorFile,
+    name: str,
+    adapter: dict[str, torch.Tensor],
+    lora: LoraSettings,
+    options: ConvertOptions,
+    writer: ShardWriter,
+    checker: _ImageTowerChecker | None,
+) -> None:
+    """One input tensor: read it only if it is kept (or checked), merge, pad, cast, buffer, release."""
+    action = source.actions[name]
+    check = action.drop == DROP_IMAGE_TOWER and checker is not None
+    if action.target is None and not check:
+        f.release(name)  # dropped: its bytes are never read
+        return
+    tensor = f.get(name)
+    f.release(name)
+    if check:
+        checker.check(name, tensor)
+    if action.target is None:
+        return
+    if source is plan.stage2 and name in plan.lora_pairs:
+        a_name, b_name = plan.lora_pairs[name]
+        tensor = _merge_lora(tensor, adapter.pop(a_name), adapter.pop(b_name), lora.scaling)
+    if action.target in (EMBED_KEY, LM_HEAD_KEY):
+        tensor = _append_mean_rows(tensor, plan.new_rows)
+    writer.add(action.target, tensor.to(options.dtype))
+
+
+def _stream(
+    plan: _Plan, lora: LoraSettings, options: ConvertOptions, writer: ShardWriter
+) -> tuple[int, ImageTowerCheck | None]:
+    """Pass 2: read, merge, pad, cast and write every kept tensor, one input file at a time."""
+    adapter: dict[str, torch.Tensor] = {}
+    for path in plan.adapter.files:
+        with TensorFile(path) as f:
+            adapter.update(f.iter_tensors())
+    checker = _ImageTowerChecker(plan.clip) if options.verify_image_tower else None
+    total = sum(len(s.meta) for s in plan.sources)
+    with tqdm(total=total, unit="tensor", desc="convert", disable=not options.progress) as bar:
+        for source in plan.sources:
+            for path in source.files:
+                bar.set_postfix_str(f"{source.label}: {path.name}")
+                with TensorFile(path) as f:
+                    for name in list(f.meta):
+                        _write_one(plan, source, f, name, adapter, lora, options, writer, checker)
+                        bar.update(1)
+    if adapter:
+        raise ConversionError(
+            f"LoRA tensors left unmerged (their base weight never streamed by): {sorted(adapter)}"
+        )
+    merged = len(plan.lora_pairs)
+    return merged, (checker.result() if checker is not None else None)
+
+
+def convert_checkpoint(
+    base_dir: str | Path,
+    lora_dir: str | Path,
+    clip_dir: str | Path,
+    out_dir: str | Path,
+    options: ConvertOptions | None = None,
+) -> ConversionReport:
+    """Convert the released stage-2 + LoRA + CLIP weights into ``out_dir`` (must be absent or empty).
+
+    Raises :class:`ConversionError` (before anything is written) listing every unmatched, missing, duplicated
+    or mis-shaped key, and for unreadable or unsafe files.
+    """
+    options = options or ConvertOptions()
+    if options.dtype not in DTYPES.values():
+        raise ValueError(f"dtype {options.dtype} is not supported; allowed: {list(DTYPES.values())}")
+    start = time.perf_counter()
+    base_dir, lora_dir, clip_dir, out_dir = (Path(p) for p in (base_dir, lora_dir, clip_dir, out_dir))
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConversionError(f"output {out_dir} exists and is not an empty directory")
+    lora = read_lora_settings(lora_dir)
+    tokenizer = _load_tokenizer(base_dir)
+    base_vocab = len(tokenizer)
+    token_ids = add_placeholder_tokens(tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token  # as the original (pad = unk)
+    try:
+        vision_config = CLIPVisionConfig.from_pretrained(clip_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConversionError(f"cannot read the CLIP config in {clip_dir}: {exc}") from exc
+    config = build_config(
+        _read_json(base_dir / "config.json"),
+        vision_config,
+        vocab_size=len(tokenizer),
+        token_ids=token_ids,
+        overrides=options.config_overrides,
+    )
+    plan = _plan(base_dir, lora_dir, clip_dir, _expected_shapes(config), lora, base_vocab)
+    logger.info(
+        "plan ok: %d tensors to write, %d LoRA merges",
+        sum(a.target is not None for s in plan.sources for a in s.actions.values()),
+        len(plan.lora_pairs),
+    )
+
+    writer = ShardWriter(out_dir, options.max_shard_bytes)
+    merged, tower_check = _stream(plan, lora, options, writer)
+    shards = writer.finalize()
+    dtype_name = next(k for k, v in DTYPES.items() if v == options.dtype)
+    config.dtype = options.dtype
+    config.save_pretrained(out_dir)
+    image_processor = None
+    if (clip_dir / "preprocessor_config.json").is_file():
+        image_processor = CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True)
+    processor = ArtemisProcessor.from_config(config, tokenizer, image_processor, resize_mode=RESIZE_MODE)
+    processor.save_pretrained(out_dir)
+    report = ConversionReport(
+        out_dir=out_dir,
+        dtype=dtype_name,
+        num_tensors=sum(1 for s in plan.sources for a in s.actions.values() if a.target is not None),
+        total_bytes=writer.total_bytes,
+        shards=tuple(p.name for p in shards),
+        lora_merged=merged,
+        lora_scaling=lora.scaling,
+        dropped=dict(plan.dropped),
+        added_tokens={t: i for t, i in token_ids.items() if i >= base_vocab},
+        vocab_size=len(tokenizer),
+        peak_buffer_bytes=writer.peak_buffer_bytes,
+        seconds=time.perf_counter() - start,
+        image_tower_check=tower_check,
+    )
+    provenance = {
+        "prompt_template": PROMPT_TEMPLATE,
+        "resize_mode": RESIZE_MODE,
+        "sources": {"base": str(base_dir), "lora": str(lora_dir), "clip": str(clip_dir)},
+        "lora": {"r": lora.r, "alpha": lora.alpha, "scaling": lora.scaling, "merged": merged},
+        **{k: v for k, v in asdict(report).items() if k not in ("out_dir", "seconds")},
+    }
+    (out_dir / CONVERSION_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    logger.info(
+        "converted %d tensors (%.2f GB, %s) into %s in %.1f s",
+        report.num_tensors,
+        report.total_bytes / 1e9,
+        dtype_name,
+        out_dir,
+        report.seconds,
+    )
+    return report
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]i?B)?", re.IGNORECASE)
+_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"5GB"`` -> 5e9 bytes; ``KB/MB/GB`` are powers of 1000, ``KiB/MiB/GiB`` of 1024, no unit = bytes."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"size {text!r} is not understood; use e.g. 500MB, 4GB, 2GiB or a byte count")
+    unit = (match.group(2) or "").lower()
+    size = int(float(match.group(1)) * _UNITS.get(unit, 1))
+    if size < 1:
+        raise ValueError(f"size {text!r} must be at least 1 byte")
+    return size
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m artemis_model.convert`` (the same options as ``artemis convert``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m artemis_model.convert", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--base", type=Path, help="stage-2 Artemis-7b-ftune directory (weights, config, tokenizer)"
+    )
+    parser.add_argument("--lora", type=Path, help="stage-3 Artemis-7B-lora directory")
+    parser.add_argument("--clip", type=Path, help="CLIP ViT-L/14 directory (openai/clip-vit-large-patch14)")
+    parser.add_argument("--out", type=Path, help="output directory (absent or empty)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
+    parser.add_argument("--max-shard-size", default="4GB", help="output shard size, e.g. 4GB, 500MB")
+    parser.add_argument(
+        "--verify-image-tower", action="store_true", help="compare the stage-2 CLIP copy with --clip"
+    )
+    parser.add_argument(
+        "--config-overrides",
+        type=Path,
+        help="JSON file of ArtemisConfig fields to replace (non-7B checkpoints)",
+    )
+    parser.add_argument(
+        "--verify", type=Path, help="load a converted directory and answer one referring question"
+    )
+    parser.add_argument("--device", default=None, help="device for --verify (default: cuda if available)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    convert_args = (args.base, args.lora, args.clip, args.out)
+    if any(a is not None for a in convert_args):
+        if any(a is None for a in convert_args):
+            parser.error("converting needs all of --base, --lora, --clip and --out")
+        overrides = _read_json(args.config_overrides) if args.config_overrides is not None else {}
+        options = ConvertOptions(
+            dtype=DTYPES[args.dtype],
+            max_shard_bytes=parse_size(args.max_shard_size),
+            verify_image_tower=args.verify_image_tower,
+            config_overrides=overrides,
+        )
+        report = convert_checkpoint(args.base, args.lora, args.clip, args.out, options)
+        print(json.dumps(asdict(report), indent=2, default=str))  # noqa: T201 - command-line output
+    elif args.verify is None:
+        parser.error("give --base/--lora/--clip/--out to convert, or --verify DIR")
+    if args.verify is not None:
+        from artemis_model.convert_verify import verify_converted
+
+        result = verify_converted(args.verify, device=args.device)
+        print(result.summary())  # noqa: T201 - command-line output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
