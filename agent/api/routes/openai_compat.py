@@ -1,0 +1,220 @@
+"""``POST /v1/chat/completions``: the agent behind the OpenAI chat API (streaming and not).
+
+The video and the optional box travel as extra top-level fields (``extra_body`` in the ``openai`` client)::
+
+    client.chat.completions.create(
+        model="artemis",
+        messages=[{"role": "user", "content": "What is the boxed object doing?"}],
+        extra_body={"video_id": "<id from POST /videos>", "box": [x1, y1, x2, y2], "frame_idx": 0},
+    )
+
+Each call without ``conversation_id`` starts a conversation (returned as ``conversation_id``); pass it in
+``extra_body`` to ask follow-ups or answer a clarification ("2", "the left one"). The reply's content is
+the answer (or the clarification question); ``artemis`` carries status, evidence, tracks and candidates.
+Streaming sends the agent's events as chunks with an empty delta and an ``artemis_event`` field, then
+the answer as content deltas, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.api.deps import RuntimeDep
+from agent.api.errors import ConflictError, NotFoundError, UnprocessableError, error_body
+from agent.api.routes.conversations import _as_service_error, start_turn
+from agent.api.runtime import Runtime
+from agent.api.storage import check_id
+from agent.api.turns import TurnRequest, TurnResult
+from artemis_model.types import validate_box, validate_frame_idx
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+MODEL_NAME = "artemis"
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionIn(BaseModel):
+    """The OpenAI request; sampling fields are accepted and ignored (the agent is deterministic)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = MODEL_NAME
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    video_id: str | None = Field(default=None, description="Video to ask about (from POST /videos)")
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4, description="[x1, y1, x2, y2]")
+    frame_idx: int = Field(default=0, ge=0)
+    conversation_id: str | None = Field(default=None, description="Continue this conversation")
+
+
+def _question(messages: list[ChatMessageIn]) -> str:
+    users = [m for m in messages if m.role == "user"]
+    if not users:
+        raise UnprocessableError("messages need at least one message with role 'user' (the question)")
+    content = users[-1].content
+    if isinstance(content, str):
+        text = content
+    else:
+        parts = content or []
+        bad = sorted({str(p.get("type")) for p in parts if p.get("type") != "text"})
+        if bad:
+            raise UnprocessableError(
+                f"content parts of type {bad} are not supported: upload the video (POST /videos) and pass "
+                "its video_id; only 'text' parts are read"
+            )
+        text = " ".join(str(p.get("text", "")) for p in parts)
+    if not text.strip():
+        raise UnprocessableError("the last user message is empty")
+    return text.strip()[:4000]
+
+
+@router.get("/models", summary="The models (OpenAI format)")
+async def list_models() -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_NAME, "object": "model", "created": 0, "owned_by": "artemis"}],
+    }
+
+
+@router.post(
+    "/chat/completions",
+    summary="OpenAI-compatible chat completion (video_id, box, frame_idx, conversation_id as extra fields)",
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
+async def chat_completions(body: ChatCompletionIn, request: Request, rt: RuntimeDep):
+    question = _question(body.messages)
+    if body.conversation_id is not None:
+        conv = rt.store.get_conversation(check_id(body.conversation_id, "conversation_id"))
+        if body.video_id is not None and body.video_id != conv.video_id:
+            raise ConflictError(f"conversation {conv.id} is about video {conv.video_id}, not {body.video_id}")
+    elif body.video_id is None:
+        raise UnprocessableError(
+            "video_id is required (pass extra_body={'video_id': ...}) unless conversation_id continues one"
+        )
+    else:
+        video = rt.store.get_video(check_id(body.video_id, "video_id"))
+        conv = rt.store.add_conversation(video.id, f"OpenAI: {question[:60]}")
+    try:
+        video = rt.store.get_video(conv.video_id)
+    except NotFoundError as exc:
+        raise ConflictError(f"the video {conv.video_id} of this conversation was deleted") from exc
+    box = None
+    if body.box is not None:
+        validate_frame_idx(body.frame_idx, video.num_frames)
+        box = validate_box(body.box, video.width, video.height)
+    message_id = rt.store.add_message(
+        conv.id, text=question, box=list(box) if box else None, frame_idx=body.frame_idx, choice=None
+    )
+    req = TurnRequest(
+        thread_id=conv.id,
+        text=question,
+        video_path=rt.store.video_path(video.id),
+        box=box,
+        frame_idx=body.frame_idx,
+        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id)
+        if rt.settings.annotate_evidence
+        else None,
+        evidence_url=lambda f: f"/conversations/{conv.id}/messages/{message_id}/evidence/{f}",
+    )
+    events, job = await start_turn(rt, req, request, message_id=message_id)
+    if job is None:
+        return Response(status_code=499)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    meta = {"conversation_id": conv.id, "message_id": message_id}
+    if body.stream:
+        return StreamingResponse(
+            _stream(rt, events, job, completion_id, body.model, meta), media_type="text/event-stream"
+        )
+    while (await events.get())[0] != "done":
+        pass
+    result: TurnResult = await job.future
+    if result.error is not None:
+        raise _as_service_error(result.error)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": _content(result)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        **meta,
+        "artemis": _artemis(result, meta),
+    }
+
+
+def _content(result: TurnResult) -> str:
+    if result.clarification is not None:
+        return str(result.clarification.get("question", ""))
+    return result.answer
+
+
+def _artemis(result: TurnResult, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **meta,
+        "status": result.status,
+        "turn": result.turn,
+        "clarification": result.clarification,
+        "evidence": result.evidence,
+        "tracks": result.tracks,
+    }
+
+
+async def _stream(
+    rt: Runtime, events, job, completion_id: str, model: str, meta: dict[str, Any]
+) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **meta,
+            **extra,
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    finished = False
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        while True:
+            event, data = await events.get()
+            if event == "done":
+                break
+            yield chunk({}, artemis_event={"event": event, "data": data})
+        finished = True
+        result: TurnResult = await job.future
+        if result.error is not None:
+            err = error_body(result.error["status"], result.error["code"], result.error["detail"])
+            yield f"data: {json.dumps({'error': {**err, 'message': err['detail']}})}\n\n"
+            return
+        words = _content(result).split(" ")
+        for i in range(0, len(words), 4):
+            piece = " ".join(words[i : i + 4])
+            yield chunk({"content": piece if i == 0 else " " + piece})
+        yield chunk({}, "stop", artemis=_artemis(result, meta))
+        yield "data: [DONE]\n\n"
+    finally:
+        if not finished:
+            rt.worker.abandon(job)

@@ -1,0 +1,58 @@
+"""Service settings, read from the environment (prefix ``ARTEMIS_``) or passed to ``create_app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start. ``ARTEMIS_DATA_DIR=/srv/artemis artemis serve`` etc."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTEMIS_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".cache" / "artemis" / "service",
+        description="Videos, frames, evidence, the metadata DB and the conversation checkpoints live here.",
+    )
+    model_dir: Path | None = Field(
+        default=None, description="Artemis model directory; None uses the agent's weight-free describer."
+    )
+    device: str | None = Field(default=None, description="torch device for the model (None: as loaded).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    planner: Literal["rule", "llm"] = "rule"
+    llm: str | None = Field(
+        default=None, description="'module:factory' returning a LangChain chat model (planner 'llm')."
+    )
+    summarizer: Literal["merge", "smollm2", "auto"] = "merge"
+    max_upload_bytes: int = Field(default=512 * 2**20, gt=0)
+    disk_quota_bytes: int = Field(default=20 * 2**30, gt=0)
+    api_key: SecretStr | None = Field(default=None, description="When set, every API call needs it.")
+    queue_size: int = Field(default=64, ge=1, description="Model jobs allowed to wait for the worker.")
+    queue_timeout_s: float = Field(default=120.0, gt=0, description="How long a job may wait to start.")
+    feature_cache_bytes: int = Field(default=2 * 2**30, ge=0)
+    annotate_evidence: bool = Field(default=True, description="Write annotated evidence frames per turn.")
+    log_level: str = "INFO"
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.data_dir / "videos"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def metadata_db(self) -> Path:
+        return self.data_dir / "metadata.sqlite"
+
+    @property
+    def checkpoints_db(self) -> Path:
+        return self.data_dir / "checkpoints.sqlite"
