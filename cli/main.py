@@ -27,6 +27,12 @@ app.add_typer(data_app, name="data")
 from cli.chat import chat  # noqa: E402
 
 app.command(name="chat")(chat)
+from cli.describe import describe_cmd  # noqa: E402
+
+app.command("describe")(describe_cmd)
+from cli.convert import convert_cmd  # noqa: E402
+
+app.command("convert")(convert_cmd)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,102 @@
+"""``artemis describe VIDEO --box x1,y1,x2,y2 --frame N``: what does the boxed target do in the video?"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``"x1,y1,x2,y2"`` -> 4 floats (validated against the frame later)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise typer.BadParameter(f"box {text!r} must be 4 numbers x1,y1,x2,y2")
+    try:
+        return tuple(float(p) for p in parts)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise typer.BadParameter(f"box {text!r} must be 4 numbers x1,y1,x2,y2") from exc
+
+
+def describe_cmd(
+    video: Path = typer.Argument(..., help="Video file or folder of frames."),
+    box: str = typer.Option(..., "--box", help="Target box x1,y1,x2,y2 in pixels of frame --frame."),
+    frame: int = typer.Option(0, "--frame", help="Frame index of the box (0-based)."),
+    question: str | None = typer.Option(
+        None, "--question", help="Question; may contain <region> for the target."
+    ),
+    model_dir: Path | None = typer.Option(
+        None, "--model", help="Artemis model directory (default: tiny random)."
+    ),
+    save_evidence: Path | None = typer.Option(
+        None, "--save-evidence", help="Write annotated frames + GIF here."
+    ),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Answer length limit in tokens."),
+    device: str | None = typer.Option(None, "--device", help="torch device for the model (default: CPU)."),
+) -> None:
+    """Describe what the boxed target does over the whole video."""
+    from tqdm import tqdm
+
+    from artemis_model.errors import ArtemisInputError
+    from artemis_model.features import FeatureCache
+    from artemis_model.pipeline import ArtemisPipeline, describe
+    from artemis_model.types import GenerationOptions
+    from artemis_model.video import open_video
+
+    box_xyxy = parse_box(box)
+    try:
+        with tqdm(total=4, desc="loading model", unit="step", leave=False) as bar:
+            if model_dir is None:
+                from artemis_model.testing import tiny_model_and_processor
+
+                logger.warning(
+                    "no --model given: using the tiny RANDOM model (answers are meaningless) until a trained "
+                    "default exists"
+                )
+                model, processor = tiny_model_and_processor()
+                if device is not None:
+                    model = model.to(device)
+            else:
+                pipe = ArtemisPipeline.from_pretrained(model_dir, device=device)
+                model, processor = pipe.model, pipe.processor
+            bar.update()
+            bar.set_description("opening video")
+            source = open_video(video)
+            bar.update()
+            bar.set_description("tracking + features + answer")
+            result = describe(
+                model,
+                processor,
+                source,
+                box_xyxy,
+                frame_idx=frame,
+                question=question,
+                options=GenerationOptions(max_new_tokens=max_new_tokens),
+                cache=FeatureCache(),
+            )
+            bar.update()
+            paths = []
+            if save_evidence is not None:
+                bar.set_description("saving evidence")
+                from artemis_model.evidence import save_evidence as write_evidence
+
+                paths = write_evidence(source, result, save_evidence)
+            bar.update()
+    except ArtemisInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(result.answer)
+    span = result.track.span
+    logger.info(
+        "track: visible %d/%d frames%s; frames fed to the model: %s; timings: %s",
+        len(result.track.visible_frames),
+        result.track.num_frames,
+        f" ({span[0]}..{span[1]})" if span else "",
+        list(result.selected_frames),
+        {k: round(v, 3) for k, v in result.timings.items()},
+    )
+    for p in paths:
+        logger.info("evidence: %s", p)
