@@ -301,3 +301,23 @@ def test_parse_size():
     assert parse_size("4GB") == 4 * 10**9 and parse_size("2GiB") == 2 * 2**30 and parse_size("1234") == 1234
     with pytest.raises(ValueError, match="not understood"):
         parse_size("lots")
+
+
+def test_artemis_convert_command_reports_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    def drop(parts):
+        del parts["stage2"]["model.norm.weight"]
+
+    ckpt = write_original_checkpoint(tmp_path / "orig", _cfg(), mutate=drop)
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps(ckpt.overrides))
+    args = ["convert", "--base", str(ckpt.base), "--lora", str(ckpt.lora), "--clip", str(ckpt.clip)]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "out"), "--config-overrides", str(overrides)]
+    )
+    assert result.exit_code == 2 and "language_model.model.norm.weight" in result.output, result.output
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "--out" in result.output
