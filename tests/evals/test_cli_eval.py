@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 import evals.predictors
@@ -13,11 +12,13 @@ from tests.evals.helpers import CountingPredictor, write_hcstvg
 runner = CliRunner()
 
 
-@pytest.mark.skipif(
-    evals.predictors.importlib.util.find_spec("artemis_model.pipeline") is not None,
-    reason="the pipeline exists: the clear-error path no longer applies",
-)
-def test_referring_without_pipeline_fails_clearly(tmp_path):
+def test_referring_without_pipeline_fails_clearly(tmp_path, monkeypatch):
+    real_find_spec = evals.predictors.importlib.util.find_spec
+    monkeypatch.setattr(
+        evals.predictors.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "artemis_model.pipeline" else real_find_spec(name, *a),
+    )
     path, root = write_hcstvg(tmp_path, n_videos=1)
     res = runner.invoke(
         app,

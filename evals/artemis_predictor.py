@@ -1,0 +1,99 @@
+"""The real Artemis model behind the :class:`~evals.protocol.Predictor` protocol (via ``artemis_model.pipeline``).
+
+Each record's ground-truth track (the data set's ``track_list``, or the boxes derived from VideoRefer masks) is
+given to the pipeline, so no tracker runs: as in the original protocol, which read precomputed tracks. Records of
+the same video are described together (``describe_many``: the video is decoded and encoded once).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from artemis_model.errors import ArtemisInputError
+from artemis_model.types import Box, GenerationOptions, Track, validate_box
+from evals.protocol import EvalRecord
+
+logger = logging.getLogger(__name__)
+
+
+def _source_key(record: EvalRecord) -> Path:
+    if record.frame_paths is not None:
+        return record.frame_paths[0].parent if record.frame_paths else Path()
+    assert record.video_path is not None  # guaranteed by EvalRecord
+    return record.video_path
+
+
+def record_track(record: EvalRecord, num_frames: int, width: int, height: int) -> Track:
+    """The record's sparse track as a dense :class:`Track` over the opened video (boxes clipped to the frame)."""
+    boxes: list[Box | None] = [None] * num_frames
+    for frame_idx, box in record.track:
+        if frame_idx >= num_frames:
+            raise ArtemisInputError(
+                f"record {record.record_id!r}: track frame {frame_idx} is beyond the video's {num_frames} frames"
+            )
+        boxes[frame_idx] = validate_box(box, width, height)
+    return Track(boxes=tuple(boxes), width=width, height=height)
+
+
+class ArtemisPredictor:
+    """Describes each record's boxed target with an :class:`~artemis_model.pipeline.ArtemisPipeline`."""
+
+    def __init__(
+        self, pipeline: Any, *, options: GenerationOptions = GenerationOptions(), template: str = "train"
+    ) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.template = template
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: Path,
+        *,
+        options: GenerationOptions = GenerationOptions(),
+        device: str | None = None,
+        template: str = "train",
+    ) -> ArtemisPredictor:
+        from artemis_model.pipeline import ArtemisPipeline
+
+        return cls(
+            ArtemisPipeline.from_pretrained(model_dir, device=device), options=options, template=template
+        )
+
+    def _open(self, record: EvalRecord) -> Any:
+        from artemis_model.video import open_video
+
+        source = open_video(_source_key(record))
+        if record.frame_paths is not None:
+            files = [Path(p).name for p in getattr(source, "files", [])]
+            wanted = [p.name for p in record.frame_paths]
+            if files != wanted:
+                raise ArtemisInputError(
+                    f"record {record.record_id!r}: its frame list ({len(wanted)} files) is not the whole folder "
+                    f"{_source_key(record)} in order ({len(files)} files); frame subsets are not supported"
+                )
+        return source
+
+    def predict(self, records: list[EvalRecord]) -> list[str]:
+        answers: dict[str, str] = {}
+        groups: dict[Path, list[EvalRecord]] = {}
+        for rec in records:
+            groups.setdefault(_source_key(rec), []).append(rec)
+        for key, group in groups.items():
+            source = self._open(group[0])
+            tracks = [record_track(r, source.num_frames, source.width, source.height) for r in group]
+            descriptions = self.pipeline.describe_many(
+                source,
+                [r.key_box for r in group],
+                frame_idx=[r.key_frame_idx for r in group],
+                questions=[r.question for r in group],
+                options=self.options,
+                tracks=tracks,
+                template=self.template,
+            )
+            logger.debug("described %d targets of %s", len(group), key)
+            for rec, desc in zip(group, descriptions, strict=True):
+                answers[rec.record_id] = desc.answer
+        return [answers[r.record_id] for r in records]
