@@ -7,7 +7,7 @@ All functions take RGB ``uint8`` frames ``[H, W, 3]`` and ``xyxy`` pixel boxes o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -28,6 +28,13 @@ class Appearance:
     template: np.ndarray  # [h, w, 3] uint8 crop of the box
     width: float
     height: float
+    resized: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """Cache of the template at other sizes (re-used every frame by the coarse search)."""
+
+    def template_at(self, width: int, height: int) -> np.ndarray:
+        if (width, height) not in self.resized:
+            self.resized[(width, height)] = _resize(self.template, width, height)
+        return self.resized[(width, height)]
 
 
 def crop(frame: np.ndarray, box: Box, fraction: float = 1.0) -> np.ndarray:
@@ -106,10 +113,8 @@ def match_template(
         if th < 4 or tw < 4:
             continue
         for scale in scales:
-            tpl_full = (
-                ref.template if scale == 1.0 else _resize(ref.template, round(tw * scale), round(th * scale))
-            )
-            found = _coarse(frame[ry1:ry2, rx1:rx2], tpl_full, prior, (rx1, ry1))
+            tpl_full = ref.template_at(max(4, round(tw * scale)), max(4, round(th * scale)))
+            found = _coarse(ref, frame[ry1:ry2, rx1:rx2], tpl_full, prior, (rx1, ry1))
             if found is not None and (best is None or found[0] < best[0]):
                 best = (found[0], found[1], tpl_full)
     if best is None:
@@ -151,14 +156,19 @@ def refine(
 
 
 def _coarse(
-    window: np.ndarray, tpl: np.ndarray, prior: Box | None, offset: tuple[int, int], tolerance: float = 0.05
+    ref: Appearance,
+    window: np.ndarray,
+    tpl: np.ndarray,
+    prior: Box | None,
+    offset: tuple[int, int],
+    tolerance: float = 0.05,
 ) -> tuple[float, Box] | None:
     th, tw = tpl.shape[:2]
     wh, ww = window.shape[:2]
     if th > wh or tw > ww:
         return None
     factor = min(1.0, TEMPLATE_SIDE / min(tw, th))  # frame -> search resolution
-    small_tpl = _resize(tpl, max(4, round(tw * factor)), max(4, round(th * factor)))
+    small_tpl = ref.template_at(max(4, round(tw * factor)), max(4, round(th * factor)))
     small = _resize(
         window, max(small_tpl.shape[1], round(ww * factor)), max(small_tpl.shape[0], round(wh * factor))
     )
