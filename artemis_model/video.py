@@ -152,6 +152,7 @@ class DecordVideo(VideoSource):
         self._data: bytes | None = None
         self._num_threads = num_threads
         self._resized_readers: dict[tuple[int, int], object] = {}
+        self._owned_file: Path | None = None
         if isinstance(source, bytes):
             self._data = source
             self.name = name or f"<{len(source)} bytes>"
@@ -219,7 +220,11 @@ class DecordVideo(VideoSource):
         return file_content_hash(self._path)
 
     def close(self) -> None:
+        """Drop the resized readers and delete the temporary file written for bytes input, if any."""
         self._resized_readers.clear()
+        if self._owned_file is not None:
+            self._owned_file.unlink(missing_ok=True)
+            self._owned_file = None
 
 
 class FrameFolderVideo(VideoSource):
@@ -319,9 +324,15 @@ def _open_bytes_via_file(data: bytes, tmp_dir: Path, *, num_threads: int) -> Vid
     fd, name = tempfile.mkstemp(suffix=".video", dir=tmp_dir)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-    atexit.register(_unlink_quietly, Path(name))
-    video = DecordVideo(name, name=f"<{len(data)} bytes>", num_threads=num_threads)
+    path = Path(name)
+    atexit.register(_unlink_quietly, path)
+    try:
+        video = DecordVideo(path, name=f"<{len(data)} bytes>", num_threads=num_threads)
+    except VideoDecodeError:
+        path.unlink(missing_ok=True)
+        raise
     video._hash = hashlib.sha256(data).hexdigest()
+    video._owned_file = path
     return video
 
 

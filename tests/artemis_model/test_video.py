@@ -183,6 +183,11 @@ def test_bytes_input_matches_the_file(coded_mp4: Path, tmp_path: Path) -> None:
     assert [p.parent for p in spill.iterdir()] == [spill]  # the temp file lives where the caller said
     assert via_file.content_hash == from_file.content_hash
     assert [read_code(f) for f in via_file.get_frames([33])] == [33]
+    via_file.close()
+    assert list(spill.iterdir()) == []
+    with pytest.raises(VideoDecodeError):
+        open_video(b"not a video" * 10, tmp_dir=spill)
+    assert list(spill.iterdir()) == []
 
 
 def test_content_hash_changes_with_content(coded_mp4: Path, tmp_path: Path) -> None:
