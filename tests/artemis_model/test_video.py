@@ -291,3 +291,14 @@ def test_source_passes_through_and_other_types_fail(coded_mp4: Path) -> None:
     assert open_video(video) is video
     with pytest.raises(TypeError, match="int"):
         open_video(3)  # type: ignore[arg-type]
+
+
+def test_corruption_inside_the_stream_raises_on_decode(coded_mp4: Path, tmp_path: Path) -> None:
+    data = bytearray(coded_mp4.read_bytes())
+    start, length = int(len(data) * 0.4), len(data) // 5
+    data[start : start + length] = bytes(length)  # zero a fifth of the file, mid-stream
+    broken = tmp_path / "zeroed.mp4"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(VideoDecodeError, match="zeroed.mp4"):
+        video = open_video(broken)
+        video.get_frames(range(video.num_frames))
