@@ -23,7 +23,7 @@ def red_circle(tmp_path_factory):
     clip = make_clip(
         [
             Obj("red", "circle", (30, 35), (125, 40), radius=13),
-            Obj("blue", "square", (60, 25), (65, 95), radius=10),
+            Obj("blue", "square", (135, 72), (135, 104), radius=10),
         ],
         textured=True,
     )
