@@ -55,7 +55,8 @@ class TrackerConfig:
     accept_similarity: float = 0.6
     """Colour similarity a re-detected box needs."""
     max_match_distance: float = 0.2
-    """Largest normalised squared difference of a re-detection's template match."""
+    """Largest normalised squared difference (0 = perfect) of a template match that refinement and
+    re-detection accept."""
     cut_threshold: float = 40.0
     """Thumbnail mean absolute difference (0-255) between consecutive frames that counts as a shot cut."""
     refine: bool = True
@@ -91,7 +92,7 @@ class TrackingState:
     prompts: dict[int, Box] = field(default_factory=dict)
     """Prompt boxes in pixels of the original frame, by frame index."""
     boxes: dict[int, Box | None] = field(default_factory=dict)
-    """Results of the last :meth:`Tracker.propagate`, in pixels of the original frame."""
+    """Results of :meth:`Tracker.propagate` (accumulated over calls), in pixels of the original frame."""
 
     @property
     def scale(self) -> tuple[float, float]:
