@@ -14,7 +14,7 @@ import numpy as np
 
 from artemis_model.types import Box, Description, GenerationOptions, Track
 from tools.grounding_offline import name_region
-from tools.video import VideoLike
+from tools.video import VideoLike, as_video_source
 
 logger = logging.getLogger(__name__)
 
@@ -31,33 +31,53 @@ class Describer(Protocol):
 
 
 class ModelDescriber:
-    """Describes with an Artemis model through ``artemis_model.pipeline.describe`` (the model seam)."""
+    """Describes with an Artemis model through :class:`artemis_model.pipeline.ArtemisPipeline` (the model seam).
 
-    def __init__(self, model, processor, *, options: GenerationOptions = GenerationOptions()) -> None:
-        self.model = model
-        self.processor = processor
+    One feature cache is shared by every call, so follow-up questions and several targets on one video never
+    encode a frame twice; :meth:`describe_many` sends all targets of a video through one batched pass.
+    """
+
+    def __init__(
+        self, model, processor, *, options: GenerationOptions = GenerationOptions(), cache=None
+    ) -> None:
+        from artemis_model.pipeline import ArtemisPipeline
+
+        self.pipeline = ArtemisPipeline(model, processor, cache)
         self.options = options
 
-    @classmethod
-    def from_pretrained(cls, model_dir: str | Path, **kwargs) -> ModelDescriber:
-        """Load the model and processor saved in ``model_dir`` (on first use of the CLI/agent, never at import)."""
-        from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
-        from artemis_model.processing_artemis import ArtemisProcessor
+    @property
+    def model(self):
+        return self.pipeline.model
 
-        model = ArtemisForConditionalGeneration.from_pretrained(model_dir).eval()
-        return cls(model, ArtemisProcessor.from_pretrained(model_dir), **kwargs)
+    @property
+    def processor(self):
+        return self.pipeline.processor
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir: str | Path, *, device: str | None = None, dtype=None, **kwargs
+    ) -> ModelDescriber:
+        """Load the model and processor saved in ``model_dir`` (on first use of the CLI/agent, never at import)."""
+        from artemis_model.pipeline import ArtemisPipeline
+
+        pipe = ArtemisPipeline.from_pretrained(model_dir, device=device, dtype=dtype)
+        return cls(pipe.model, pipe.processor, cache=pipe.cache, **kwargs)
 
     def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
-        from artemis_model.pipeline import describe
+        return self.pipeline.describe(
+            as_video_source(video), box, frame_idx=frame_idx, question=question, options=self.options
+        )
 
-        return describe(
-            self.model,
-            self.processor,
-            video,
-            box,
-            frame_idx=frame_idx,
-            question=question,
-            options=self.options,
+    def describe_many(
+        self,
+        video: VideoLike,
+        boxes: list[Box],
+        *,
+        frame_idxs: list[int],
+        question: str | None,
+    ) -> list[Description]:
+        return self.pipeline.describe_many(
+            as_video_source(video), boxes, frame_idx=frame_idxs, questions=question, options=self.options
         )
 
 
