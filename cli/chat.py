@@ -37,7 +37,7 @@ def chat(
 ) -> None:
     """Ask the Artemis agent a question about VIDEO (follow-ups: same --thread and --db)."""
     from agent.deps import AgentDeps
-    from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
+    from agent.graph import build_agent, sqlite_checkpointer
     from agent.lc_tools import as_text_llm
     from agent.planner import LLMPlanner, RulePlanner
     from tools.describers import HeuristicDescriber, ModelDescriber
@@ -59,7 +59,7 @@ def chat(
     parsed_box = _parse_box(box) if box else None
     typer.echo(f"thread {thread}")
     try:
-        for node, update in ask(
+        done = run_turn(
             graph,
             thread,
             question,
@@ -67,18 +67,26 @@ def chat(
             box=parsed_box,
             frame_idx=frame,
             annotate_dir=str(annotate) if annotate else None,
-        ):
-            if node == "__interrupt__":
-                typer.echo(f"? {update['clarification']['question']}")
-                typer.echo(f'  answer with: artemis chat {video} "the left one" --thread {thread} --db {db}')
-                return
-            for step in update.get("steps", []):
-                if step.node == "plan":
-                    typer.echo(f"plan ({step.tool}): {step.output}")
-                elif step.tool:
-                    typer.echo(f"  {step.tool}({json.dumps(step.input)}) -> {step.output}")
+        )
     except ArtemisInputError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if not done:
+        typer.echo(f'  answer with: artemis chat {video} "the left one" --thread {thread} --db {db}')
+
+
+def run_turn(graph, thread: str, question: str, **kwargs) -> bool:
+    """Run one message, echoing the plan, tool calls, answer and evidence. False when the agent asks back."""
+    from agent.graph import ask, final_state
+
+    for node, update in ask(graph, thread, question, **kwargs):
+        if node == "__interrupt__":
+            typer.echo(f"? {update['clarification']['question']}")
+            return False
+        for step in update.get("steps", []):
+            if step.node == "plan":
+                typer.echo(f"plan ({step.tool}): {step.output}")
+            elif step.tool:
+                typer.echo(f"  {step.tool}({json.dumps(step.input)}) -> {step.output}")
     state = final_state(graph, thread)
     typer.echo(f"answer: {state['answer']}")
     for ev in state["evidence"].targets:
@@ -88,6 +96,7 @@ def chat(
             typer.echo(f"    {said}")
     for path in state["evidence"].frames:
         typer.echo(f"  frame {path}")
+    return True
 
 
 def _parse_box(text: str) -> tuple[float, float, float, float]:

@@ -27,12 +27,18 @@ app.add_typer(data_app, name="data")
 from cli.chat import chat  # noqa: E402
 
 app.command(name="chat")(chat)
+from cli.serve import serve  # noqa: E402
+
+app.command(name="serve")(serve)
 from cli.describe import describe_cmd  # noqa: E402
 
 app.command("describe")(describe_cmd)
 from cli.convert import convert_cmd  # noqa: E402
 
 app.command("convert")(convert_cmd)
+from cli.demo import demo  # noqa: E402
+
+app.command("demo")(demo)
 
 if __name__ == "__main__":
     app()
