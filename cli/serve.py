@@ -1,0 +1,37 @@
+"""``artemis serve``: run the HTTP service (web page at /, API docs at /docs) with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Overrides ARTEMIS_DATA_DIR."),
+    model_dir: Path | None = typer.Option(
+        None, "--model", help="Artemis model dir (overrides ARTEMIS_MODEL_DIR; default: heuristic describer)."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the Artemis API and web page. Settings come from ARTEMIS_* environment variables."""
+    import logging
+
+    import uvicorn
+
+    from agent.api import Settings, create_app
+
+    overrides = {k: v for k, v in {"data_dir": data_dir, "model_dir": model_dir}.items() if v is not None}
+    settings = Settings(**overrides)
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        force=True,
+    )
+    from agent.api.request_id import install_log_filter
+
+    install_log_filter()
+    typer.echo(f"Artemis on http://{host}:{port}/ (data in {settings.data_dir})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, log_config=None)

@@ -1,0 +1,27 @@
+"""``artemis serve`` builds the app from ARTEMIS_* settings plus its options and hands it to uvicorn."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def test_serve_passes_settings_and_address(monkeypatch, tmp_path):
+    import uvicorn
+
+    from cli.serve import serve
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        seen.update(kwargs, app=app)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("ARTEMIS_API_KEY", "from-env")
+    monkeypatch.setenv("ARTEMIS_QUEUE_SIZE", "3")
+    serve(host="0.0.0.0", port=8123, data_dir=tmp_path / "d", model_dir=None, log_level="warning")
+    app = seen["app"]
+    assert isinstance(app, FastAPI) and (seen["host"], seen["port"]) == ("0.0.0.0", 8123)
+    settings = app.state.settings
+    assert settings.data_dir == tmp_path / "d" and settings.queue_size == 3
+    assert settings.api_key.get_secret_value() == "from-env"
+    assert app.state.runtime is None, "models load in the lifespan, not when the app is built"
