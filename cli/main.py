@@ -36,6 +36,9 @@ app.command("describe")(describe_cmd)
 from cli.convert import convert_cmd  # noqa: E402
 
 app.command("convert")(convert_cmd)
+from cli.demo import demo  # noqa: E402
+
+app.command("demo")(demo)
 
 if __name__ == "__main__":
     app()
