@@ -1,21 +1,26 @@
 """The real Artemis model behind the :class:`~evals.protocol.Predictor` protocol (via ``artemis_model.pipeline``).
 
 Each record's ground-truth track (the data set's ``track_list``, or the boxes derived from VideoRefer masks) is
-given to the pipeline, so no tracker runs: as in the original protocol, which read precomputed tracks. Records of
-the same video are described together (``describe_many``: the video is decoded and encoded once).
+given to the pipeline, so no tracker runs: as in the original protocol, which read precomputed tracks. Each video is
+decoded and encoded once. ``batching="across_videos"`` (the default) generates up to ``generation_batch_size``
+records of any videos in one call (:mod:`evals.cross_batch`); ``"per_video"`` calls ``describe_many`` once per
+video (the targets of one video batched together, different videos one after another).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from artemis_model.errors import ArtemisInputError
 from artemis_model.types import Box, GenerationOptions, Track, validate_box
 from evals.protocol import EvalRecord
 
 logger = logging.getLogger(__name__)
+
+Batching = Literal["across_videos", "per_video"]
+BATCHING: tuple[str, ...] = ("across_videos", "per_video")
 
 
 def _source_key(record: EvalRecord) -> Path:
@@ -41,11 +46,23 @@ class ArtemisPredictor:
     """Describes each record's boxed target with an :class:`~artemis_model.pipeline.ArtemisPipeline`."""
 
     def __init__(
-        self, pipeline: Any, *, options: GenerationOptions = GenerationOptions(), template: str = "train"
+        self,
+        pipeline: Any,
+        *,
+        options: GenerationOptions = GenerationOptions(),
+        template: str = "train",
+        batching: Batching = "across_videos",
+        generation_batch_size: int = 8,
     ) -> None:
+        if batching not in BATCHING:
+            raise ValueError(f"batching={batching!r}; allowed: {BATCHING}")
+        if generation_batch_size < 1:
+            raise ValueError(f"generation_batch_size={generation_batch_size} must be >= 1")
         self.pipeline = pipeline
         self.options = options
         self.template = template
+        self.batching = batching
+        self.generation_batch_size = generation_batch_size
 
     @classmethod
     def from_pretrained(
@@ -55,12 +72,12 @@ class ArtemisPredictor:
         options: GenerationOptions = GenerationOptions(),
         device: str | None = None,
         template: str = "train",
+        **kwargs: Any,
     ) -> ArtemisPredictor:
         from artemis_model.pipeline import ArtemisPipeline
 
-        return cls(
-            ArtemisPipeline.from_pretrained(model_dir, device=device), options=options, template=template
-        )
+        pipeline = ArtemisPipeline.from_pretrained(model_dir, device=device)
+        return cls(pipeline, options=options, template=template, **kwargs)
 
     def _open(self, record: EvalRecord) -> Any:
         from artemis_model.video import open_video
@@ -76,12 +93,17 @@ class ArtemisPredictor:
                 )
         return source
 
-    def predict(self, records: list[EvalRecord]) -> list[str]:
-        answers: dict[str, str] = {}
+    def _groups(self, records: list[EvalRecord]) -> dict[Path, list[EvalRecord]]:
         groups: dict[Path, list[EvalRecord]] = {}
         for rec in records:
             groups.setdefault(_source_key(rec), []).append(rec)
-        for key, group in groups.items():
+        return groups
+
+    def predict(self, records: list[EvalRecord]) -> list[str]:
+        if self.batching == "across_videos":
+            return self._predict_across_videos(records)
+        answers: dict[str, str] = {}
+        for key, group in self._groups(records).items():
             source = self._open(group[0])
             tracks = [record_track(r, source.num_frames, source.width, source.height) for r in group]
             descriptions = self.pipeline.describe_many(
@@ -97,3 +119,33 @@ class ArtemisPredictor:
             for rec, desc in zip(group, descriptions, strict=True):
                 answers[rec.record_id] = desc.answer
         return [answers[r.record_id] for r in records]
+
+    def _predict_across_videos(self, records: list[EvalRecord]) -> list[str]:
+        from evals.cross_batch import TargetRequest, generate_prepared, prepare_targets
+
+        pipe = self.pipeline
+        prepared = {}
+        groups: dict[Path, list[tuple[int, EvalRecord]]] = {}
+        for pos, rec in enumerate(records):
+            groups.setdefault(_source_key(rec), []).append((pos, rec))
+        for key, group in groups.items():
+            source = self._open(group[0][1])
+            requests = [
+                TargetRequest(
+                    key=str(pos),
+                    box=r.key_box,
+                    frame_idx=r.key_frame_idx,
+                    track=record_track(r, source.num_frames, source.width, source.height),
+                    question=r.question,
+                )
+                for pos, r in group
+            ]
+            for target in prepare_targets(
+                pipe.model, pipe.processor, source, requests, cache=pipe.cache, template=self.template
+            ):
+                prepared[target.key] = target
+            logger.debug("prepared %d targets of %s", len(group), key)
+        ordered = [prepared[str(pos)] for pos in range(len(records))]
+        return generate_prepared(
+            pipe.model, pipe.processor, ordered, self.options, batch_size=self.generation_batch_size
+        )
