@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, describer: Describer | None 
         version="0.1.0",
         summary="Referential understanding of videos: upload a video, draw a box, ask.",
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.runtime = None

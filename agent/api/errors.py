@@ -81,7 +81,15 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
 
 
 def error_body(status: int, code: str, message: str, **extra: object) -> dict:
-    return {"detail": message, "code": code, "status": status, "request_id": current_request_id(), **extra}
+    """The error document; ``error`` repeats it in the OpenAI shape so OpenAI clients show the message."""
+    return {
+        "detail": message,
+        "code": code,
+        "status": status,
+        "request_id": current_request_id(),
+        "error": {"message": message, "type": code, "code": status},
+        **extra,
+    }
 
 
 def error_response(

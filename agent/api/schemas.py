@@ -15,8 +15,15 @@ BoxIn = list[float]
 BOX_FIELD = Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels on frame_idx")
 
 
+EXAMPLE_ID = "0123456789abcdef0123456789abcdef"
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
 
 
 # ---- videos -------------------------------------------------------------------------------------------------
@@ -47,6 +54,8 @@ class DeletedOut(BaseModel):
 
 # ---- conversations ------------------------------------------------------------------------------------------
 class ConversationIn(_In):
+    model_config = _examples({"video_id": EXAMPLE_ID, "title": "The red circle"})
+
     video_id: str = Field(description="The video the conversation is about (from POST /videos)")
     title: str | None = Field(default=None, max_length=200)
 
@@ -64,6 +73,12 @@ class ConversationListOut(BaseModel):
 
 
 class MessageIn(_In):
+    model_config = _examples(
+        {"text": "What is the boxed object doing?", "box": [10, 10, 60, 60], "frame_idx": 0},
+        {"text": "What are the red objects doing?"},
+        {"text": "the left one", "choice": 1},
+    )
+
     text: str = Field(
         min_length=1, max_length=4000, description="The question (or the reply to a clarification)"
     )
@@ -124,6 +139,8 @@ class HistoryOut(BaseModel):
 
 # ---- tools --------------------------------------------------------------------------------------------------
 class GroundIn(_In):
+    model_config = _examples({"video_id": EXAMPLE_ID, "query": "the red objects"})
+
     video_id: str
     query: str = Field(max_length=500, description="Referring phrase, e.g. 'the red objects'")
 
@@ -133,6 +150,8 @@ class GroundOut(BaseModel):
 
 
 class TrackIn(_In):
+    model_config = _examples({"video_id": EXAMPLE_ID, "box": [10, 10, 60, 60], "frame_idx": 0})
+
     video_id: str
     box: BoxIn = BOX_FIELD
     frame_idx: int = Field(default=0, ge=0)
@@ -146,6 +165,10 @@ class TrackResultOut(BaseModel):
 
 
 class DescribeIn(TrackIn):
+    model_config = _examples(
+        {"video_id": EXAMPLE_ID, "box": [10, 10, 60, 60], "frame_idx": 0, "question": "What is it doing?"}
+    )
+
     question: str | None = Field(default=None, max_length=2000)
 
 
@@ -159,6 +182,10 @@ class DescribeOut(BaseModel):
 
 
 class SummarizeIn(_In):
+    model_config = _examples(
+        {"texts": ["The red circle moves right.", "The blue square falls."], "instruction": "What happens?"}
+    )
+
     texts: list[str] | list[TargetDescription] = Field(max_length=256)
     instruction: str = Field(max_length=2000)
 

@@ -49,7 +49,20 @@ class ChatMessageIn(BaseModel):
 class ChatCompletionIn(BaseModel):
     """The OpenAI request; sampling fields are accepted and ignored (the agent is deterministic)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": MODEL_NAME,
+                    "messages": [{"role": "user", "content": "What is the boxed object doing?"}],
+                    "video_id": "0123456789abcdef0123456789abcdef",
+                    "box": [10, 10, 60, 60],
+                    "frame_idx": 0,
+                }
+            ]
+        },
+    )
 
     model: str = MODEL_NAME
     messages: list[ChatMessageIn] = Field(min_length=1)
@@ -207,7 +220,7 @@ async def _stream(
         result: TurnResult = await job.future
         if result.error is not None:
             err = error_body(result.error["status"], result.error["code"], result.error["detail"])
-            yield f"data: {json.dumps({'error': {**err, 'message': err['detail']}})}\n\n"
+            yield f"data: {json.dumps({'error': err['error']})}\n\n"
             return
         words = _content(result).split(" ")
         for i in range(0, len(words), 4):

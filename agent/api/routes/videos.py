@@ -23,6 +23,16 @@ from artemis_model.video import open_video
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/videos", tags=["videos"])
+_VIDEO_ID = {"video_id": "$response.body#/id"}
+VIDEO_LINKS = {
+    name: {"operationId": op, "parameters": _VIDEO_ID}
+    for name, op in [
+        ("GetVideo", "get_video"),
+        ("GetFrame", "get_frame"),
+        ("GetFile", "get_file"),
+        ("DeleteVideo", "delete_video"),
+    ]
+}
 
 
 def video_out(rec: VideoRecord) -> VideoOut:
@@ -55,6 +65,7 @@ def _probe(path: str) -> tuple[int, float, int, int, str]:
     openapi_extra=UPLOAD_OPENAPI,
     summary="Upload a video (multipart field 'file')",
     responses={
+        201: {"description": "The stored video", "links": VIDEO_LINKS},
         413: {"description": "Too large"},
         415: {"description": "Not a video"},
         507: {"description": "Disk quota full"},

@@ -1,0 +1,155 @@
+"""Property-based API testing with schemathesis over the OpenAPI schema (examples capped).
+
+Every operation gets explicit examples plus generated cases; ids are swapped for real ones half of the
+time (a pre-uploaded video, a conversation, spare ones for the deletes), uploads are sometimes a real
+clip. Then a stateful run follows the schema's links (upload -> get/frame/file/delete; conversation ->
+message/history/delete). No case may get a 5xx, and every operation must answer 2xx at least once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import hypothesis.strategies as st
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.stateful import run_state_machine_as_test
+from schemathesis.python import asgi as st_asgi
+
+from agent.api import Settings, create_app
+from agent.api.schemas import EXAMPLE_ID
+
+KEY = {"X-API-Key": "schema-key"}
+MAX_EXAMPLES = 12
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path / "data", api_key="schema-key"))
+    yield app
+    st_asgi.shutdown_lifespans()
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) and len(value) == 32
+
+
+def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
+    _, mp4 = red_circle
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    statuses: dict[str, list[int]] = defaultdict(list)
+    failures: list[str] = []
+
+    def call(case):
+        response = case.call(headers=KEY)
+        label = case.operation.label
+        statuses[label].append(response.status_code)
+        if response.status_code >= 500:
+            failures.append(f"{label} {case.path_parameters} {str(case.body)[:200]} -> {response.text[:300]}")
+        return response
+
+    def upload_real():
+        op = schema["/videos"]["POST"]
+        return call(op.Case(body={"file": mp4}, media_type="multipart/form-data")).json()["id"]
+
+    video_id = upload_real()
+    spare_videos = [upload_real() for _ in range(2)]
+    conv_op = schema["/conversations"]["POST"]
+    conversation_id = call(conv_op.Case(body={"video_id": video_id})).json()["id"]
+    spare_conversations = [call(conv_op.Case(body={"video_id": video_id})).json()["id"] for _ in range(2)]
+    msg_op = schema["/conversations/{conversation_id}/messages"]["POST"]
+    first = call(
+        msg_op.Case(
+            path_parameters={"conversation_id": conversation_id},
+            query={"stream": False},
+            body={"text": "What is it doing?", "box": [20, 20, 60, 60]},
+        )
+    ).json()
+    message_id, evidence_frame = first["message_id"], first["evidence"]["frames"][0]["frame_idx"]
+
+    def real_ids(case, use_real: bool, deleting: bool):
+        if not use_real:
+            return
+        vid = spare_videos.pop() if deleting and spare_videos and "video" in case.path else video_id
+        cid = (
+            spare_conversations.pop()
+            if deleting and spare_conversations and "conversations" in case.path
+            else conversation_id
+        )
+        params = case.path_parameters or {}
+        if "video_id" in params:
+            params["video_id"] = vid
+        if "conversation_id" in params:
+            params["conversation_id"] = cid
+        if "message_id" in params:
+            params["message_id"], params["frame_idx"] = message_id, evidence_frame
+        elif "frame_idx" in params and isinstance(params["frame_idx"], int):
+            params["frame_idx"] = abs(params["frame_idx"]) % 16
+        if isinstance(case.body, dict):
+            if "video_id" in case.body:
+                case.body["video_id"] = video_id
+            if "conversation_id" in case.body and _is_id(case.body["conversation_id"]):
+                case.body["conversation_id"] = conversation_id
+            if case.path == "/videos" and "file" in case.body:
+                case.body["file"] = mp4
+
+    operations = [r.ok() for r in schema.get_all_operations()]
+    operations.sort(key=lambda op: op.method.upper() == "DELETE")  # deletes last: they remove the fixtures
+    for op in operations:
+        deleting = op.method.upper() == "DELETE"
+        strategy = st.one_of(*schema.get_strategies_from_examples(op), op.as_strategy())
+
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=strategy, use_real=st.booleans())
+        def run(case, use_real, deleting=deleting):
+            real_ids(case, use_real, deleting)
+            call(case)
+
+        run()
+
+    # stateful: follow the links from real uploads and conversations
+    @schema.hook
+    def map_body(context, body):
+        if context.operation is not None and context.operation.path == "/videos" and isinstance(body, dict):
+            return {"file": mp4}
+        if isinstance(body, dict) and "video_id" in body:
+            return {**body, "video_id": video_id}
+        return body
+
+    machine = schema.as_state_machine()
+    before = {label: len(v) for label, v in statuses.items()}
+
+    class Machine(machine):
+        def call(self, case, **kwargs):
+            return call(case)
+
+        def validate_response(self, response, case, **kwargs):
+            assert response.status_code < 500
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+
+    stateful = {label: len(v) - before.get(label, 0) for label, v in statuses.items()}
+    assert stateful.get("POST /videos", 0) > 0 and sum(stateful.values()) > stateful["POST /videos"], stateful
+    assert not failures, "server errors:\n" + "\n".join(failures[:10])
+    no_2xx = {label: sorted(set(s)) for label, s in statuses.items() if not any(200 <= c < 300 for c in s)}
+    assert not no_2xx, f"operations that never answered 2xx: {no_2xx}"
+    assert len(statuses) == len(operations) and len(operations) >= 20
+    assert EXAMPLE_ID not in (video_id, conversation_id)
