@@ -5,9 +5,9 @@ files through ``torch.load(..., weights_only=True, mmap=True)`` (memory-mapped, 
 read when it is used). A file holding anything but a flat ``{name: tensor}`` dict is refused with
 :class:`ConversionError`.
 
-Writing buffers tensors up to ``max_shard_bytes`` and flushes each shard with ``safetensors.torch.save_file``;
-:meth:`ShardWriter.finalize` names the shards ``model-0000k-of-0000n.safetensors`` and writes
-``model.safetensors.index.json``.
+Writing is planned: the output names, shapes and dtypes are known before any data is read, so the shards
+(``model-0000k-of-0000n.safetensors`` + ``model.safetensors.index.json``) are laid out up front and each
+tensor's bytes go straight to disk as it is produced; no output buffer is held.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 logger = logging.getLogger(__name__)
 
@@ -198,57 +199,106 @@ def read_meta(path: str | Path) -> dict[str, TensorMeta]:
         return dict(f.meta)
 
 
-class ShardWriter:
-    """Buffers tensors and writes ``safetensors`` shards of about ``max_shard_bytes`` each.
+_TORCH_TO_SAFETENSORS = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
 
-    A tensor larger than ``max_shard_bytes`` gets a shard of its own. :attr:`peak_buffer_bytes` is the most
-    the buffer ever held.
+
+@dataclass(frozen=True)
+class OutputTensor:
+    """One tensor of the planned output: its name, shape and dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return TensorMeta(self.shape, self.dtype).nbytes
+
+
+def plan_shards(tensors: Sequence[OutputTensor], max_shard_bytes: int) -> list[list[OutputTensor]]:
+    """Split ``tensors`` (in write order) into shards of at most ``max_shard_bytes`` (a larger tensor: alone)."""
+    if max_shard_bytes < 1:
+        raise ValueError(f"max_shard_bytes {max_shard_bytes} must be >= 1")
+    shards: list[list[OutputTensor]] = [[]]
+    size = 0
+    for tensor in tensors:
+        if shards[-1] and size + tensor.nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(tensor)
+        size += tensor.nbytes
+    return [s for s in shards if s]
+
+
+class StreamingShardWriter:
+    """Writes planned ``safetensors`` shards tensor by tensor, straight to disk (no output buffer).
+
+    The layout is fixed up front (:func:`plan_shards`), so each shard's header is written first and every
+    tensor's bytes follow as they arrive; they must arrive in the planned order with the planned shape and
+    dtype. The files follow the safetensors format: a little-endian u64 header length, the JSON header
+    (padded with spaces to 8 bytes), then the raw data.
     """
 
-    def __init__(self, directory: str | Path, max_shard_bytes: int) -> None:
-        if max_shard_bytes < 1:
-            raise ValueError(f"max_shard_bytes {max_shard_bytes} must be >= 1")
+    def __init__(self, directory: str | Path, shards: Sequence[Sequence[OutputTensor]]) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_shard_bytes = int(max_shard_bytes)
-        self._buffer: dict[str, torch.Tensor] = {}
-        self._buffer_bytes = 0
-        self._written: list[tuple[Path, list[str]]] = []
-        self.total_bytes = 0
-        self.peak_buffer_bytes = 0
+        self.shards = [list(s) for s in shards]
+        count = len(self.shards)
+        self.paths = [
+            self.directory / f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)
+        ]
+        self._order = [(k, t) for k, shard in enumerate(self.shards) for t in shard]
+        self._next = 0
+        self._file: BinaryIO | None = None
+        self.total_bytes = sum(t.nbytes for _, t in self._order)
 
-    def add(self, name: str, tensor: torch.Tensor) -> None:
-        if name in self._buffer or any(name in names for _, names in self._written):
-            raise ConversionError(f"tensor {name!r} written twice")
-        nbytes = tensor.numel() * tensor.element_size()
-        if self._buffer and self._buffer_bytes + nbytes > self.max_shard_bytes:
-            self.flush()
-        self._buffer[name] = tensor.contiguous()
-        self._buffer_bytes += nbytes
-        self.total_bytes += nbytes
-        self.peak_buffer_bytes = max(self.peak_buffer_bytes, self._buffer_bytes)
+    def _open_shard(self, k: int) -> None:
+        header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+        offset = 0
+        for t in self.shards[k]:
+            header[t.name] = {
+                "dtype": _TORCH_TO_SAFETENSORS[t.dtype],
+                "shape": list(t.shape),
+                "data_offsets": [offset, offset + t.nbytes],
+            }
+            offset += t.nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        self._file = open(self.paths[k], "wb")  # noqa: SIM115 - closed when the shard's last tensor is written
+        self._file.write(struct.pack("<Q", len(raw)))
+        self._file.write(raw)
 
-    def flush(self) -> None:
-        if not self._buffer:
-            return
-        path = self.directory / f"model-part-{len(self._written) + 1:05d}.safetensors"
-        save_file(self._buffer, str(path), metadata={"format": "pt"})
-        self._written.append((path, list(self._buffer)))
-        logger.debug("wrote %s (%d tensors, %d bytes)", path.name, len(self._buffer), self._buffer_bytes)
-        self._buffer = {}
-        self._buffer_bytes = 0
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        if self._next >= len(self._order):
+            raise ConversionError(f"tensor {name!r} is beyond the planned output")
+        k, want = self._order[self._next]
+        got = (name, tuple(tensor.shape), tensor.dtype)
+        if got != (want.name, want.shape, want.dtype):
+            raise ConversionError(
+                f"output tensor {got} differs from the plan {(want.name, want.shape, want.dtype)}"
+            )
+        if self._file is None:
+            self._open_shard(k)
+        data = tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8)  # raw little-endian bytes
+        self._file.write(memoryview(data.numpy()))
+        self._next += 1
+        if self._next == len(self._order) or self._order[self._next][0] != k:
+            self._file.close()
+            self._file = None
+            logger.debug("wrote %s", self.paths[k].name)
 
     def finalize(self) -> list[Path]:
-        """Flush, give the shards their final names and write ``model.safetensors.index.json``."""
-        self.flush()
-        count = len(self._written)
-        weight_map: dict[str, str] = {}
-        final: list[Path] = []
-        for i, (path, names) in enumerate(self._written, start=1):
-            target = self.directory / f"model-{i:05d}-of-{count:05d}.safetensors"
-            path.rename(target)
-            final.append(target)
-            weight_map.update(dict.fromkeys(names, target.name))
+        """Check that every planned tensor was written; write ``model.safetensors.index.json``."""
+        if self._next != len(self._order):
+            missing = [t.name for _, t in self._order[self._next :]]
+            raise ConversionError(f"{len(missing)} planned tensors were never written, e.g. {missing[:5]}")
+        weight_map = {t.name: self.paths[k].name for k, t in self._order}
         index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
         (self.directory / SAFETENSORS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
-        return final
+        return list(self.paths)
+
+    def close(self) -> None:
+        """Close an unfinished shard (after an error)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -44,9 +44,11 @@ from artemis_model.checkpoint_io import (
     ADAPTER_WEIGHT_NAMES,
     MODEL_WEIGHT_NAMES,
     ConversionError,
-    ShardWriter,
+    OutputTensor,
+    StreamingShardWriter,
     TensorFile,
     TensorMeta,
+    plan_shards,
     resolve_weight_files,
 )
 from artemis_model.configuration_artemis import ArtemisConfig
@@ -123,7 +125,6 @@ class ConversionReport:
     dropped: dict[str, int]
     added_tokens: dict[str, int]
     vocab_size: int
-    peak_buffer_bytes: int
     seconds: float
     image_tower_check: ImageTowerCheck | None = None
 
@@ -399,7 +400,7 @@ def _write_one(
     adapter: dict[str, torch.Tensor],
     lora: LoraSettings,
     options: ConvertOptions,
-    writer: ShardWriter,
+    writer: StreamingShardWriter,
     checker: _ImageTowerChecker | None,
 ) -> None:
     """One input tensor: read it only if it is kept (or checked), merge, pad, cast, buffer, release."""
@@ -419,11 +420,11 @@ def _write_one(
         tensor = _merge_lora(tensor, adapter.pop(a_name), adapter.pop(b_name), lora.scaling)
     if action.target in (EMBED_KEY, LM_HEAD_KEY):
         tensor = _append_mean_rows(tensor, plan.new_rows)
-    writer.add(action.target, tensor.to(options.dtype))
+    writer.write(action.target, tensor.to(options.dtype))
 
 
 def _stream(
-    plan: _Plan, lora: LoraSettings, options: ConvertOptions, writer: ShardWriter
+    plan: _Plan, lora: LoraSettings, options: ConvertOptions, writer: StreamingShardWriter
 ) -> tuple[int, ImageTowerCheck | None]:
     """Pass 2: read, merge, pad, cast and write every kept tensor, one input file at a time."""
     adapter: dict[str, torch.Tensor] = {}
@@ -484,15 +485,25 @@ def convert_checkpoint(
         token_ids=token_ids,
         overrides=options.config_overrides,
     )
-    plan = _plan(base_dir, lora_dir, clip_dir, _expected_shapes(config), lora, base_vocab)
+    expected = _expected_shapes(config)
+    plan = _plan(base_dir, lora_dir, clip_dir, expected, lora, base_vocab)
     logger.info(
         "plan ok: %d tensors to write, %d LoRA merges",
         sum(a.target is not None for s in plan.sources for a in s.actions.values()),
         len(plan.lora_pairs),
     )
 
-    writer = ShardWriter(out_dir, options.max_shard_bytes)
-    merged, tower_check = _stream(plan, lora, options, writer)
+    outputs = [
+        OutputTensor(action.target, expected[action.target], options.dtype)
+        for source in plan.sources
+        for action in source.actions.values()
+        if action.target is not None
+    ]
+    writer = StreamingShardWriter(out_dir, plan_shards(outputs, options.max_shard_bytes))
+    try:
+        merged, tower_check = _stream(plan, lora, options, writer)
+    finally:
+        writer.close()
     shards = writer.finalize()
     dtype_name = next(k for k, v in DTYPES.items() if v == options.dtype)
     config.dtype = options.dtype
@@ -505,7 +516,7 @@ def convert_checkpoint(
     report = ConversionReport(
         out_dir=out_dir,
         dtype=dtype_name,
-        num_tensors=sum(1 for s in plan.sources for a in s.actions.values() if a.target is not None),
+        num_tensors=len(outputs),
         total_bytes=writer.total_bytes,
         shards=tuple(p.name for p in shards),
         lora_merged=merged,
@@ -513,7 +524,6 @@ def convert_checkpoint(
         dropped=dict(plan.dropped),
         added_tokens={t: i for t, i in token_ids.items() if i >= base_vocab},
         vocab_size=len(tokenizer),
-        peak_buffer_bytes=writer.peak_buffer_bytes,
         seconds=time.perf_counter() - start,
         image_tower_check=tower_check,
     )

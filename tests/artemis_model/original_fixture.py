@@ -241,10 +241,13 @@ def write_original_checkpoint(
     if mutate is not None:
         mutate(parts)
 
-    names = list(stage2)
+    sizes = {n: t.numel() * t.element_size() for n, t in stage2.items()}
+    total_bytes, running, groups = sum(sizes.values()), 0, [[] for _ in range(num_shards)]
+    for name, size in sizes.items():  # contiguous shards of about equal bytes, as save_pretrained makes
+        groups[min(running * num_shards // total_bytes, num_shards - 1)].append(name)
+        running += size
     weight_map, total = {}, 0
-    for k in range(num_shards):
-        shard_names = names[k * len(names) // num_shards : (k + 1) * len(names) // num_shards]
+    for k, shard_names in enumerate(groups):
         file = f"pytorch_model-{k + 1:05d}-of-{num_shards:05d}.bin"
         torch.save({n: stage2[n] for n in shard_names}, base / file)
         weight_map |= dict.fromkeys(shard_names, file)
