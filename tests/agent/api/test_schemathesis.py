@@ -97,7 +97,6 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
     operations = [r.ok() for r in schema.get_all_operations()]
     operations.sort(key=lambda op: op.method.upper() == "DELETE")  # deletes last: they remove the fixtures
     for op in operations:
-        deleting = op.method.upper() == "DELETE"
         strategy = st.one_of(*schema.get_strategies_from_examples(op), op.as_strategy())
 
         @settings(
@@ -109,8 +108,8 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
             suppress_health_check=list(HealthCheck),
         )
         @given(case=strategy, use_real=st.booleans())
-        def run(case, use_real, deleting=deleting):
-            real_ids(case, use_real, deleting)
+        def run(case, use_real):
+            real_ids(case, use_real, case.method.upper() == "DELETE")
             call(case)
 
         run()
