@@ -30,7 +30,6 @@ import json
 import logging
 import re
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,32 +40,22 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, PreTrainedTokenizerBase
 
 from artemis_model.checkpoint_io import (
-    ADAPTER_WEIGHT_NAMES,
-    MODEL_WEIGHT_NAMES,
     ConversionError,
     OutputTensor,
     StreamingShardWriter,
     TensorFile,
-    TensorMeta,
     plan_shards,
-    resolve_weight_files,
 )
-from artemis_model.configuration_artemis import ArtemisConfig
 from artemis_model.convert_keys import (
     DROP_IMAGE_TOWER,
     EMBED_KEY,
     LM_HEAD_KEY,
-    KeyAction,
     LoraSettings,
     build_config,
     clip_key_for_image_tower,
-    lora_base_key,
-    map_clip_key,
-    map_non_lora_key,
-    map_stage2_key,
     read_lora_settings,
 )
-from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
+from artemis_model.convert_plan import ConversionPlan, Source, expected_shapes, plan_conversion
 from artemis_model.processing_artemis import ArtemisProcessor, add_placeholder_tokens
 
 __all__ = [
@@ -82,12 +71,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-NON_LORA_NAMES = ("non_lora_trainables.bin", "non_lora_trainables.safetensors")
 CONVERSION_FILE = "artemis_conversion.json"
 PROMPT_TEMPLATE = "eval_original"
 RESIZE_MODE = "original"
-_LIST_LIMIT = 40
-_SOURCES = ("stage-2 checkpoint", "LoRA adapter", "non_lora_trainables", "CLIP")
 
 
 @dataclass(frozen=True)
@@ -129,186 +115,6 @@ class ConversionReport:
     image_tower_check: ImageTowerCheck | None = None
 
 
-class _Problems:
-    """Everything wrong with the inputs, by category, so one error lists them all."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, list[str]] = {}
-
-    def add(self, category: str, text: str) -> None:
-        self.items.setdefault(category, []).append(text)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        lines = [f"conversion stopped, {sum(map(len, self.items.values()))} problem(s):"]
-        for category, texts in self.items.items():
-            shown = texts[:_LIST_LIMIT]
-            more = f" ... and {len(texts) - len(shown)} more" if len(texts) > len(shown) else ""
-            lines.append(f"  {category} ({len(texts)}): " + "; ".join(shown) + more)
-        raise ConversionError("\n".join(lines))
-
-
-@dataclass
-class _Source:
-    label: str
-    files: list[Path]
-    meta: dict[str, TensorMeta] = field(default_factory=dict)
-    file_of: dict[str, Path] = field(default_factory=dict)
-    actions: dict[str, KeyAction] = field(default_factory=dict)
-
-
-def _open_source(label: str, directory: Path, names: Sequence[str], problems: _Problems) -> _Source:
-    files, weight_map = resolve_weight_files(directory, names)
-    source = _Source(label, files)
-    for path in files:
-        with TensorFile(path) as f:
-            for name, meta in f.meta.items():
-                if name in source.meta:
-                    problems.add(
-                        "duplicated keys", f"{label}: {name!r} in {source.file_of[name].name} and {path.name}"
-                    )
-                source.meta[name] = meta
-                source.file_of[name] = path
-    if weight_map is not None:
-        for name, shard in weight_map.items():
-            if name not in source.file_of:
-                problems.add("index mismatch", f"{label}: index lists {name!r} but no shard holds it")
-            elif source.file_of[name].name != shard:
-                problems.add(
-                    "index mismatch", f"{label}: index puts {name!r} in {shard}, found in another shard"
-                )
-        for name in source.meta:
-            if name not in weight_map:
-                problems.add("index mismatch", f"{label}: {name!r} is in a shard but not in the index")
-    return source
-
-
-def _expected_shapes(config: ArtemisConfig) -> dict[str, tuple[int, ...]]:
-    """Our parameter names and shapes (an Artemis model on the meta device: no memory, no init cost)."""
-    with torch.device("meta"):
-        model = ArtemisForConditionalGeneration(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-@dataclass
-class _Plan:
-    stage2: _Source
-    adapter: _Source
-    non_lora: _Source
-    clip: _Source
-    lora_pairs: dict[str, tuple[str, str]]
-    new_rows: int
-    dropped: Counter[str]
-
-    @property
-    def sources(self) -> list[_Source]:
-        return [self.stage2, self.non_lora, self.clip]
-
-
-def _plan(
-    base_dir: Path,
-    lora_dir: Path,
-    clip_dir: Path,
-    expected: dict[str, tuple[int, ...]],
-    lora: LoraSettings,
-    base_vocab: int,
-) -> _Plan:
-    problems = _Problems()
-    stage2 = _open_source(_SOURCES[0], base_dir, MODEL_WEIGHT_NAMES, problems)
-    adapter = _open_source(_SOURCES[1], lora_dir, ADAPTER_WEIGHT_NAMES, problems)
-    non_lora = _open_source(_SOURCES[2], lora_dir, NON_LORA_NAMES, problems)
-    clip = _open_source(_SOURCES[3], clip_dir, MODEL_WEIGHT_NAMES, problems)
-    mappers = {stage2.label: map_stage2_key, non_lora.label: map_non_lora_key, clip.label: map_clip_key}
-    produced: dict[str, str] = {}
-    dropped: Counter[str] = Counter()
-    new_rows = expected[EMBED_KEY][0] - base_vocab
-    for source in (stage2, non_lora, clip):
-        for name, meta in source.meta.items():
-            action = mappers[source.label](name)
-            if action.target is not None and action.target not in expected:
-                action = KeyAction()
-            source.actions[name] = action
-            if action.unmatched:
-                problems.add("unmatched keys", f"{source.label}: {name!r}")
-                continue
-            if action.drop is not None:
-                dropped[action.drop] += 1
-                continue
-            target = action.target
-            if target in produced:
-                problems.add(
-                    "duplicated keys", f"{target!r} from {produced[target]} and {source.label} {name!r}"
-                )
-                continue
-            produced[target] = f"{source.label} {name!r}"
-            want = expected[target]
-            if target in (EMBED_KEY, LM_HEAD_KEY):
-                want = (base_vocab, *want[1:])  # before the placeholder rows are appended
-            if meta.shape != want:
-                problems.add(
-                    "mis-shaped tensors",
-                    f"{source.label}: {name!r} is {list(meta.shape)}, expected {list(want)}",
-                )
-            if not meta.dtype.is_floating_point:
-                problems.add("non-float tensors", f"{source.label}: {name!r} is {meta.dtype}")
-    sources_of = {"language_model.": stage2.label, "vision_tower.": clip.label}
-    for target in sorted(set(expected) - set(produced)):
-        origin = next((v for k, v in sources_of.items() if target.startswith(k)), non_lora.label)
-        problems.add("missing keys", f"{target!r} (expected from the {origin})")
-    lora_pairs = _plan_lora(adapter, stage2, lora, problems)
-    problems.raise_if_any()
-    return _Plan(stage2, adapter, non_lora, clip, lora_pairs, new_rows, dropped)
-
-
-def _plan_lora(
-    adapter: _Source, stage2: _Source, lora: LoraSettings, problems: _Problems
-) -> dict[str, tuple[str, str]]:
-    """Stage-2 key -> (lora_A key, lora_B key), with pairing, shape and target-coverage checks."""
-    halves: dict[str, dict[str, str]] = {}
-    for name, meta in adapter.meta.items():
-        parsed = lora_base_key(name)
-        if parsed is None:
-            problems.add("unmatched keys", f"{adapter.label}: {name!r}")
-            continue
-        base, half = parsed
-        halves.setdefault(base, {})[half] = name
-        if not meta.dtype.is_floating_point:
-            problems.add("non-float tensors", f"{adapter.label}: {name!r} is {meta.dtype}")
-    pairs: dict[str, tuple[str, str]] = {}
-    for base, found in sorted(halves.items()):
-        module = base.removesuffix(".weight")
-        for half in ("A", "B"):
-            if half not in found:
-                problems.add(
-                    "missing keys", f"{adapter.label}: 'base_model.model.{module}.lora_{half}.weight'"
-                )
-        if base not in stage2.meta or stage2.actions.get(base, KeyAction()).target is None:
-            for name in found.values():
-                problems.add("unmatched keys", f"{adapter.label}: {name!r} (no stage-2 weight {base!r})")
-            continue
-        if len(found) != 2:
-            continue
-        out_dim, in_dim = stage2.meta[base].shape
-        a_shape, b_shape = adapter.meta[found["A"]].shape, adapter.meta[found["B"]].shape
-        if a_shape != (lora.r, in_dim):
-            problems.add(
-                "mis-shaped tensors",
-                f"{adapter.label}: {found['A']!r} is {list(a_shape)}, expected {[lora.r, in_dim]}",
-            )
-        if b_shape != (out_dim, lora.r):
-            problems.add(
-                "mis-shaped tensors",
-                f"{adapter.label}: {found['B']!r} is {list(b_shape)}, expected {[out_dim, lora.r]}",
-            )
-        pairs[base] = (found["A"], found["B"])
-    for name in stage2.meta:
-        match = re.fullmatch(r"(model\.layers\.\d+\.(?:self_attn|mlp)\.\w+_proj)\.weight", name)
-        if match and lora.targets(match.group(1)) and name not in halves:
-            problems.add("missing keys", f"{adapter.label}: LoRA pair for target {match.group(1)!r}")
-    return pairs
-
-
 def _load_tokenizer(base_dir: Path) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
@@ -345,7 +151,7 @@ def _append_mean_rows(weight: torch.Tensor, new_rows: int) -> torch.Tensor:
 class _ImageTowerChecker:
     """Compares stage-2 image tower tensors, as they stream by, with the CLIP files (read lazily)."""
 
-    def __init__(self, clip: _Source) -> None:
+    def __init__(self, clip: Source) -> None:
         self.clip = clip
         self.by_target = {a.target: n for n, a in clip.actions.items() if a.target is not None}
         self.files = {path: TensorFile(path) for path in clip.files}
@@ -393,8 +199,8 @@ class _ImageTowerChecker:
 
 
 def _write_one(
-    plan: _Plan,
-    source: _Source,
+    plan: ConversionPlan,
+    source: Source,
     f: TensorFile,
     name: str,
     adapter: dict[str, torch.Tensor],
@@ -424,7 +230,7 @@ def _write_one(
 
 
 def _stream(
-    plan: _Plan, lora: LoraSettings, options: ConvertOptions, writer: StreamingShardWriter
+    plan: ConversionPlan, lora: LoraSettings, options: ConvertOptions, writer: StreamingShardWriter
 ) -> tuple[int, ImageTowerCheck | None]:
     """Pass 2: read, merge, pad, cast and write every kept tensor, one input file at a time."""
     adapter: dict[str, torch.Tensor] = {}
@@ -485,8 +291,8 @@ def convert_checkpoint(
         token_ids=token_ids,
         overrides=options.config_overrides,
     )
-    expected = _expected_shapes(config)
-    plan = _plan(base_dir, lora_dir, clip_dir, expected, lora, base_vocab)
+    expected = expected_shapes(config)
+    plan = plan_conversion(base_dir, lora_dir, clip_dir, expected, lora, base_vocab)
     logger.info(
         "plan ok: %d tensors to write, %d LoRA merges",
         sum(a.target is not None for s in plan.sources for a in s.actions.values()),
