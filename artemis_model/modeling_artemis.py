@@ -137,10 +137,11 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> ArtemisForConditionalGeneration:
         """``PreTrainedModel.from_pretrained``, then re-freezes the vision tower (loading resets requires_grad)."""
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives a tuple
         if model.config.freeze_vision_tower:
             model.vision_tower.requires_grad_(False)
-        return model
+        return loaded
 
     # ---- embeddings plumbing ------------------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:

@@ -212,3 +212,14 @@ def test_region_encoder_init_follows_the_original():
     fan_out = enc.fuse_blocks[0].conv.weight[0].numel()  # C * 3 * 3
     fuse_std = torch.cat([b.conv.weight.flatten() for b in enc.fuse_blocks]).std().item()
     assert abs(fuse_std - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5
+
+
+def test_from_pretrained_with_loading_info_keeps_tower_frozen(tmp_path):
+    from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
+    from artemis_model.testing import tiny_model_and_processor
+
+    model, _ = tiny_model_and_processor(seed=0)
+    model.save_pretrained(tmp_path)
+    loaded, info = ArtemisForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert not any(p.requires_grad for p in loaded.vision_tower.parameters())
