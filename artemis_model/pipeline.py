@@ -312,7 +312,7 @@ def _generate(
     if strategy == "prefix" and batch > 1 and prefix > 0 and options.use_cache:
         embeds = model.embed_inputs(input_ids, video_features=video, region_features=region_tokens)
         out = model.language_model(inputs_embeds=embeds[:1, :prefix], use_cache=True)
-        past = out.past_key_values
+        past = out.cache if "cache" in out else out.past_key_values  # renamed in recent transformers
         past.batch_repeat_interleave(batch)
         seed = kwargs.pop("seed", None)
         call = dict(
