@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -39,6 +40,7 @@ FULL_HASH_MAX_BYTES = 256 * 2**20
 _HASH_CHUNK = 64 * 2**10
 _HASH_EDGE = 2**20
 _HASH_SAMPLES = 256
+Decoder = Literal["pyav", "decord"]
 
 
 @dataclass
@@ -62,6 +64,7 @@ class VideoSource(ABC):
         self.stats = DecodeStats()
         self._hash: str | None = None
         self._lock = threading.Lock()
+        self._owned_file: Path | None = None  # a temporary copy of bytes input, deleted on close
 
     @property
     def content_hash(self) -> str:
@@ -108,8 +111,11 @@ class VideoSource(ABC):
         """One frame ``[H, W, 3]``."""
         return self.get_frames([frame_idx])[0]
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release decoder resources (optional)."""
+    def close(self) -> None:
+        """Release decoder resources and delete the temporary file written for bytes input, if any."""
+        if self._owned_file is not None:
+            self._owned_file.unlink(missing_ok=True)
+            self._owned_file = None
 
     def __enter__(self) -> VideoSource:
         return self
@@ -152,7 +158,6 @@ class DecordVideo(VideoSource):
         self._data: bytes | None = None
         self._num_threads = num_threads
         self._resized_readers: dict[tuple[int, int], object] = {}
-        self._owned_file: Path | None = None
         if isinstance(source, bytes):
             self._data = source
             self.name = name or f"<{len(source)} bytes>"
@@ -220,11 +225,8 @@ class DecordVideo(VideoSource):
         return file_content_hash(self._path)
 
     def close(self) -> None:
-        """Drop the resized readers and delete the temporary file written for bytes input, if any."""
         self._resized_readers.clear()
-        if self._owned_file is not None:
-            self._owned_file.unlink(missing_ok=True)
-            self._owned_file = None
+        super().close()
 
 
 class FrameFolderVideo(VideoSource):
@@ -287,23 +289,29 @@ def open_video(
     tmp_dir: str | os.PathLike | None = None,
     folder_fps: float = DEFAULT_FOLDER_FPS,
     num_threads: int = 0,
+    decoder: Decoder = "pyav",
 ) -> VideoSource:
     """Open a video from a file path, raw bytes, or a folder of frames (a ``VideoSource`` passes through).
 
+    ``decoder`` picks the decoder of files and bytes: ``"pyav"`` (default: half decord's CPU cost per
+    seek, see :mod:`artemis_model.video_pyav`) or ``"decord"`` (:class:`DecordVideo`).
+
     Bytes are decoded from memory, or, when ``tmp_dir`` is given, from a temporary file written there
     (deleted when the process exits). ``folder_fps`` is the frame rate given to a folder of frames.
-    ``num_threads`` is decord's decoding threads (0 = automatic).
+    ``num_threads`` is decord's decoding threads (0 = automatic; PyAV picks its own).
     Raises :class:`VideoDecodeError` for a missing, empty, unreadable or corrupt input.
     """
     if isinstance(source, VideoSource):
         return source
+    if decoder not in ("pyav", "decord"):
+        raise ValueError(f"decoder must be 'pyav' or 'decord', got {decoder!r}")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
             raise VideoDecodeError("video bytes are empty")
         if tmp_dir is None:
-            return DecordVideo(data, num_threads=num_threads)
-        return _open_bytes_via_file(data, Path(tmp_dir), num_threads=num_threads)
+            return _open_file_or_bytes(data, decoder, num_threads)
+        return _open_bytes_via_file(data, Path(tmp_dir), decoder=decoder, num_threads=num_threads)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"video source must be a path, bytes or VideoSource, got {type(source).__name__}")
     path = Path(source)
@@ -313,10 +321,20 @@ def open_video(
         return FrameFolderVideo(path, fps=folder_fps)
     if path.stat().st_size == 0:
         raise VideoDecodeError(f"video file is empty: {path}")
-    return DecordVideo(path, num_threads=num_threads)
+    return _open_file_or_bytes(path, decoder, num_threads)
 
 
-def _open_bytes_via_file(data: bytes, tmp_dir: Path, *, num_threads: int) -> VideoSource:
+def _open_file_or_bytes(
+    source: Path | bytes, decoder: Decoder, num_threads: int, name: str | None = None
+) -> VideoSource:
+    if decoder == "decord":
+        return DecordVideo(source, name=name, num_threads=num_threads)
+    from artemis_model.video_pyav import PyAVVideo
+
+    return PyAVVideo(source, name=name)
+
+
+def _open_bytes_via_file(data: bytes, tmp_dir: Path, *, decoder: Decoder, num_threads: int) -> VideoSource:
     import atexit
     import tempfile
 
@@ -327,7 +345,7 @@ def _open_bytes_via_file(data: bytes, tmp_dir: Path, *, num_threads: int) -> Vid
     path = Path(name)
     atexit.register(_unlink_quietly, path)
     try:
-        video = DecordVideo(path, name=f"<{len(data)} bytes>", num_threads=num_threads)
+        video = _open_file_or_bytes(path, decoder, num_threads, name=f"<{len(data)} bytes>")
     except VideoDecodeError:
         path.unlink(missing_ok=True)
         raise

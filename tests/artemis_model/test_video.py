@@ -20,6 +20,7 @@ from artemis_model.video import (
     read_frames_union,
     sample_global_indices,
 )
+from artemis_model.video_pyav import PyAVVideo
 from tests.artemis_model.synthetic_clips import textured_background, write_mp4
 
 N_FRAMES = 90
@@ -44,6 +45,11 @@ def coded_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bg = textured_background(5, 160, 120)
     frames = [coded_frame(i, bg) for i in range(N_FRAMES)]
     return write_mp4(tmp_path_factory.mktemp("video") / "coded.mp4", frames, gop=GOP)
+
+
+@pytest.fixture(params=["pyav", "decord"])
+def decoder(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def spec_indices(n: int, max_frames: int = 100) -> list[int]:
@@ -89,9 +95,9 @@ def test_sampling_rejects_bad_counts(bad: object) -> None:
 # --- frame access ---------------------------------------------------------------------------------------
 
 
-def test_metadata_and_frames_in_request_order(coded_mp4: Path) -> None:
-    video = open_video(coded_mp4)
-    assert isinstance(video, DecordVideo)
+def test_metadata_and_frames_in_request_order(coded_mp4: Path, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
+    assert isinstance(video, PyAVVideo if decoder == "pyav" else DecordVideo)
     assert (video.num_frames, video.width, video.height) == (N_FRAMES, 160, 120)
     assert video.fps == pytest.approx(25.0)
     request = [70, 3, 3, 89, 0, 44, 3]
@@ -103,10 +109,10 @@ def test_metadata_and_frames_in_request_order(coded_mp4: Path) -> None:
     assert np.array_equal(frames[1], frames[2])
 
 
-def test_frames_match_a_sequential_pyav_decode(coded_mp4: Path) -> None:
+def test_frames_match_a_sequential_pyav_decode(coded_mp4: Path, decoder: str) -> None:
     with av.open(str(coded_mp4)) as container:
         reference = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    video = open_video(coded_mp4)
+    video = open_video(coded_mp4, decoder=decoder)
     rng = np.random.default_rng(0)
     request = [int(i) for i in rng.choice(N_FRAMES, size=20, replace=False)]
     for idx, frame in zip(request, video.get_frames(request), strict=True):
@@ -114,8 +120,8 @@ def test_frames_match_a_sequential_pyav_decode(coded_mp4: Path) -> None:
         assert diff < 3.0, (idx, diff)
 
 
-def test_global_and_roi_frames_come_from_one_decode_pass(coded_mp4: Path) -> None:
-    video = open_video(coded_mp4)
+def test_global_and_roi_frames_come_from_one_decode_pass(coded_mp4: Path, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
     global_idx = sample_global_indices(video.num_frames, max_frames=16)
     roi_idx = [50, 3, 77, 77, global_idx[2]]
     g, r = read_frames_union(video, global_idx, roi_idx)
@@ -125,8 +131,8 @@ def test_global_and_roi_frames_come_from_one_decode_pass(coded_mp4: Path) -> Non
     assert [read_code(f) for f in r] == roi_idx
 
 
-def test_decode_time_resize(coded_mp4: Path) -> None:
-    video = open_video(coded_mp4)
+def test_decode_time_resize(coded_mp4: Path, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
     small = video.get_frames([5, 1], size=(80, 60))
     assert small.shape == (2, 60, 80, 3)
     full = video.get_frames([5])[0]
@@ -134,8 +140,8 @@ def test_decode_time_resize(coded_mp4: Path) -> None:
     assert np.abs(small[0].astype(np.int16) - expected.astype(np.int16)).mean() < 12
 
 
-def test_backward_streaming_decodes_each_gop_once(coded_mp4: Path) -> None:
-    video = open_video(coded_mp4)
+def test_backward_streaming_decodes_each_gop_once(coded_mp4: Path, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
     keys = video.key_frames
     assert keys is not None and keys[0] == 0 and len(keys) >= N_FRAMES // GOP
     order = list(range(N_FRAMES - 1, -1, -1))
@@ -146,16 +152,16 @@ def test_backward_streaming_decodes_each_gop_once(coded_mp4: Path) -> None:
     assert video.stats.frames_decoded == N_FRAMES
 
 
-def test_forward_streaming_in_chunks(coded_mp4: Path) -> None:
-    video = open_video(coded_mp4)
+def test_forward_streaming_in_chunks(coded_mp4: Path, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
     seen = [idx for idx, frame in iter_frames(video, range(10, 50), chunk_size=16) if read_code(frame) == idx]
     assert seen == list(range(10, 50))
     assert video.stats.decode_calls == 3
 
 
 @pytest.mark.parametrize("bad", [-1, N_FRAMES, 10**6, 2.0, "3"])
-def test_out_of_range_index_raises_frame_index_error(coded_mp4: Path, bad: object) -> None:
-    video = open_video(coded_mp4)
+def test_out_of_range_index_raises_frame_index_error(coded_mp4: Path, bad: object, decoder: str) -> None:
+    video = open_video(coded_mp4, decoder=decoder)
     with pytest.raises(FrameIndexError, match=str(bad)):
         video.get_frames([0, bad])  # type: ignore[list-item]
     assert video.stats.decode_calls == 0
@@ -170,23 +176,23 @@ def test_numpy_indices_are_accepted(coded_mp4: Path) -> None:
 # --- bytes, folders, hashes -----------------------------------------------------------------------------
 
 
-def test_bytes_input_matches_the_file(coded_mp4: Path, tmp_path: Path) -> None:
+def test_bytes_input_matches_the_file(coded_mp4: Path, tmp_path: Path, decoder: str) -> None:
     data = coded_mp4.read_bytes()
-    from_file = open_video(coded_mp4)
-    from_bytes = open_video(data)
+    from_file = open_video(coded_mp4, decoder=decoder)
+    from_bytes = open_video(data, decoder=decoder)
     assert from_bytes.num_frames == from_file.num_frames
     assert from_bytes.content_hash == from_file.content_hash == hashlib.sha256(data).hexdigest()
     assert np.array_equal(from_bytes.get_frames([7, 60]), from_file.get_frames([7, 60]))
 
     spill = tmp_path / "spill"
-    via_file = open_video(data, tmp_dir=spill)
+    via_file = open_video(data, tmp_dir=spill, decoder=decoder)
     assert [p.parent for p in spill.iterdir()] == [spill]  # the temp file lives where the caller said
     assert via_file.content_hash == from_file.content_hash
     assert [read_code(f) for f in via_file.get_frames([33])] == [33]
     via_file.close()
     assert list(spill.iterdir()) == []
     with pytest.raises(VideoDecodeError):
-        open_video(b"not a video" * 10, tmp_dir=spill)
+        open_video(b"not a video" * 10, tmp_dir=spill, decoder=decoder)
     assert list(spill.iterdir()) == []
 
 
@@ -250,7 +256,7 @@ def test_frame_folder_sorted_numerically(tmp_path: Path) -> None:
 # --- errors ---------------------------------------------------------------------------------------------
 
 
-def test_bad_inputs_raise_video_decode_error(coded_mp4: Path, tmp_path: Path) -> None:
+def test_bad_inputs_raise_video_decode_error(coded_mp4: Path, tmp_path: Path, decoder: str) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     text = tmp_path / "notes.mp4"
@@ -269,11 +275,11 @@ def test_bad_inputs_raise_video_decode_error(coded_mp4: Path, tmp_path: Path) ->
     }
     for path, message in cases.items():
         with pytest.raises(VideoDecodeError, match=message):
-            open_video(path)
+            open_video(path, decoder=decoder)
     with pytest.raises(VideoDecodeError, match="empty"):
-        open_video(b"")
+        open_video(b"", decoder=decoder)
     with pytest.raises(VideoDecodeError, match="bytes"):
-        open_video(b"\x00\x01garbage" * 100)
+        open_video(b"\x00\x01garbage" * 100, decoder=decoder)
 
 
 def test_unreadable_frame_in_folder(tmp_path: Path) -> None:
@@ -291,14 +297,16 @@ def test_source_passes_through_and_other_types_fail(coded_mp4: Path) -> None:
     assert open_video(video) is video
     with pytest.raises(TypeError, match="int"):
         open_video(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="decord"):
+        open_video(coded_mp4, decoder="ffmpeg")  # type: ignore[arg-type]
 
 
-def test_corruption_inside_the_stream_raises_on_decode(coded_mp4: Path, tmp_path: Path) -> None:
+def test_corruption_inside_the_stream_raises_on_decode(coded_mp4: Path, tmp_path: Path, decoder: str) -> None:
     data = bytearray(coded_mp4.read_bytes())
     start, length = int(len(data) * 0.4), len(data) // 5
     data[start : start + length] = bytes(length)  # zero a fifth of the file, mid-stream
     broken = tmp_path / "zeroed.mp4"
     broken.write_bytes(bytes(data))
     with pytest.raises(VideoDecodeError, match="zeroed.mp4"):
-        video = open_video(broken)
+        video = open_video(broken, decoder=decoder)
         video.get_frames(range(video.num_frames))
