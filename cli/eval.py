@@ -27,18 +27,60 @@ def _shard(num_shards: int, shard_id: int):  # noqa: ANN202 - typed in evals.run
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _predictor(model: Path, sample: bool, seed: int, max_new_tokens: int | None, device: str | None):  # noqa: ANN202
+def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int | None, device: str | None):  # noqa: ANN202
     from evals.predictors import PipelineUnavailableError, generation_options, load_artemis_predictor
 
+    options = generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens)
+    if model is None:
+        return _tiny_predictor(options, device)
     try:
-        return load_artemis_predictor(
-            model,
-            options=generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens),
-            device=device,
-        )
+        return load_artemis_predictor(model, options=options, device=device)
     except PipelineUnavailableError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _tiny_predictor(options, device: str | None):  # noqa: ANN001, ANN202
+    from artemis_model.pipeline import ArtemisPipeline
+    from artemis_model.testing import tiny_model_and_processor
+    from evals.artemis_predictor import ArtemisPredictor
+
+    typer.echo(
+        "warning: no --model given: describing with the tiny RANDOM model (descriptions are meaningless; "
+        "use it to check the set-up only)",
+        err=True,
+    )
+    model, processor = tiny_model_and_processor()
+    if device is not None:
+        model = model.to(device)
+    return ArtemisPredictor(ArtemisPipeline(model, processor), options=options)
+
+
+def _answerer(
+    answerer: str | None, llm: str | None, llm_base_url: str | None, llm_model: str | None, reason: bool
+):  # noqa: ANN202
+    from evals.predictors import build_from_factory
+    from evals.videorefer.answerers import AgentAnswerer, WordOverlapAnswerer
+
+    if sum(x is not None for x in (answerer, llm, llm_base_url)) > 1:
+        raise typer.BadParameter("give at most one of --answerer, --llm and --llm-base-url")
+    if answerer is not None:
+        return build_from_factory(answerer)
+    if llm is not None:
+        return AgentAnswerer(build_from_factory(llm), reason=reason)
+    if llm_base_url is not None:
+        from evals.chat_models import openai_compatible_chat
+
+        if not llm_model:
+            raise typer.BadParameter("--llm-base-url needs --llm-model (the served model name)")
+        return AgentAnswerer(openai_compatible_chat(llm_base_url, llm_model), reason=reason)
+    fallback = WordOverlapAnswerer()
+    typer.echo(
+        f"warning: no --llm / --llm-base-url: answering with the deterministic {fallback.name}; its accuracy is "
+        "NOT an agent result (the rows and metrics are labelled so)",
+        err=True,
+    )
+    return fallback
 
 
 def _score(task: str, out: Path, *, length_filter: bool = False, judge_model: str | None = None) -> None:
@@ -162,11 +204,23 @@ def videorefer_q_cmd(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-Q.json"),
     frames: Path = typer.Option(..., "--frames", help="Bench-Q root holding the 'video' frame folders."),
     out: Path = typer.Option(..., "--out"),
-    model: Path = typer.Option(..., "--model", help="Artemis model directory (the per-object describer)."),
-    answerer: str = typer.Option(
-        ...,
+    model: Path | None = typer.Option(
+        None, "--model", help="Artemis model directory, the per-object describer (default: tiny random)."
+    ),
+    llm: str | None = typer.Option(
+        None, "--llm", help="module:factory returning a LangChain chat model; the agent answers with it."
+    ),
+    llm_base_url: str | None = typer.Option(
+        None,
+        "--llm-base-url",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (key: $OPENAI_API_KEY).",
+    ),
+    llm_model: str | None = typer.Option(None, "--llm-model", help="Model name at --llm-base-url."),
+    reason: bool = typer.Option(False, "--reason", help="Ask the LLM to reason, then 'Answer: (X)'."),
+    answerer: str | None = typer.Option(
+        None,
         "--answerer",
-        help="module:factory returning an evals.videorefer.bench_q.Answerer (e.g. the agent's).",
+        help="module:factory returning any evals.videorefer.bench_q.Answerer (instead of the agent).",
     ),
     mode: str = typer.Option("single", "--mode", help="single (frame_idx mask) or multi (all keyed masks)."),
     num_shards: int = typer.Option(1, "--num-shards", min=1),
@@ -174,18 +228,21 @@ def videorefer_q_cmd(
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
-    """Describe each referred object with Artemis, let the answerer choose a letter, score accuracy."""
-    from evals.predictors import build_from_factory
+    """Each <region> -> a target described by Artemis; the chat model picks a letter; score accuracy.
+
+    Without --llm/--llm-base-url/--answerer a deterministic word-overlap fallback answers (labelled, not an LLM).
+    """
     from evals.videorefer.bench_q import run_bench_q
     from evals.videorefer.data import load_bench_q
 
     shard = _shard(num_shards, shard_id)
     records, report = load_bench_q(data)
     typer.echo(f"loaded {report.records} questions, {report.distinct_videos} videos, types {report.per_type}")
-    answer = build_from_factory(answerer)
-    describer = _predictor(model, sample, seed, None, device)
+    answer = _answerer(answerer, llm, llm_base_url, llm_model, reason)
+    describer = _predictor(model, sample, seed, max_new_tokens, device)
     summary = run_bench_q(
         records, describer, answer, frames, out, mode=mode, shard=shard, batch_size=batch_size
     )
@@ -199,7 +256,9 @@ def videorefer_d_cmd(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-D.json"),
     videos: Path = typer.Option(..., "--videos", help="Folder of the Panda-70M-part .mp4 clips."),
     out: Path = typer.Option(..., "--out"),
-    model: Path = typer.Option(..., "--model"),
+    model: Path | None = typer.Option(
+        None, "--model", help="Artemis model directory (default: tiny random)."
+    ),
     mode: str = typer.Option(
         "multi", "--mode", help="multi (all keyed masks; the published Artemis mode) or single."
     ),
@@ -211,6 +270,7 @@ def videorefer_d_cmd(
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
     """Write Bench-D descriptions; with --judge (after all shards), judge and score them."""
@@ -220,7 +280,7 @@ def videorefer_d_cmd(
     shard = _shard(num_shards, shard_id)
     records, report = load_bench_d(data)
     typer.echo(f"loaded {report.records} records, {report.distinct_videos} clips")
-    predictor = _predictor(model, sample, seed, None, device)
+    predictor = _predictor(model, sample, seed, max_new_tokens, device)
     summary = run_bench_d(records, predictor, videos, out, mode=mode, shard=shard, batch_size=batch_size)
     typer.echo(f"{summary.output}: {summary.predicted} described, {summary.skipped} resumed")
     if judge is None:

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from evals.protocol import Predictor
+from artemis_model.types import Box
+from evals.protocol import EvalRecord, Predictor
 from evals.runner import RunSummary, Shard, merge_shards, read_jsonl, run_resumable, shard_output_path
 from evals.videorefer.data import REGION, BenchQRecord, bench_q_object_records, list_frames
 
@@ -143,6 +144,12 @@ class ObjectDescription:
     label: str | None
     """The ``<objectN>`` text label before that ``<region>``, if any."""
     text: str
+    frame_idx: int | None = None
+    """Frame of the key box given to the describer."""
+    box: Box | None = None
+    """The key box (xyxy pixels on ``frame_idx``)."""
+    span: tuple[int, int] | None = None
+    """First and last frame of the box track given to the describer."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,18 @@ class Answerer(Protocol):
     def answer(
         self, question: str, options: Sequence[str], descriptions: Sequence[ObjectDescription]
     ) -> AnswerResult: ...
+
+
+def answerer_name(answerer: Answerer) -> str:
+    """The answerer's ``name`` attribute (written into every row), else its class name."""
+    name = getattr(answerer, "name", None)
+    return name if isinstance(name, str) and name else type(answerer).__name__
+
+
+def object_description(index: int, label: str | None, text: str, record: EvalRecord) -> ObjectDescription:
+    frames = [f for f, _ in record.track]
+    span = (frames[0], frames[-1]) if frames else (record.key_frame_idx, record.key_frame_idx)
+    return ObjectDescription(index, label, text, record.key_frame_idx, record.key_box, span)
 
 
 def region_labels(question: str) -> list[str | None]:
@@ -186,7 +205,7 @@ def _answer_rows(
     pos = 0
     for rec, recs in zip(batch, per_record, strict=True):
         labels = region_labels(rec.question)
-        descs = [ObjectDescription(i, labels[i], str(texts[pos + i])) for i in range(len(recs))]
+        descs = [object_description(i, labels[i], str(texts[pos + i]), recs[i]) for i in range(len(recs))]
         pos += len(recs)
         trace = [f"region {d.region + 1}{f' {d.label}' if d.label else ''}: {d.text}" for d in descs]
         row: dict[str, Any] = {
@@ -195,6 +214,7 @@ def _answer_rows(
             "Answer": rec.answer,
             "options": list(rec.options),
             "mode": mode,
+            "answerer": answerer_name(answerer),
             "descriptions": [asdict(d) for d in descs],
         }
         try:
@@ -258,7 +278,14 @@ def score_bench_q_run(out_dir: Path) -> dict[str, BenchQScores]:
     if not rows:
         raise FileNotFoundError(f"no predictions in {out_dir}; run (and merge) first")
     scores = {rules: score_bench_q(rows, rules=rules) for rules in RULES}
-    payload = {"task": "videorefer-q", "rows": len(rows), **{k: asdict(v) for k, v in scores.items()}}
+    answerers = sorted({str(r.get("answerer", "unknown")) for r in rows})
+    payload = {
+        "task": "videorefer-q",
+        "rows": len(rows),
+        "answerers": answerers,
+        **{k: asdict(v) for k, v in scores.items()},
+    }
     (out_dir / "metrics.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    (out_dir / "metrics.md").write_text(bench_q_markdown(list(scores.values())), encoding="utf-8")
+    header = f"Answerer: {', '.join(answerers)}.\n\n"
+    (out_dir / "metrics.md").write_text(header + bench_q_markdown(list(scores.values())), encoding="utf-8")
     return scores

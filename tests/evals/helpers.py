@@ -68,3 +68,21 @@ def write_hcstvg(tmp: Path, n_videos: int = 7) -> tuple[Path, Path]:
     path = tmp / "hc_stvg_val.json"
     path.write_text(json.dumps(records))
     return path, root
+
+
+def write_mp4(path: Path, n: int, size: tuple[int, int] = (32, 24), fps: int = 10) -> Path:
+    """A small H.264 clip of ``n`` noise frames (seeded) at ``size`` (width, height)."""
+    import av
+
+    rng = np.random.default_rng(n)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for _ in range(n):
+            frame = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

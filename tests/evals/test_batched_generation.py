@@ -63,15 +63,6 @@ def _records(root: Path) -> list[EvalRecord]:
     return records
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny float64 matmuls: one thread is faster than several on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_cross_video_batches_equal_pipeline_batch_1_in_float64(tmp_path, one_thread):
     from artemis_model.pipeline import ArtemisPipeline
     from artemis_model.testing import tiny_model_and_processor

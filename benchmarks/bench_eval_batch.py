@@ -1,0 +1,164 @@
+"""Benchmark (not a test): evaluation generation at batch 8 vs batch 1 (HC-STVG-like: one target per video).
+
+Model: the real Artemis architecture scaled down, randomly initialised --
+CLIP ViT at 224 px / patch 14 (16x16 grid), hidden 256, 4 layers; region encoder on 256 channels (RoI 14x14);
+up to 100 temporal + 256 spatial video tokens; Llama hidden 512, 4 layers, 8 heads; the tiny BPE tokenizer.
+Data: ``--records`` synthetic videos (``--frames`` frames of 160x120 each, one boxed moving target with its
+ground-truth track), the default question, greedy, exactly ``--new-tokens`` new tokens per answer
+(``min_new_tokens`` = ``max_new_tokens``, so batch 1 and batch 8 generate the same number of tokens).
+
+    .venv/bin/python benchmarks/bench_eval_batch.py [--device cpu] [--threads 2] [--records 16] [--new-tokens 32]
+
+CPU time is printed beside wall time: on a shared machine it is the steadier of the two (use ``--threads 1``).
+Timed: the preparation (decode, vision tower, region tokens; the same work at any batch size) once, then
+generation of every record at batch 1 and at batch 8 (best of ``--repeats``), through
+:func:`evals.cross_batch.generate_prepared` -- the code ``ArtemisPredictor`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from artemis_model.features import FeatureCache  # noqa: E402
+from artemis_model.testing import tiny_model_and_processor  # noqa: E402
+from artemis_model.types import GenerationOptions, Track  # noqa: E402
+from artemis_model.video import open_video  # noqa: E402
+from evals.cross_batch import TargetRequest, generate_prepared, prepare_targets  # noqa: E402
+
+W, H = 160, 120
+
+
+def scaled_model(device: str):
+    model, proc = tiny_model_and_processor(
+        seed=0,
+        vision_config={
+            "hidden_size": 256,
+            "intermediate_size": 1024,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "image_size": 224,
+            "patch_size": 14,
+            "projection_dim": 256,
+        },
+        text_config={
+            "hidden_size": 512,
+            "intermediate_size": 1376,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 2048,
+        },
+        region_feature_layers=(-5, -4, -3, -2),
+        fuse_shuffle_channels=32,
+        fuse_groupnorm_groups=32,
+        roi_output_size=14,
+        box_mlp_hidden=64,
+        num_temporal_tokens=100,
+    )
+    return model.to(device), proc
+
+
+def make_videos(root: Path, count: int, frames: int) -> list[tuple[Path, Track, int]]:
+    """``count`` frame folders, each with one moving square; returns (folder, track, key frame)."""
+    rng = np.random.default_rng(0)
+    out = []
+    side = 30
+    for v in range(count):
+        folder = root / f"v{v:03d}"
+        folder.mkdir(parents=True)
+        base = rng.integers(40, 200, size=(H, W, 3), dtype=np.uint8)
+        colour = rng.integers(0, 255, size=3)
+        start, end = rng.uniform([0, 0], [W - side, H - side], size=(2, 2))
+        boxes = []
+        for t in range(frames):
+            a = t / max(1, frames - 1)
+            x, y = np.round(start * (1 - a) + end * a).astype(int)
+            img = base.copy()
+            img[y : y + side, x : x + side] = colour
+            Image.fromarray(img).save(folder / f"{t:05d}.jpg", quality=95)
+            boxes.append((float(x), float(y), float(x + side), float(y + side)))
+        out.append((folder, Track(boxes=tuple(boxes), width=W, height=H), frames // 2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--records", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, proc = scaled_model(args.device)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    opts = GenerationOptions(max_new_tokens=args.new_tokens)
+    equal_length = {"min_new_tokens": args.new_tokens}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = make_videos(Path(tmp), args.records, args.frames)
+        cache = FeatureCache()
+        start = time.perf_counter()
+        prepared = []
+        for folder, track, key in videos:
+            source = open_video(folder)
+            req = TargetRequest(key=folder.name, box=track.boxes[key], frame_idx=key, track=track)
+            prepared += prepare_targets(model, proc, source, [req], cache=cache)
+        t_prepare = time.perf_counter() - start
+    prompt_len = proc([prepared[0].prompt])["input_ids"].shape[1]
+    print(
+        f"device {args.device}, threads {args.threads}, model {params:.1f} M parameters; {args.records} records "
+        f"(one per video, {args.frames} frames {W}x{H}); prompt {prompt_len} tokens; {args.new_tokens} new tokens"
+    )
+    generate_prepared(
+        model, proc, prepared[:2], opts, batch_size=2, extra_generate_kwargs=equal_length
+    )  # warm-up
+
+    def gen(batch_size: int) -> tuple[list[str], float, float]:
+        best, best_cpu, answers = float("inf"), float("inf"), []
+        for _ in range(args.repeats):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            answers = generate_prepared(
+                model, proc, prepared, opts, batch_size=batch_size, extra_generate_kwargs=equal_length
+            )
+            best = min(best, time.perf_counter() - start)
+            best_cpu = min(best_cpu, time.process_time() - start_cpu)
+        return answers, best, best_cpu
+
+    one, t_one, cpu_one = gen(1)
+    many, t_many, cpu_many = gen(args.batch_size)
+    tokens = args.records * args.new_tokens
+    same = sum(a == b for a, b in zip(one, many, strict=True))
+    print(f"preparation (decode + vision + region tokens, any batch size): {t_prepare:6.2f} s")
+    print(
+        f"generation batch 1 : {t_one:6.2f} s wall, {cpu_one:6.2f} s CPU ({tokens / t_one:6.1f} new tokens/s)"
+    )
+    print(
+        f"generation batch {args.batch_size} : {t_many:6.2f} s wall, {cpu_many:6.2f} s CPU "
+        f"({tokens / t_many:6.1f} new tokens/s)"
+    )
+    print(
+        f"speed-up batch {args.batch_size} vs 1, generation: {t_one / t_many:.2f}x wall, "
+        f"{cpu_one / cpu_many:.2f}x CPU time (goal >= 3x)"
+    )
+    print(
+        f"speed-up batch {args.batch_size} vs 1, end to end (preparation + generation): "
+        f"{(t_prepare + t_one) / (t_prepare + t_many):.2f}x"
+    )
+    print(f"float32 greedy answers equal at both batch sizes: {same}/{args.records}")
+
+
+if __name__ == "__main__":
+    main()
