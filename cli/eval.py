@@ -123,7 +123,9 @@ def referring_cmd(
     sample: bool = typer.Option(False, "--sample", help="The original's sampling (T=0.2) instead of greedy."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (with --sample)."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
-    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Records per batch (with a model: records generated together)."
+    ),
     length_filter: bool = typer.Option(False, "--length-filter", help="The original's 5 < len < 300 filter."),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
@@ -225,7 +227,9 @@ def videorefer_q_cmd(
     mode: str = typer.Option("single", "--mode", help="single (frame_idx mask) or multi (all keyed masks)."),
     num_shards: int = typer.Option(1, "--num-shards", min=1),
     shard_id: int = typer.Option(0, "--shard-id", min=0),
-    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Records per batch (with a model: records generated together)."
+    ),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
@@ -267,7 +271,9 @@ def videorefer_d_cmd(
     ),
     num_shards: int = typer.Option(1, "--num-shards", min=1),
     shard_id: int = typer.Option(0, "--shard-id", min=0),
-    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Records per batch (with a model: records generated together)."
+    ),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
