@@ -318,6 +318,7 @@ def convert_checkpoint(
     if (clip_dir / "preprocessor_config.json").is_file():
         image_processor = CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True)
     processor = ArtemisProcessor.from_config(config, tokenizer, image_processor, resize_mode=RESIZE_MODE)
+    processor.prompt_template = PROMPT_TEMPLATE
     processor.save_pretrained(out_dir)
     report = ConversionReport(
         out_dir=out_dir,

@@ -6,7 +6,6 @@ The clip is made at run time with numpy (a red square moving left to right over 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +79,7 @@ def verify_converted(
         model = model.float()
     model = model.to(device).eval()
     processor = ArtemisProcessor.from_pretrained(model_dir)
-    settings_file = model_dir / CONVERSION_FILE
-    template = DEFAULT_TEMPLATE
-    if settings_file.is_file():
-        template = json.loads(settings_file.read_text()).get("prompt_template", DEFAULT_TEMPLATE)
+    template = processor.prompt_template
     load_s = time.perf_counter() - start
 
     cfg = model.config

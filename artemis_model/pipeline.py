@@ -62,13 +62,14 @@ def describe(
     cache: FeatureCache | None = None,
     tracker: Any = None,
     track: Track | None = None,
-    template: str = "train",
+    template: str | None = None,
 ) -> Description:
     """Describe the boxed target over the whole video. Box in pixels on frame ``frame_idx``.
 
     ``video``: a path, bytes, a folder of frames or a :class:`VideoSource`. ``track``: per-frame boxes of the
     target (computed with ``tracker`` -- default :class:`artemis_model.tracking.Tracker` -- when omitted).
-    ``cache=None`` uses a throw-away cache. ``template="eval_original"`` for converted original weights.
+    ``cache=None`` uses a throw-away cache. ``template``: the prompt template; ``None`` takes the processor's ``prompt_template`` (``"eval_original"``
+    for converted original weights, ``"train"`` for ours).
     """
     return describe_many(
         model,
@@ -97,7 +98,7 @@ def describe_many(
     cache: FeatureCache | None = None,
     tracker: Any = None,
     tracks: Sequence[Track] | None = None,
-    template: str = "train",
+    template: str | None = None,
     snap: bool = False,
     strategy: Strategy = "batched",
     batch_size: int = 8,
@@ -110,6 +111,7 @@ def describe_many(
     """
     if strategy not in ("batched", "prefix"):
         raise ValueError(f"strategy {strategy!r} is unknown; allowed: 'batched', 'prefix'")
+    template = template or getattr(processor, "prompt_template", "train")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = open_video(video)

@@ -135,7 +135,10 @@ class ArtemisProcessor:
         num_patches: int = 256,
         num_temporal_tokens: int = 100,
         resize_mode: str = "consistent",
+        prompt_template: str = "train",
     ) -> None:
+        if prompt_template not in TEMPLATES:
+            raise ValueError(f"prompt_template {prompt_template!r} is unknown; allowed: {sorted(TEMPLATES)}")
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode {resize_mode!r} is unknown; allowed: {RESIZE_MODES}")
         if not getattr(tokenizer, "is_fast", False):
@@ -150,6 +153,8 @@ class ArtemisProcessor:
         self.num_patches = int(num_patches)
         self.num_temporal_tokens = int(num_temporal_tokens)
         self.resize_mode = resize_mode
+        self.prompt_template = prompt_template
+        """The template the weights expect: ``"train"`` for our models, ``"eval_original"`` for converted ones."""
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in PLACEHOLDER_TOKENS}
 
     @classmethod
@@ -346,6 +351,7 @@ class ArtemisProcessor:
             "num_patches": self.num_patches,
             "num_temporal_tokens": self.num_temporal_tokens,
             "resize_mode": self.resize_mode,
+            "prompt_template": self.prompt_template,
         }
         (directory / PROCESSOR_FILE).write_text(json.dumps(settings, indent=2))
 

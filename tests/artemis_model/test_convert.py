@@ -132,6 +132,7 @@ def test_converted_model_equals_hand_built(tmp_path, clip_layout):
     assert check.compared == len(clip_table(cfg)) and check.mismatched == () and check.max_abs_diff == 0.0
     provenance = json.loads((out / "artemis_conversion.json").read_text())
     assert provenance["prompt_template"] == "eval_original" and provenance["resize_mode"] == "original"
+    assert ArtemisProcessor.from_pretrained(out).prompt_template == "eval_original"
 
     # (A missing or mis-loaded weight would differ from the hand-built model below.)
     model = ArtemisForConditionalGeneration.from_pretrained(out).eval()

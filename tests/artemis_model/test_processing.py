@@ -125,3 +125,18 @@ def test_save_load_roundtrip(proc, tmp_path):
     assert torch.equal(again.preprocess_frames(frames), proc.preprocess_frames(frames))
     with pytest.raises(ValueError, match="resize_mode"):
         ArtemisProcessor(proc.tokenizer, proc.image_processor, resize_mode="crop")
+
+
+def test_prompt_template_is_saved_and_validated(tmp_path):
+    import pytest
+
+    from artemis_model.processing_artemis import ArtemisProcessor
+    from artemis_model.testing import tiny_processor
+
+    proc = tiny_processor()
+    assert proc.prompt_template == "train"
+    proc.prompt_template = "eval_original"
+    proc.save_pretrained(tmp_path)
+    assert ArtemisProcessor.from_pretrained(tmp_path).prompt_template == "eval_original"
+    with pytest.raises(ValueError, match="prompt_template 'chatml' is unknown"):
+        ArtemisProcessor(proc.tokenizer, proc.image_processor, prompt_template="chatml")
