@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Train the tiny Artemis of the synthetic world end to end and ship it to models/artemis-tiny-world/.
+#
+#   bash scripts/train_world.sh            # everything (data, vision pre-training, stages 1-3, baseline, eval)
+#   STEP=eval bash scripts/train_world.sh  # one step: data | vision | init | stage1 | stage2 | stage3 | blind | eval | ship
+#
+# Working files go to data/world/ and runs/world/ (both git-ignored). Single process, CPU, one thread per
+# process (the numbers in the model card were measured on a shared 2-core machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+STEP=${STEP:-all}
+TRAIN_SEED=${TRAIN_SEED:-1}
+EVAL_SEED=${EVAL_SEED:-9999}
+NUM_VIDEOS=${NUM_VIDEOS:-2000}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+OUT=models/artemis-tiny-world
+
+run() { [[ "$STEP" == all || "$STEP" == "$1" ]]; }
+
+if run data; then
+  # Training clips (seed 1) and the held-out evaluation clips (seed 9999, never trained on).
+  $PY -m cli.main data synth --out data/world/train --num-videos "$NUM_VIDEOS" --seed "$TRAIN_SEED" --num-long-videos 0
+  $PY -m cli.main data synth --out data/world/eval --num-videos 250 --seed "$EVAL_SEED" --num-long-videos 0
+  # Remove every clip holding an object of a held-out colour x shape x motion combination.
+  $PY scripts/world_data.py --root data/world/train
+fi
+if run vision; then
+  # The random tower's region features carry colour but not shape: pre-train the tiny CLIP tower on box labels.
+  $PY scripts/world_init.py --data data/world/train --out runs/world/init_random
+  $PY scripts/world_probe.py --model runs/world/init_random --clips 200 | tee runs/world/probe_random.json
+  $PY scripts/world_vision_pretrain.py --model runs/world/init_random --out runs/world/vision/vision_tower.safetensors \
+    --clips 1500 --val-clips 100 --epochs 12 --lr 3e-3
+fi
+if run init; then
+  $PY scripts/world_init.py --data data/world/train --out runs/world/init \
+    --vision-from runs/world/vision/vision_tower.safetensors
+fi
+if run stage1; then
+  $PY -m training.train training/configs/world/stage1_pretrain.yaml
+fi
+if run stage2; then
+  $PY -m training.train training/configs/world/stage2_finetune.yaml
+fi
+if run stage3; then
+  $PY -m training.train training/configs/world/stage3_referring.yaml
+fi
+if run blind; then
+  # Region-blind baseline: the same stage 3 with zero region tokens (see stage3_region_blind.yaml).
+  $PY scripts/world_init.py --ablate-regions runs/world/stage2/final --out runs/world/stage2/final_region_blind
+  $PY -m training.train training/configs/world/stage3_region_blind.yaml
+fi
+if run eval; then
+  $PY scripts/world_eval.py --model runs/world/stage3/final --seed "$EVAL_SEED" --clips 250 --combo-queries 30 \
+    --out runs/world/eval_model.json
+  $PY scripts/world_eval.py --model runs/world/stage3_blind/final --seed "$EVAL_SEED" --clips 250 --combo-queries 30 \
+    --out runs/world/eval_blind.json
+fi
+if run ship; then
+  mkdir -p "$OUT"
+  cp runs/world/stage3/final/{config.json,model.safetensors,generation_config.json} "$OUT"/ 2>/dev/null || \
+    cp runs/world/stage3/final/{config.json,model.safetensors} "$OUT"/
+  cp runs/world/stage3/final/{tokenizer.json,tokenizer_config.json,preprocessor_config.json,artemis_processor.json} "$OUT"/
+  cp runs/world/stage3/final/special_tokens_map.json "$OUT"/ 2>/dev/null || true
+fi
