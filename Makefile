@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch/torchvision are pinned and installed first (they lie on local disk here).
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv sysdeps demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -19,10 +19,18 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# Debian's Chromium + ChromeDriver for the real-browser test of the web page (skipped when absent).
+sysdeps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else echo "no apt-get: the browser test will be skipped"; fi
+
 demo: $(STAMP)
 	$(BIN)/python -m cli.main demo
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
