@@ -4,8 +4,8 @@ Measured on 720p H.264 (``benchmarks/bench_video.py``): decord's ``get_batch`` p
 seek on top of decoding, PyAV ~25-30 ms, so sparse sampling of long videos is about twice as cheap here.
 The frame index is built on open by demuxing the packets (no decoding): frame ``i`` is the ``i``-th
 presentation timestamp, key frames are the packets flagged as such. A request for sorted frames decodes
-on from the current position when the next frame lies in the same or the next group of pictures and
-seeks to the key frame before it otherwise.
+on from the current position unless the key frame before the next wanted frame lies more than
+:data:`SEEK_COST_FRAMES` ahead (a seek costs about as much CPU as decoding that many 720p frames).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import numpy as np
 
 from artemis_model.errors import VideoDecodeError
 from artemis_model.video import DEFAULT_FOLDER_FPS, VideoSource, file_content_hash
+
+SEEK_COST_FRAMES = 20
 
 
 class PyAVVideo(VideoSource):
@@ -86,7 +88,7 @@ class PyAVVideo(VideoSource):
         try:
             for k, target in enumerate(indices):
                 group_start = self._key_idx[bisect.bisect_right(self._key_idx, target) - 1]
-                if self._frames is None or target <= self._cur or group_start > self._cur + 1:
+                if self._frames is None or target <= self._cur or group_start - self._cur > SEEK_COST_FRAMES:
                     self._seek(target)
                 frame = self._advance_to(target)
                 rgb = self._to_rgb(frame, size)  # [H, W, 3]
