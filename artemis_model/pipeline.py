@@ -6,6 +6,11 @@ frame + box first; get the global features and the fused region maps of the unio
 from the :class:`~artemis_model.features.FeatureCache` (one decode pass, each frame through the vision tower
 once); region tokens + K-means selection per target; then one generation for all targets.
 
+The two steps are public: :func:`prepare_targets` (planning, features, region tokens, prompt -> one
+:class:`~artemis_model.generation.PreparedTarget` per target of one video) and
+:func:`~artemis_model.generation.generate_prepared` (answers of prepared targets of any videos, batched);
+:func:`describe_many` is open + validate + track + these two. Evaluations use them to batch across videos.
+
 Several targets share the video prefix of the prompt either by **batched** generation (left padded, the
 default) or by **prefix** sharing (the LM runs the common prefix -- system text and the 356 video tokens --
 once and its KV cache is repeated for the targets; used when the prompts have equal lengths, else batched).
@@ -17,18 +22,18 @@ to encode, slightly different frames (see ``benchmarks/bench_pipeline.py`` for w
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from artemis_model.errors import ArtemisInputError, InvalidBoxError, NotAnArtemisModelError
 from artemis_model.features import FeatureCache, stack_region_maps
+from artemis_model.generation import STRATEGIES, PreparedTarget, Strategy, generate_prepared
 from artemis_model.processing_artemis import render_prompt
 from artemis_model.prompts import normalize_question, referring_prompt
 from artemis_model.selection import choose_track_frames
@@ -37,7 +42,27 @@ from artemis_model.video import VideoInput, VideoSource, open_video
 
 logger = logging.getLogger(__name__)
 
-Strategy = Literal["batched", "prefix"]
+__all__ = [
+    "ArtemisPipeline",
+    "PreparedTarget",
+    "Strategy",
+    "TargetRequest",
+    "check_artemis_dir",
+    "describe",
+    "describe_many",
+    "generate_prepared",
+    "prepare_targets",
+]
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """One boxed target of a video: key ``box`` (pixels) on ``frame_idx``, its ``track``, its question."""
+
+    box: Sequence[float]
+    frame_idx: int
+    track: Track
+    question: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,11 +132,10 @@ def describe_many(
 
     ``frame_idx``: one frame for all boxes or one per box. ``questions``: one for all, one per box, or
     ``None`` (the default question). ``strategy``: ``"batched"`` or ``"prefix"`` (see the module docstring).
-    ``batch_size``: targets per generation call.
+    ``batch_size``: targets per generation call. :func:`prepare_targets` then :func:`generate_prepared`.
     """
-    if strategy not in ("batched", "prefix"):
-        raise ValueError(f"strategy {strategy!r} is unknown; allowed: 'batched', 'prefix'")
-    template = template or getattr(processor, "prompt_template", "train")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r} is unknown; allowed: {', '.join(map(repr, STRATEGIES))}")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = open_video(video)
@@ -139,12 +163,61 @@ def describe_many(
         ]
     timings["track"] = time.perf_counter() - start
 
+    requests = [
+        TargetRequest(box=box, frame_idx=f, track=trk, question=q)
+        for box, f, q, trk in zip(checked, frame_idxs, questions_n, tracks, strict=True)
+    ]
+    prepared = prepare_targets(
+        model, processor, source, requests, cache=cache, template=template, snap=snap, timings=timings
+    )
+    start = time.perf_counter()
+    answers = generate_prepared(model, processor, prepared, options, batch_size=batch_size, strategy=strategy)
+    timings["generate"] = time.perf_counter() - start
+    return [
+        Description(
+            answer=a,
+            question=t.question,
+            frame_idx=t.frame_idx,
+            box=t.box,
+            track=t.track,
+            selected_frames=t.selected_frames,
+            timings=dict(timings),
+        )
+        for a, t in zip(answers, prepared, strict=True)
+    ]
+
+
+@torch.no_grad()
+def prepare_targets(
+    model: Any,
+    processor: Any,
+    source: VideoSource,
+    requests: Sequence[TargetRequest],
+    *,
+    cache: FeatureCache | None = None,
+    template: str | None = None,
+    snap: bool = False,
+    timings: dict[str, float] | None = None,
+) -> list[PreparedTarget]:
+    """Plan, encode and tokenise several targets of one video: one :class:`PreparedTarget` per request, in order.
+
+    Per target: key frame + ``num_tracked_boxes`` frames uniform over the frames where its (valid) track is
+    visible (snapped onto shared frames with ``snap``); the global features and fused region maps of the union
+    of all targets' frames from ``cache`` (one decode pass; ``None``: a throw-away cache); region tokens with the
+    K-means selection; the rendered prompt (``template=None``: the processor's ``prompt_template``).
+    ``timings``, when given, receives the seconds of the ``"features"`` and ``"region"`` steps.
+    """
+    template = template or getattr(processor, "prompt_template", "train")
+    timings = timings if timings is not None else {}
     cfg = model.config
     cache = cache if cache is not None else FeatureCache(max_bytes=0)
     known = cache.cached_region_frames(model, processor, source) if snap else set()
     targets: list[_Target] = []
-    for box, f, q, trk in zip(checked, frame_idxs, questions_n, tracks, strict=True):
-        target = _plan_target(source, box, f, q, trk, cfg.num_tracked_boxes)
+    for req in requests:
+        validate_frame_idx(req.frame_idx, source.num_frames)
+        box = validate_box(req.box, source.width, source.height)
+        question = normalize_question(req.question)
+        target = _plan_target(source, box, req.frame_idx, question, req.track, cfg.num_tracked_boxes)
         if snap:
             target = _snap(target, known | {t for tg in targets for t in (tg.frame_idx, *tg.tracked_frames)})
         targets.append(target)
@@ -152,6 +225,7 @@ def describe_many(
     start = time.perf_counter()
     union = sorted({f for t in targets for f in (t.frame_idx, *t.tracked_frames)})
     feats = cache.get_features(model, processor, source, union)
+    assert feats.video_features is not None  # get_features returns the global features too
     timings["features"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -162,45 +236,24 @@ def describe_many(
     boxes_norm = torch.stack(
         [processor.normalize_boxes([t.box, *t.tracked_boxes], source.width, source.height) for t in targets]
     )  # [B, 1 + n, 4]
-    with torch.no_grad():
-        region = model.build_region_features(
-            None, frame_ids, boxes_norm, fused_maps=stack_region_maps(feats.region_maps, union)
-        )
-    selected = [
-        (t.frame_idx, *(t.tracked_frames[int(s)] for s in region.selected[b])) for b, t in enumerate(targets)
-    ]
+    region = model.build_region_features(
+        None, frame_ids, boxes_norm, fused_maps=stack_region_maps(feats.region_maps, union)
+    )
     timings["region"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    prompts = [
-        render_prompt(
-            referring_prompt(t.question, cfg.num_region_tokens, template=template), template=template
-        )
-        for t in targets
-    ]
-    answers: list[str] = []
-    for lo in range(0, count, batch_size):
-        answers += _generate(
-            model,
-            processor,
-            prompts[lo : lo + batch_size],
-            feats.video_features,
-            region.tokens[lo : lo + batch_size],
-            options,
-            strategy,
-        )
-    timings["generate"] = time.perf_counter() - start
     return [
-        Description(
-            answer=a,
+        PreparedTarget(
+            prompt=render_prompt(
+                referring_prompt(t.question, cfg.num_region_tokens, template=template), template=template
+            ),
+            video_features=feats.video_features,
+            region_tokens=region.tokens[b],
             question=t.question,
             frame_idx=t.frame_idx,
             box=t.box,
             track=t.track,
-            selected_frames=tuple(int(f) for f in sel),
-            timings=dict(timings),
+            selected_frames=(t.frame_idx, *(t.tracked_frames[int(s)] for s in region.selected[b])),
         )
-        for a, t, sel in zip(answers, targets, selected, strict=True)
+        for b, t in enumerate(targets)
     ]
 
 
@@ -275,88 +328,6 @@ def _snap(target: _Target, shared: set[int]) -> _Target:
         tracked_frames=tuple(frames[k] for k in order),
         tracked_boxes=tuple(boxes[k] for k in order),
     )
-
-
-def _generation_kwargs(processor: Any, options: GenerationOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": options.max_new_tokens,
-        "do_sample": options.do_sample,
-        "use_cache": options.use_cache,
-        "eos_token_id": processor.tokenizer.eos_token_id,
-    }
-    if options.do_sample:
-        kwargs["temperature"] = options.temperature
-        if options.top_p is not None:
-            kwargs["top_p"] = options.top_p
-        kwargs["seed"] = options.seed if options.seed is not None else 0
-    return kwargs
-
-
-@torch.no_grad()
-def _generate(
-    model: Any,
-    processor: Any,
-    prompts: list[str],
-    video_features: torch.Tensor,
-    region_tokens: torch.Tensor,
-    options: GenerationOptions,
-    strategy: Strategy,
-) -> list[str]:
-    """Answers for ``prompts`` (one per target) sharing one video."""
-    enc = processor(prompts)  # left padded
-    device = next(model.language_model.parameters()).device
-    input_ids = enc["input_ids"].to(device)
-    attention_mask = enc["attention_mask"].to(device)
-    batch = input_ids.shape[0]
-    video = video_features[None].expand(batch, -1, -1)  # [Tv, Cv] -> [B, Tv, Cv]
-    kwargs = _generation_kwargs(processor, options)
-    prefix = _shared_prefix_length(input_ids, attention_mask, model.config.region_token_id)
-    if strategy == "prefix" and batch > 1 and prefix > 0 and options.use_cache:
-        embeds = model.embed_inputs(input_ids, video_features=video, region_features=region_tokens)
-        out = model.language_model(inputs_embeds=embeds[:1, :prefix], use_cache=True)
-        past = out.cache if "cache" in out else out.past_key_values  # renamed in recent transformers
-        past.batch_repeat_interleave(batch)
-        seed = kwargs.pop("seed", None)
-        call = dict(
-            input_ids=input_ids,
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            pad_token_id=model.config.text_config.pad_token_id,
-            **kwargs,
-        )
-        call[_cache_kwarg(model.language_model)] = past
-        if not options.do_sample:
-            call.update(temperature=None, top_p=None, top_k=None)
-        if seed is None:
-            generated = model.language_model.generate(**call)
-        else:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                generated = model.language_model.generate(**call)
-    else:
-        generated = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            video_features=video,
-            region_features=region_tokens,
-            **kwargs,
-        )
-    return processor.batch_decode(generated[:, input_ids.shape[1] :])
-
-
-def _cache_kwarg(language_model: Any) -> str:
-    """``cache`` on recent transformers (``past_key_values`` is deprecated there), ``past_key_values`` before."""
-    params = inspect.signature(language_model.prepare_inputs_for_generation).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, region_token_id: int) -> int:
-    """Tokens shared by every row before the first ``<region>`` (0 when rows are padded)."""
-    if not bool(attention_mask.all()):
-        return 0
-    same = (input_ids == input_ids[:1]).all(0) & (input_ids[0] != region_token_id)  # [L]
-    differs = (~same).nonzero()
-    return int(differs[0, 0]) if differs.numel() else input_ids.shape[1] - 1
 
 
 class ArtemisPipeline:

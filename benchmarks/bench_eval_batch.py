@@ -12,7 +12,7 @@ ground-truth track), the default question, greedy, exactly ``--new-tokens`` new 
 CPU time is printed beside wall time: on a shared machine it is the steadier of the two (use ``--threads 1``).
 Timed: the preparation (decode, vision tower, region tokens; the same work at any batch size) once, then
 generation of every record at batch 1 and at batch 8 (best of ``--repeats``), through
-:func:`evals.cross_batch.generate_prepared` -- the code ``ArtemisPredictor`` runs; then the prefill alone (one new
+:func:`artemis_model.pipeline.generate_prepared` -- the code ``ArtemisPredictor`` runs; then the prefill alone (one new
 token) at both batch sizes, to split the speed-up into its prefill and decode phases (the prefill does the same
 work at any batch size, so on a CPU it bounds the gain; on a GPU it runs in parallel).
 """
@@ -32,10 +32,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from artemis_model.features import FeatureCache  # noqa: E402
+from artemis_model.pipeline import TargetRequest, generate_prepared, prepare_targets  # noqa: E402
 from artemis_model.testing import tiny_model_and_processor  # noqa: E402
 from artemis_model.types import GenerationOptions, Track  # noqa: E402
 from artemis_model.video import open_video  # noqa: E402
-from evals.cross_batch import TargetRequest, generate_prepared, prepare_targets  # noqa: E402
 
 W, H = 160, 120
 
@@ -115,8 +115,8 @@ def main() -> None:
         prepared = []
         for folder, track, key in videos:
             source = open_video(folder)
-            req = TargetRequest(key=folder.name, box=track.boxes[key], frame_idx=key, track=track)
-            prepared += prepare_targets(model, proc, source, [req], cache=cache)
+            req = TargetRequest(box=track.boxes[key], frame_idx=key, track=track)
+            prepared += prepare_targets(model, proc, source, [req], cache=cache, template="train")
         t_prepare = time.perf_counter() - start
     prompt_len = proc([prepared[0].prompt])["input_ids"].shape[1]
     print(

@@ -2,9 +2,10 @@
 
 Each record's ground-truth track (the data set's ``track_list``, or the boxes derived from VideoRefer masks) is
 given to the pipeline, so no tracker runs: as in the original protocol, which read precomputed tracks. Each video is
-decoded and encoded once. ``batching="across_videos"`` (the default) generates up to ``generation_batch_size``
-records of any videos in one call (:mod:`evals.cross_batch`); ``"per_video"`` calls ``describe_many`` once per
-video (the targets of one video batched together, different videos one after another).
+decoded and encoded once. ``batching="across_videos"`` (the default) prepares each video's records with
+``artemis_model.pipeline.prepare_targets`` and generates up to ``generation_batch_size`` records of any videos in
+one call (``generate_prepared``); ``"per_video"`` calls ``describe_many`` once per video (the targets of one video
+batched together, different videos one after another).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class ArtemisPredictor:
         return [answers[r.record_id] for r in records]
 
     def _predict_across_videos(self, records: list[EvalRecord]) -> list[str]:
-        from evals.cross_batch import TargetRequest, generate_prepared, prepare_targets
+        from artemis_model.pipeline import TargetRequest, generate_prepared, prepare_targets
 
         pipe = self.pipeline
         prepared = {}
@@ -132,20 +133,20 @@ class ArtemisPredictor:
             source = self._open(group[0][1])
             requests = [
                 TargetRequest(
-                    key=str(pos),
                     box=r.key_box,
                     frame_idx=r.key_frame_idx,
                     track=record_track(r, source.num_frames, source.width, source.height),
                     question=r.question,
                 )
-                for pos, r in group
+                for _, r in group
             ]
-            for target in prepare_targets(
+            targets = prepare_targets(
                 pipe.model, pipe.processor, source, requests, cache=pipe.cache, template=self.template
-            ):
-                prepared[target.key] = target
+            )
+            for (pos, _), target in zip(group, targets, strict=True):
+                prepared[pos] = target
             logger.debug("prepared %d targets of %s", len(group), key)
-        ordered = [prepared[str(pos)] for pos in range(len(records))]
+        ordered = [prepared[pos] for pos in range(len(records))]
         return generate_prepared(
             pipe.model, pipe.processor, ordered, self.options, batch_size=self.generation_batch_size
         )
