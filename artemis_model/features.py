@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from artemis_model.array_video import ArrayVideo  # noqa: F401  (re-exported: older imports)
 from artemis_model.types import validate_frame_idx
 from artemis_model.video import VideoInput, VideoSource, open_video, sample_global_indices
 
@@ -83,35 +83,6 @@ class VideoFeatures:
 
     video_features: torch.Tensor | None
     region_maps: dict[int, RegionMaps] = field(default_factory=dict)
-
-
-class ArrayVideo(VideoSource):
-    """Frames already in memory (``[T, H, W, 3]`` RGB uint8) as a :class:`VideoSource` (tests, synthetic data)."""
-
-    def __init__(self, frames: np.ndarray, *, fps: float = 30.0, name: str = "<array>") -> None:
-        super().__init__()
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] < 1:
-            raise ValueError(
-                f"frames must be a non-empty uint8 [T, H, W, 3] array, got {frames.dtype} {frames.shape}"
-            )
-        self._frames = frames
-        self.name = name
-        self.num_frames, self.height, self.width = (int(v) for v in frames.shape[:3])
-        self.fps = float(fps)
-
-    def _decode_sorted(self, indices: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        frames = self._frames[indices]  # [N, H, W, 3]
-        if size is None:
-            return frames
-        import cv2
-
-        return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-
-    def _compute_hash(self) -> str:
-        digest = hashlib.sha256(f"array:{self._frames.shape}\0".encode())
-        digest.update(np.ascontiguousarray(self._frames).tobytes())
-        return digest.hexdigest()
 
 
 # ---- fingerprints -----------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artemis_model.features import ArrayVideo, FeatureCache  # noqa: E402
+from artemis_model.array_video import ArrayVideo
+from artemis_model.features import FeatureCache  # noqa: E402
 from artemis_model.pipeline import describe, describe_many  # noqa: E402
 from artemis_model.testing import tiny_model_and_processor  # noqa: E402
 from artemis_model.types import GenerationOptions, Track  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from artemis_model.array_video import ArrayVideo
 from artemis_model.evidence import PALETTE, save_evidence
-from artemis_model.features import ArrayVideo
 from artemis_model.types import Description, Track
 from tests.artemis_model.clips import make_squares
 

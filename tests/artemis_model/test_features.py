@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from artemis_model.features import ArrayVideo, FeatureCache, stack_region_maps
+from artemis_model.array_video import ArrayVideo
+from artemis_model.features import FeatureCache, stack_region_maps
 from artemis_model.testing import tiny_model_and_processor
 from artemis_model.video import open_video, sample_global_indices
 from tests.artemis_model.clips import make_squares, write_mp4

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from artemis_model.array_video import ArrayVideo
 from artemis_model.errors import (
     ArtemisInputError,
     FrameIndexError,
@@ -15,7 +16,7 @@ from artemis_model.errors import (
     NotAnArtemisModelError,
     VideoDecodeError,
 )
-from artemis_model.features import ArrayVideo, FeatureCache
+from artemis_model.features import FeatureCache
 from artemis_model.pipeline import ArtemisPipeline, describe, describe_many
 from artemis_model.testing import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
