@@ -39,6 +39,9 @@ app.command("convert")(convert_cmd)
 from cli.demo import demo  # noqa: E402
 
 app.command("demo")(demo)
+from cli.train import train_cmd  # noqa: E402
+
+app.command("train")(train_cmd)
 
 if __name__ == "__main__":
     app()

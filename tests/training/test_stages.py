@@ -1,0 +1,180 @@
+"""The three stages on a tiny model on CPU: held-out loss falls below its start and a unigram baseline, the
+right parameters (and only those) train, LoRA merges into a loadable checkpoint, and resume is exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
+from artemis_model.processing_artemis import ArtemisProcessor
+from tests.training.conftest import stage_config
+from training.data import ArtemisCollator
+from training.referring_data import ReferringDataset
+from training.train import run_training
+from training.trainable import lora_target_regex
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _state(path) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(path.glob("*.safetensors")):
+        out.update(load_file(f))
+    return out
+
+
+def _expected_names(model: torch.nn.Module, parts: set[str], lora: bool) -> set[str]:
+    names = {n for n, _ in model.named_parameters() if n.split(".")[0] in parts}
+    if lora:
+        import re
+
+        pattern = re.compile(lora_target_regex(LORA_TARGETS))
+        for name, module in model.named_modules():
+            if pattern.fullmatch(name):
+                assert isinstance(module, torch.nn.Linear)
+                names |= {f"{name}.lora_A.weight", f"{name}.lora_B.weight"}
+    return names
+
+
+def _check_learning(result) -> None:
+    evals = [loss for _, loss in result.eval_losses]
+    assert result.global_step == 20 and len(result.train_losses) == 20
+    assert evals[-1] < evals[0], f"held-out loss did not fall: {evals}"
+    assert evals[-1] < result.unigram_baseline, (
+        f"held-out {evals[-1]:.3f} >= unigram {result.unigram_baseline:.3f}"
+    )
+    assert (result.output_dir / "loss_curves.png").stat().st_size > 1000
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == 20
+
+
+def test_stage1_trains_only_the_projector(data_root, init_checkpoint, tmp_path):
+    cfg = stage_config(
+        "stage1_pretrain", data_root, tmp_path / "s1", init_checkpoint, "optim.learning_rate=3e-3"
+    )
+    assert cfg.trainable.language_model == "frozen" and cfg.optim.scheduler == "cosine"
+    result = run_training(cfg)
+    _check_learning(result)
+    base = ArtemisForConditionalGeneration.from_pretrained(init_checkpoint)
+    assert set(result.trainable_names) == _expected_names(base, {"projector"}, lora=False)
+    before, after = _state(init_checkpoint), _state(result.final_dir)
+    assert before.keys() == after.keys()
+    for key in before:
+        if key.startswith("projector."):
+            assert not torch.equal(before[key], after[key]), f"{key} did not train"
+        else:
+            assert torch.equal(before[key], after[key]), f"{key} changed in stage 1"
+
+
+def test_stage2_trains_llm_and_projector_from_scratch(data_root, tmp_path):
+    cfg = stage_config("stage2_finetune", data_root, tmp_path / "s2", None, "optim.learning_rate=3e-3")
+    result = run_training(cfg)
+    _check_learning(result)
+    model = ArtemisForConditionalGeneration.from_pretrained(result.final_dir)
+    assert set(result.trainable_names) == _expected_names(model, {"projector", "language_model"}, lora=False)
+
+
+class _CountSteps(TrainerCallback):
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAfterSave(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise _Interrupt(f"simulated interruption after the checkpoint of step {self.step}")
+
+
+@pytest.fixture(scope="module")
+def stage3_run(data_root, init_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("s3") / "full"
+    cfg = stage_config("stage3_referring", data_root, out, init_checkpoint, "optim.learning_rate=1e-3")
+    return cfg, run_training(cfg)
+
+
+def test_stage3_lora_region_encoder_and_merge(stage3_run, data_root, init_checkpoint):
+    cfg, result = stage3_run
+    assert cfg.lora.r == 16 and cfg.lora.alpha == 16 and cfg.lora.dropout == 0.05
+    _check_learning(result)
+    base = ArtemisForConditionalGeneration.from_pretrained(init_checkpoint)
+    expected = _expected_names(base, {"projector", "region_encoder"}, lora=True)
+    assert set(result.trainable_names) == expected
+    assert not any(n.startswith(("vision_tower.", "language_model.lm_head")) for n in result.trainable_names)
+
+    # Adapter (LoRA + modules_to_save) on the base == the merged checkpoint reloaded with from_pretrained.
+    from peft import PeftModel
+
+    processor = ArtemisProcessor.from_pretrained(result.final_dir)
+    ds = ReferringDataset(
+        json.loads((data_root / "ref_eval.json").read_text()),
+        processor,
+        media_root=data_root,
+        num_tracked=base.config.num_tracked_boxes,
+        num_region_tokens=base.config.num_region_tokens,
+    )
+    batch = ArtemisCollator(processor)([ds[0], ds[1]])
+    adapted = PeftModel.from_pretrained(base, result.output_dir / "adapter").eval()
+    merged = ArtemisForConditionalGeneration.from_pretrained(result.final_dir).eval()
+    before = _state(init_checkpoint)
+    merged_state = merged.state_dict()
+    assert not torch.equal(
+        before["region_encoder.up_proj.weight"], merged_state["region_encoder.up_proj.weight"]
+    )
+    vision = [k for k in before if k.startswith("vision_tower.")]
+    assert vision and all(torch.equal(before[k], merged_state[k]) for k in vision)
+    from training.media import GlobalFeatureProvider
+
+    video = GlobalFeatureProvider("recompute").features(merged, processor, batch["video_refs"])
+    logits = []
+    with torch.no_grad():
+        for model in (adapted, merged):
+            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            regions = inner.build_region_features(
+                batch["region_pixel_values"], batch["region_frame_ids"], batch["region_boxes_norm"]
+            ).tokens
+            logits.append(
+                model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    video_features=video,
+                    region_features=regions,
+                ).logits
+            )
+    torch.testing.assert_close(logits[0], logits[1], rtol=1e-4, atol=1e-4)
+
+
+def test_resume_reproduces_the_uninterrupted_run(stage3_run, data_root, init_checkpoint, tmp_path):
+    _, full = stage3_run
+    out = tmp_path / "interrupted"
+    cfg = stage_config("stage3_referring", data_root, out, init_checkpoint, "optim.learning_rate=1e-3")
+    with pytest.raises(_Interrupt):
+        run_training(cfg, callbacks=[_StopAfterSave(10)])
+    assert (out / "checkpoint-10").is_dir()
+    first = json.loads((out / "checkpoint-10" / "trainer_state.json").read_text())["log_history"]
+    first_losses = [(e["step"], e["loss"]) for e in first if "loss" in e]
+    counter = _CountSteps()
+    resumed = run_training(
+        cfg.model_copy(update={"run": cfg.run.model_copy(update={"resume": "auto"})}), callbacks=[counter]
+    )
+    assert counter.steps == list(range(11, 21))  # only the missing steps ran
+    # the resumed state carries the first 10 steps' log; steps 11-20 were computed after the restart
+    assert resumed.train_losses[:10] == first_losses
+    assert [s for s, _ in resumed.train_losses] == list(range(1, 21))
+    assert resumed.train_losses == full.train_losses
+    a, b = _state(full.final_dir), _state(resumed.final_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
