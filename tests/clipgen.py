@@ -1,8 +1,15 @@
-"""Tiny synthetic clips with exact truth for tool/agent tests: flat-coloured shapes moving on a background."""
+"""The shared test-video helpers: synthetic clips with exact truth, and the writers (mp4, frame folders).
+
+- :func:`make_clip` / :func:`random_scene`: flat-coloured shapes moving on a background (tool/agent tests);
+- :func:`make_squares`: coloured squares moving on a noisy background (pipeline/feature tests);
+- :func:`noise_frames`, :func:`textured_background`: frames of noise;
+- :func:`write_mp4` (H.264 via PyAV) and :func:`write_frames` (a folder of numbered images): the only writers.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,20 +109,106 @@ def make_clip(
     return Clip(frames=frames, objects=objects, boxes=boxes)
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: int = 10) -> Path:
+def write_mp4(
+    frames: np.ndarray | Sequence[np.ndarray],
+    path: Path,
+    fps: int = 10,
+    *,
+    crf: int | None = 18,
+    preset: str | None = None,
+    gop: int | None = None,
+    container_format: str | None = None,
+) -> Path:
+    """H.264 yuv420p video of ``frames`` (``[T, H, W, 3]`` RGB uint8) at ``path`` with PyAV.
+
+    ``crf``/``preset``: libx264 options (``None``: the encoder's default); ``gop``: key-frame interval;
+    ``container_format``: e.g. ``"mp4"`` (``None``: from the file name).
+    """
     import av
 
-    with av.open(str(path), "w") as out:
+    options = {} if crf is None else {"crf": str(crf)}
+    if preset is not None:
+        options["preset"] = preset
+    with av.open(str(path), "w", format=container_format) as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
+        if options:
+            stream.options = options
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def write_frames(folder: Path, frames: np.ndarray | Sequence[np.ndarray], ext: str = "png") -> list[Path]:
+    """``frames`` saved as ``folder/00000.<ext>``, ``00001.<ext>``... (PIL defaults); returns the paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        path = folder / f"{i:05d}.{ext}"
+        Image.fromarray(frame).save(path)
+        paths.append(path)
+    return paths
+
+
+def noise_frames(n: int, width: int, height: int, seed: int) -> np.ndarray:
+    """``n`` frames of uniform RGB noise ``[n, height, width, 3]`` uint8 (one draw per frame, seeded)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(n)])
+
+
+def textured_background(seed: int, width: int = 320, height: int = 240) -> np.ndarray:
+    """A smooth random colour field plus grain, ``[height, width, 3]`` uint8 (trackers have texture to lock on)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(30, 226, (height // 24 + 2, width // 24 + 2, 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)  # [H, W, 3]
+    noise = rng.normal(0, 20, (height, width, 1)).astype(np.float32)
+    return np.clip(smooth + noise, 0, 255).astype(np.uint8)
+
+
+SQUARE_COLOURS = [(220, 30, 30), (30, 180, 40), (30, 60, 220), (235, 210, 30), (140, 40, 200), (30, 200, 210)]
+
+
+@dataclass
+class SquaresClip:
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    boxes: list[list[tuple[float, float, float, float]]]  # [target][frame] xyxy pixels
+
+
+def make_squares(
+    num_frames: int = 24,
+    width: int = 64,
+    height: int = 48,
+    num_targets: int = 4,
+    side: int = 12,
+    seed: int = 0,
+) -> SquaresClip:
+    """``num_targets`` squares moving on straight lines (always fully visible), with exact boxes."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 120, size=(height, width, 3), dtype=np.uint8)
+    starts = rng.uniform([0, 0], [width - side, height - side], size=(num_targets, 2))
+    ends = rng.uniform([0, 0], [width - side, height - side], size=(num_targets, 2))
+    frames = np.repeat(base[None], num_frames, axis=0)
+    boxes: list[list[tuple[float, float, float, float]]] = [[] for _ in range(num_targets)]
+    for t in range(num_frames):
+        a = t / max(1, num_frames - 1)
+        for k in range(num_targets):
+            x, y = np.round(starts[k] * (1 - a) + ends[k] * a).astype(int)
+            frames[t, y : y + side, x : x + side] = SQUARE_COLOURS[k % len(SQUARE_COLOURS)]
+            boxes[k].append((float(x), float(y), float(x + side), float(y + side)))
+    return SquaresClip(frames=frames, boxes=boxes)
+
+
+def write_squares_mp4(clip: SquaresClip, path: Path) -> Path:
+    """``clip`` as a near-lossless mp4 (12 fps, crf 10)."""
+    return write_mp4(clip.frames, path, fps=12, crf=10, preset="ultrafast")
 
 
 def random_scene(seed: int, *, num_objects: int = 3, num_frames: int = 16, textured: bool = False) -> Clip:

@@ -1,4 +1,4 @@
-"""Tiny synthetic clips for the video and tracking tests, written with numpy + PyAV (libx264 mp4).
+"""Tiny synthetic clips for the video and tracking tests (libx264 mp4 through :mod:`tests.clipgen`).
 
 Flat-coloured shapes on a textured background; truth boxes come from the generator.
 """
@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
+
+from tests import clipgen
+from tests.clipgen import textured_background
 
 W, H = 320, 240
 RED = (220, 40, 40)
@@ -23,28 +25,9 @@ class Clip:
     ignore: frozenset[int] = frozenset()  # frames not scored (partial occlusion)
 
 
-def textured_background(seed: int, width: int = W, height: int = H) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(30, 226, (height // 24 + 2, width // 24 + 2, 3)).astype(np.float32)
-    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)  # [H, W, 3]
-    noise = rng.normal(0, 20, (height, width, 1)).astype(np.float32)
-    return np.clip(smooth + noise, 0, 255).astype(np.uint8)
-
-
 def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 25, gop: int | None = None) -> Path:
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "18"}
-        if gop is not None:
-            stream.codec_context.gop_size = gop
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    """The clips' encoding (veryfast, crf 18, mp4) through the shared writer :func:`tests.clipgen.write_mp4`."""
+    return clipgen.write_mp4(frames, path, fps, crf=18, preset="veryfast", gop=gop, container_format="mp4")
 
 
 def target_at(i: int, size: int = 40) -> tuple[float, float, float, float]:

@@ -8,7 +8,7 @@ from PIL import Image
 from artemis_model.array_video import ArrayVideo
 from artemis_model.evidence import PALETTE, save_evidence
 from artemis_model.types import Description, Track
-from tests.artemis_model.clips import make_squares
+from tests.clipgen import make_squares
 
 
 def test_save_evidence_draws_selected_frames_and_gif(tmp_path):

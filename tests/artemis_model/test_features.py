@@ -10,7 +10,7 @@ from artemis_model.array_video import ArrayVideo
 from artemis_model.features import FeatureCache, stack_region_maps
 from artemis_model.testing import tiny_model_and_processor
 from artemis_model.video import open_video, sample_global_indices
-from tests.artemis_model.clips import make_squares, write_mp4
+from tests.clipgen import make_squares, write_squares_mp4
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def clip():
 
 @pytest.fixture()
 def mp4(tmp_path, clip):
-    return write_mp4(clip.frames, tmp_path / "clip.mp4")
+    return write_squares_mp4(clip, tmp_path / "clip.mp4")
 
 
 def test_global_features_match_model_encoder(model_proc, clip):

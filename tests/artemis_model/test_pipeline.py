@@ -21,7 +21,7 @@ from artemis_model.pipeline import ArtemisPipeline, describe, describe_many
 from artemis_model.testing import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
 from artemis_model.video import open_video, sample_global_indices
-from tests.artemis_model.clips import make_squares, write_mp4
+from tests.clipgen import make_squares, write_squares_mp4
 
 OPTS = GenerationOptions(max_new_tokens=8)
 KEY = 3
@@ -39,7 +39,7 @@ def clip():
 
 @pytest.fixture(scope="module")
 def mp4(tmp_path_factory, clip):
-    return write_mp4(clip.frames, tmp_path_factory.mktemp("v") / "clip.mp4")
+    return write_squares_mp4(clip, tmp_path_factory.mktemp("v") / "clip.mp4")
 
 
 def _tracks(clip):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.artemis_model.clips import make_squares, write_mp4
+from tests.clipgen import make_squares, write_squares_mp4
 
 
 def test_describe_cli(tmp_path):
     clip = make_squares(num_frames=12, num_targets=1)
-    video = write_mp4(clip.frames, tmp_path / "v.mp4")
+    video = write_squares_mp4(clip, tmp_path / "v.mp4")
     x1, y1, x2, y2 = clip.boxes[0][2]
     runner = CliRunner()
     ok = runner.invoke(

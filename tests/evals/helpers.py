@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from evals.protocol import EvalRecord
+from tests import clipgen
 
 
 class CountingPredictor:
@@ -32,15 +32,9 @@ class CountingPredictor:
 
 
 def write_frames(folder: Path, n: int, size: tuple[int, int] = (32, 24)) -> list[str]:
-    """``n`` small JPEG frames named 00000.jpg...; returns the file names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(n):
-        arr = np.full((size[1], size[0], 3), 10 * i % 255, dtype=np.uint8)
-        name = f"{i:05d}.jpg"
-        Image.fromarray(arr).save(folder / name)
-        names.append(name)
-    return names
+    """``n`` small flat JPEG frames named 00000.jpg...; returns the file names."""
+    frames = [np.full((size[1], size[0], 3), 10 * i % 255, dtype=np.uint8) for i in range(n)]
+    return [p.name for p in clipgen.write_frames(folder, frames, ext="jpg")]
 
 
 def write_hcstvg(tmp: Path, n_videos: int = 7) -> tuple[Path, Path]:
@@ -72,17 +66,5 @@ def write_hcstvg(tmp: Path, n_videos: int = 7) -> tuple[Path, Path]:
 
 def write_mp4(path: Path, n: int, size: tuple[int, int] = (32, 24), fps: int = 10) -> Path:
     """A small H.264 clip of ``n`` noise frames (seeded) at ``size`` (width, height)."""
-    import av
-
-    rng = np.random.default_rng(n)
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(n):
-            frame = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    frames = clipgen.noise_frames(n, size[0], size[1], seed=n)
+    return clipgen.write_mp4(frames, path, fps, crf=None, container_format="mp4")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from evals.protocol import EvalRecord
+from tests.clipgen import noise_frames, write_frames
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("artemis_model.pipeline") is None,
@@ -27,14 +26,7 @@ QUESTIONS = [
 
 
 def _noise_video(folder: Path, n: int, seed: int) -> tuple[Path, ...]:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"{i:05d}.png"
-        Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return tuple(paths)
+    return tuple(write_frames(folder, noise_frames(n, W, H, seed)))
 
 
 def _records(root: Path) -> list[EvalRecord]:
