@@ -8,7 +8,7 @@ region encoder training (the stage-3 recipe); batch 2, fp32.
 "recompute": every step decodes the 100-frame global sample and runs CLIP on it (what training without the
 feature cache costs); "cached": the global features come from the warm feature cache (the default).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 3]
+    .venv/bin/python benchmarks/bench_train.py [--steps 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def time_steps(mode: str, model, processor, batch, steps: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, processor = tiny_model_and_processor(seed=0, **SHAPE)
     model = apply_trainable(
