@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from agent.api.deps import ConversationId, RuntimeDep
-from agent.api.errors import ConflictError, NotFoundError, ServiceError, UnprocessableError
+from agent.api.errors import ConflictError, NotFoundError, UnprocessableError
 from agent.api.runtime import Runtime
 from agent.api.schemas import (
     ConversationIn,
@@ -26,9 +26,9 @@ from agent.api.schemas import (
     MessageRecordOut,
 )
 from agent.api.storage import ConversationRecord, check_id
-from agent.api.turns import TurnRequest, TurnResult, pending_clarification, run_turn
+from agent.api.turn_runner import begin_turn, checked_box, conversation_video, finish_turn
+from agent.api.turns import TurnResult, pending_clarification
 from agent.api.worker import Job
-from artemis_model.types import validate_box, validate_frame_idx
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -135,14 +135,8 @@ async def post_message(
     stream: Annotated[bool, Query(description="Server-Sent Events (default) or one JSON document")] = True,
 ):
     conv = rt.store.get_conversation(conversation_id)
-    try:
-        video = rt.store.get_video(conv.video_id)
-    except NotFoundError as exc:
-        raise ConflictError(f"the video {conv.video_id} of this conversation was deleted") from exc
-    box = None
-    if body.box is not None:
-        validate_frame_idx(body.frame_idx, video.num_frames)
-        box = validate_box(body.box, video.width, video.height)
+    video = conversation_video(rt, conv)
+    box = checked_box(video, body.box, body.frame_idx)
     pending = await run_in_threadpool(pending_clarification, rt, conv.id)
     text = body.text
     if body.choice is not None:
@@ -152,81 +146,24 @@ async def post_message(
         if body.choice > n:
             raise UnprocessableError(f"choice {body.choice} is not a candidate: choose 1 to {n}")
         text = str(body.choice)
-    message_id = rt.store.add_message(
-        conv.id, text=body.text, box=list(box) if box else None, frame_idx=body.frame_idx, choice=body.choice
-    )
-    req = TurnRequest(
-        thread_id=conv.id,
+    turn = await begin_turn(
+        rt,
+        request,
+        conv,
+        video,
         text=text,
-        video_path=rt.store.video_path(video.id),
+        stored_text=body.text,
         box=box,
         frame_idx=body.frame_idx,
-        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id)
-        if rt.settings.annotate_evidence
-        else None,
-        evidence_url=lambda f: f"/conversations/{conv.id}/messages/{message_id}/evidence/{f}",
+        choice=body.choice,
     )
-    events, job = await start_turn(rt, req, request, message_id=message_id)
-    if job is None:
+    if turn.job is None:
         return Response(status_code=499)
     if not stream:
-        collected = []
-        while True:
-            event, data = await events.get()
-            collected.append({"event": event, "data": data})
-            if event == "done":
-                break
-        result: TurnResult = await job.future
-        if result.error is not None:
-            raise _as_service_error(result.error)
-        return _message_out(conv.id, message_id, result, collected)
-    return EventSourceResponse(_stream(rt, events, job, request, message_id), ping=10)
-
-
-async def start_turn(
-    rt: Runtime, req: TurnRequest, request: Request, *, message_id: int | None = None
-) -> tuple[asyncio.Queue, Job | None]:
-    """Queue a turn on the model worker and wait until it starts (503 when busy; None if the client left)."""
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue = asyncio.Queue()
-
-    def emit(event: str, data: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, (event, data))
-
-    def job_fn(cancel):
-        result = run_turn(rt, req, emit, cancel)
-        if message_id is not None:
-            rt.store.finish_message(
-                message_id,
-                status=result.status,
-                turn=result.turn,
-                answer=result.answer,
-                clarification=result.clarification,
-                evidence=result.evidence,
-                tracks=result.tracks or None,
-            )
-        return result
-
-    try:
-        job = rt.worker.submit("turn", job_fn)
-        waiter = asyncio.ensure_future(rt.worker.wait_started(job))
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=0.5)
-            if not waiter.done() and await request.is_disconnected():
-                waiter.cancel()
-                rt.worker.abandon(job)
-                _mark(rt, message_id, "cancelled")
-                return events, None
-        waiter.result()
-    except Exception:
-        _mark(rt, message_id, "rejected")
-        raise
-    return events, job
-
-
-def _mark(rt: Runtime, message_id: int | None, status: str) -> None:
-    if message_id is not None:
-        rt.store.finish_message(message_id, status=status, turn=0)
+        result, collected = await finish_turn(turn)
+        return _message_out(conv.id, turn.message_id, result, collected)
+    message_id = turn.message_id
+    return EventSourceResponse(_stream(rt, turn.events, turn.job, request, message_id), ping=10)
 
 
 async def _stream(
@@ -250,12 +187,6 @@ async def _stream(
         if not finished:
             logger.info("client left message %d: cancelling its run", message_id)
             rt.worker.abandon(job)
-
-
-def _as_service_error(error: dict[str, Any]) -> ServiceError:
-    exc = ServiceError(error["detail"])
-    exc.status, exc.code = int(error["status"]), str(error["code"])
-    return exc
 
 
 def _message_out(conversation_id: str, message_id: int, result: TurnResult, events: list) -> MessageOut:

@@ -28,12 +28,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.deps import RuntimeDep
-from agent.api.errors import ConflictError, NotFoundError, UnprocessableError, error_body
-from agent.api.routes.conversations import _as_service_error, start_turn
+from agent.api.errors import ConflictError, UnprocessableError, error_body
 from agent.api.runtime import Runtime
 from agent.api.storage import check_id
-from agent.api.turns import TurnRequest, TurnResult
-from artemis_model.types import validate_box, validate_frame_idx
+from agent.api.turn_runner import begin_turn, checked_box, conversation_video, finish_turn
+from agent.api.turns import TurnResult
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL_NAME = "artemis"
@@ -120,42 +119,22 @@ async def chat_completions(body: ChatCompletionIn, request: Request, rt: Runtime
     else:
         video = rt.store.get_video(check_id(body.video_id, "video_id"))
         conv = rt.store.add_conversation(video.id, f"OpenAI: {question[:60]}")
-    try:
-        video = rt.store.get_video(conv.video_id)
-    except NotFoundError as exc:
-        raise ConflictError(f"the video {conv.video_id} of this conversation was deleted") from exc
-    box = None
-    if body.box is not None:
-        validate_frame_idx(body.frame_idx, video.num_frames)
-        box = validate_box(body.box, video.width, video.height)
-    message_id = rt.store.add_message(
-        conv.id, text=question, box=list(box) if box else None, frame_idx=body.frame_idx, choice=None
+    video = conversation_video(rt, conv)
+    box = checked_box(video, body.box, body.frame_idx)
+    turn = await begin_turn(
+        rt, request, conv, video, text=question, stored_text=question, box=box, frame_idx=body.frame_idx
     )
-    req = TurnRequest(
-        thread_id=conv.id,
-        text=question,
-        video_path=rt.store.video_path(video.id),
-        box=box,
-        frame_idx=body.frame_idx,
-        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id)
-        if rt.settings.annotate_evidence
-        else None,
-        evidence_url=lambda f: f"/conversations/{conv.id}/messages/{message_id}/evidence/{f}",
-    )
-    events, job = await start_turn(rt, req, request, message_id=message_id)
-    if job is None:
+    if turn.job is None:
         return Response(status_code=499)
+    message_id = turn.message_id
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     meta = {"conversation_id": conv.id, "message_id": message_id}
     if body.stream:
         return StreamingResponse(
-            _stream(rt, events, job, completion_id, body.model, meta), media_type="text/event-stream"
+            _stream(rt, turn.events, turn.job, completion_id, body.model, meta),
+            media_type="text/event-stream",
         )
-    while (await events.get())[0] != "done":
-        pass
-    result: TurnResult = await job.future
-    if result.error is not None:
-        raise _as_service_error(result.error)
+    result, _ = await finish_turn(turn)
     return {
         "id": completion_id,
         "object": "chat.completion",

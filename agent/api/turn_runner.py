@@ -1,0 +1,148 @@
+"""Running a turn for an HTTP route: the steps ``POST /conversations/{id}/messages`` and the OpenAI-compatible
+``POST /v1/chat/completions`` share.
+
+:func:`conversation_video` + :func:`checked_box` check the request against the conversation's video;
+:func:`begin_turn` stores the user message and queues the turn on the model worker (:func:`start_turn`: 503
+when busy, no job when the client left while waiting); the route then streams ``turn.events`` or waits for
+the result with :func:`finish_turn` (a failed turn raises its :class:`ServiceError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from agent.api.errors import ConflictError, NotFoundError, ServiceError
+from agent.api.runtime import Runtime
+from agent.api.storage import ConversationRecord, VideoRecord
+from agent.api.turns import TurnRequest, TurnResult, run_turn
+from agent.api.worker import Job
+from artemis_model.types import Box, validate_box, validate_frame_idx
+
+
+@dataclass
+class StartedTurn:
+    """A stored user message and its queued turn: ``job`` is ``None`` when the client left before it started."""
+
+    message_id: int
+    events: asyncio.Queue
+    job: Job | None
+
+
+def conversation_video(rt: Runtime, conv: ConversationRecord) -> VideoRecord:
+    """The conversation's video; :class:`ConflictError` (409) when it was deleted."""
+    try:
+        return rt.store.get_video(conv.video_id)
+    except NotFoundError as exc:
+        raise ConflictError(f"the video {conv.video_id} of this conversation was deleted") from exc
+
+
+def checked_box(video: VideoRecord, box: Sequence[float] | None, frame_idx: int) -> Box | None:
+    """``box`` validated (and clipped) on frame ``frame_idx`` of ``video``; ``None`` when no box is given."""
+    if box is None:
+        return None
+    validate_frame_idx(frame_idx, video.num_frames)
+    return validate_box(box, video.width, video.height)
+
+
+async def begin_turn(
+    rt: Runtime,
+    request: Request,
+    conv: ConversationRecord,
+    video: VideoRecord,
+    *,
+    text: str,
+    stored_text: str,
+    box: Box | None,
+    frame_idx: int,
+    choice: int | None = None,
+) -> StartedTurn:
+    """Store the user message (``stored_text``) and queue the turn asking ``text`` (see :func:`start_turn`)."""
+    message_id = rt.store.add_message(
+        conv.id, text=stored_text, box=list(box) if box else None, frame_idx=frame_idx, choice=choice
+    )
+    req = TurnRequest(
+        thread_id=conv.id,
+        text=text,
+        video_path=rt.store.video_path(video.id),
+        box=box,
+        frame_idx=frame_idx,
+        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id)
+        if rt.settings.annotate_evidence
+        else None,
+        evidence_url=lambda f: f"/conversations/{conv.id}/messages/{message_id}/evidence/{f}",
+    )
+    events, job = await start_turn(rt, req, request, message_id=message_id)
+    return StartedTurn(message_id=message_id, events=events, job=job)
+
+
+async def finish_turn(turn: StartedTurn) -> tuple[TurnResult, list[dict[str, Any]]]:
+    """Wait for a started turn: its result and every event up to ``done``; raises the turn's error."""
+    assert turn.job is not None  # the caller answered 499 when the client left
+    collected = []
+    while True:
+        event, data = await turn.events.get()
+        collected.append({"event": event, "data": data})
+        if event == "done":
+            break
+    result: TurnResult = await turn.job.future
+    if result.error is not None:
+        raise as_service_error(result.error)
+    return result, collected
+
+
+async def start_turn(
+    rt: Runtime, req: TurnRequest, request: Request, *, message_id: int | None = None
+) -> tuple[asyncio.Queue, Job | None]:
+    """Queue a turn on the model worker and wait until it starts (503 when busy; None if the client left)."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+
+    def emit(event: str, data: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, (event, data))
+
+    def job_fn(cancel):
+        result = run_turn(rt, req, emit, cancel)
+        if message_id is not None:
+            rt.store.finish_message(
+                message_id,
+                status=result.status,
+                turn=result.turn,
+                answer=result.answer,
+                clarification=result.clarification,
+                evidence=result.evidence,
+                tracks=result.tracks or None,
+            )
+        return result
+
+    try:
+        job = rt.worker.submit("turn", job_fn)
+        waiter = asyncio.ensure_future(rt.worker.wait_started(job))
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.5)
+            if not waiter.done() and await request.is_disconnected():
+                waiter.cancel()
+                rt.worker.abandon(job)
+                _mark(rt, message_id, "cancelled")
+                return events, None
+        waiter.result()
+    except Exception:
+        _mark(rt, message_id, "rejected")
+        raise
+    return events, job
+
+
+def _mark(rt: Runtime, message_id: int | None, status: str) -> None:
+    if message_id is not None:
+        rt.store.finish_message(message_id, status=status, turn=0)
+
+
+def as_service_error(error: dict[str, Any]) -> ServiceError:
+    """The :class:`ServiceError` of a failed turn's ``error`` (status, code, detail)."""
+    exc = ServiceError(error["detail"])
+    exc.status, exc.code = int(error["status"]), str(error["code"])
+    return exc
