@@ -8,7 +8,9 @@ from pathlib import Path
 
 import typer
 
-from artemis_model.convert import DTYPES, ConversionError, ConvertOptions, convert_checkpoint, parse_size
+# The keys of ``artemis_model.convert.DTYPES``, spelled out so that ``--help`` does not import torch
+# (tests/cli/test_convert_cli.py holds them equal).
+DTYPE_NAMES: tuple[str, ...] = ("bf16", "fp16", "fp32")
 
 
 def convert_cmd(
@@ -22,7 +24,7 @@ def convert_cmd(
         None, "--clip", help="CLIP ViT-L/14 dir (openai/clip-vit-large-patch14)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Output dir (absent or empty)."),
-    dtype: str = typer.Option("fp16", "--dtype", help=f"Output dtype: {', '.join(sorted(DTYPES))}."),
+    dtype: str = typer.Option("fp16", "--dtype", help=f"Output dtype: {', '.join(DTYPE_NAMES)}."),
     max_shard_size: str = typer.Option("4GB", "--max-shard-size", help="Output shard size, e.g. 4GB, 500MB."),
     verify_image_tower: bool = typer.Option(
         False, "--verify-image-tower", help="Compare the stage-2 CLIP copy with --clip (logged)."
@@ -38,6 +40,8 @@ def convert_cmd(
     ),
 ) -> None:
     """Convert the released weights (--base/--lora/--clip/--out) and/or --verify a converted directory."""
+    from artemis_model.convert import DTYPES, ConversionError, ConvertOptions, convert_checkpoint, parse_size
+
     sources = (base, lora, clip, out)
     if all(s is None for s in sources) and verify is None:
         raise typer.BadParameter("give --base, --lora, --clip and --out to convert, or --verify DIR")
