@@ -178,3 +178,35 @@ def test_resume_reproduces_the_uninterrupted_run(stage3_run, data_root, init_che
     assert resumed.train_losses == full.train_losses
     a, b = _state(full.final_dir), _state(resumed.final_dir)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_entry_point_runs_a_stage(data_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    out = tmp_path / "cli"
+    overrides = [
+        "model.path=null",
+        "model.tiny=true",
+        f"data.train=[{data_root / 'llava_train.json'}]",
+        f"data.media_root={data_root}",
+        "data.eval=[]",
+        "data.eval_fraction=0.25",
+        "data.feature_cache_dir=null",
+        "data.num_workers=0",
+        "run.deepspeed=null",
+        "run.device=cpu",
+        "run.precision=fp32",
+        f"run.output_dir={out}",
+        "run.resume=null",
+        "run.progress_bar=false",
+        "optim.max_steps=2",
+        "optim.per_device_batch_size=2",
+    ]
+    res = CliRunner().invoke(app, ["train", "training/configs/stage2_finetune.yaml", *overrides])
+    assert res.exit_code == 0, res.output
+    assert "done: 2 steps" in res.output
+    assert (out / "final" / "config.json").is_file() and (out / "final" / "artemis_processor.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 2 and metrics["unigram_baseline"] > 0
