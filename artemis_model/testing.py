@@ -124,8 +124,9 @@ def _tokenizer_json() -> str:
     return tok.to_str()
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A fresh tiny tokenizer: ``<unk>``=0, ``<s>``=1, ``</s>``=2, ``<pad>``=3, placeholders last."""
+def tiny_tokenizer(*, placeholders: bool = True) -> PreTrainedTokenizerFast:
+    """A fresh tiny tokenizer: ``<unk>``=0, ``<s>``=1, ``</s>``=2, ``<pad>``=3, placeholders last (omitted with
+    ``placeholders=False``: a stand-in for a plain language model's tokenizer)."""
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
         unk_token="<unk>",
@@ -134,7 +135,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
         pad_token="<pad>",
         padding_side="right",
     )
-    add_placeholder_tokens(tokenizer)
+    if placeholders:
+        add_placeholder_tokens(tokenizer)
     return tokenizer
 
 

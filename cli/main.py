@@ -42,6 +42,9 @@ app.command("demo")(demo)
 from cli.train import train_cmd  # noqa: E402
 
 app.command("train")(train_cmd)
+from cli.init_model import init_model_cmd  # noqa: E402
+
+app.command("init-model")(init_model_cmd)
 
 if __name__ == "__main__":
     app()
