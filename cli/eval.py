@@ -1,4 +1,4 @@
-"""``artemis eval``: referring (HC-STVG protocol), VideoRefer-Bench-Q/-D, merge, score and report."""
+"""``artemis eval``: referring (HC-STVG protocol), VideoRefer-Bench-Q/-D, merge, score, report; tool metrics."""
 
 from __future__ import annotations
 
@@ -318,3 +318,42 @@ def judge_d_cmd(
 ) -> None:
     """Judge Bench-D descriptions (resumable) and score SC/AD/TD/HD/Avg; parse failures are reported."""
     _judge(out, judge)
+
+
+@eval_app.command("tools")
+def tools_cmd(
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, file_okay=False, help="Data set written by `artemis data synth`."
+    ),
+    generate: int | None = typer.Option(
+        None, "--generate", min=1, help="Instead of --data: generate this many clips in memory."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated clips (with --generate)."),
+    num_frames: int | None = typer.Option(
+        None, "--num-frames", min=8, help="Frames per generated clip (default: the world's 20-40)."
+    ),
+    max_clips: int | None = typer.Option(None, "--max-clips", min=1, help="Evaluate only the first N clips."),
+    include_long: bool = typer.Option(
+        False, "--include-long", help="With --data: also the long (concatenated) videos."
+    ),
+    iou_threshold: float = typer.Option(0.5, "--iou", min=0.01, max=1.0, help="IoU of a match."),
+    out: Path | None = typer.Option(None, "--out", help="Write all metrics (per query, per track) as JSON."),
+) -> None:
+    """Grounding recall/precision and tracking mean IoU / frames lost / ID switches of the current tools
+    on the synthetic world (a data set from `artemis data synth`, or clips generated on the fly)."""
+    from evals.tools_eval import evaluate_tools, generated_cases, load_cases
+
+    if (data is None) == (generate is None):
+        raise typer.BadParameter("give exactly one of --data DIR and --generate N")
+    if data is not None:
+        try:
+            cases = load_cases(data, max_clips=max_clips, include_long=include_long)
+        except FileNotFoundError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    else:
+        n = generate if max_clips is None else min(generate, max_clips)
+        cases = generated_cases(n, seed, num_frames=num_frames)
+    metrics = evaluate_tools(cases, iou_threshold=iou_threshold)
+    typer.echo(metrics.to_markdown())
+    if out is not None:
+        typer.echo(f"wrote {metrics.write_json(out)}")
