@@ -70,6 +70,13 @@ class ArtemisTrainer(Trainer):
             **kwargs,
         )
         loss = outputs.loss
+        if video_features is None and inputs.get("pixel_values") is None:
+            # A text-only batch leaves the projector out of the graph: with only the projector trainable
+            # (stage 1) there would be nothing to differentiate, and ZeRO expects a gradient for every
+            # trainable parameter. A zero-weighted pass keeps it in the graph (zero gradient, no effect).
+            cv = inner.config.vision_config.hidden_size
+            probe = loss.new_zeros(1, cv, dtype=inner.projector.linear_1.weight.dtype)
+            loss = loss + 0.0 * inner.projector(probe).sum().to(loss.dtype)
         if (
             self.args.average_tokens_across_devices
             and num_items_in_batch is not None

@@ -210,3 +210,23 @@ def test_cli_entry_point_runs_a_stage(data_root, tmp_path):
     assert (out / "final" / "config.json").is_file() and (out / "final" / "artemis_processor.json").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["global_step"] == 2 and metrics["unigram_baseline"] > 0
+
+
+def test_stage1_survives_text_only_batches(data_root, init_checkpoint, tmp_path):
+    """Stage 1 trains only the projector; a batch of text-only samples must not crash (no grad graph)."""
+    records = json.loads((data_root / "llava_train.json").read_text())
+    text_only = [r for r in records if "image" not in r and "video" not in r]
+    assert text_only
+    (data_root / "text_only.json").write_text(json.dumps(text_only * 4))
+    cfg = stage_config(
+        "stage1_pretrain",
+        data_root,
+        tmp_path / "s1_text",
+        init_checkpoint,
+        f"data.train=[{data_root / 'text_only.json'}]",
+        "optim.max_steps=2",
+    )
+    result = run_training(cfg)
+    before, after = _state(init_checkpoint), _state(result.final_dir)
+    for key in before:  # zero gradient and no weight decay: nothing moves
+        assert torch.equal(before[key], after[key]), f"{key} changed on text-only data"
