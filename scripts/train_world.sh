@@ -27,14 +27,14 @@ if run data; then
 fi
 if run vision; then
   # The random tower's region features carry colour but not shape: pre-train the tiny CLIP tower on box labels.
-  $PY scripts/world_init.py --data data/world/train --out runs/world/init_random
+  $PY scripts/world_init.py --data data/world/train --out runs/world/init_random --no-center
   $PY scripts/world_probe.py --model runs/world/init_random --clips 200 | tee runs/world/probe_random.json
   $PY scripts/world_vision_pretrain.py --model runs/world/init_random --out runs/world/vision/vision_tower.safetensors \
     --clips 1500 --val-clips 100 --epochs 12 --lr 3e-3
 fi
 if run init; then
   $PY scripts/world_init.py --data data/world/train --out runs/world/init \
-    --vision-from runs/world/vision/vision_tower.safetensors
+    --vision-from runs/world/vision/vision_tower.safetensors --feature-cache runs/world/feature_cache
 fi
 if run stage1; then
   $PY -m training.train training/configs/world/stage1_pretrain.yaml
@@ -43,11 +43,13 @@ if run stage2; then
   $PY -m training.train training/configs/world/stage2_finetune.yaml
 fi
 if run stage3; then
+  $PY scripts/world_init.py --recenter runs/world/stage2/final --data data/world/train \
+    --feature-cache runs/world/feature_cache --out runs/world/stage2/final_centred
   $PY -m training.train training/configs/world/stage3_referring.yaml
 fi
 if run blind; then
   # Region-blind baseline: the same stage 3 with zero region tokens (see stage3_region_blind.yaml).
-  $PY scripts/world_init.py --ablate-regions runs/world/stage2/final --out runs/world/stage2/final_region_blind
+  $PY scripts/world_init.py --ablate-regions runs/world/stage2/final_centred --out runs/world/stage2/final_region_blind
   $PY -m training.train training/configs/world/stage3_region_blind.yaml
 fi
 if run eval; then

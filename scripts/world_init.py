@@ -159,7 +159,13 @@ def world_processor(config: ArtemisConfig, tokenizer: PreTrainedTokenizerFast) -
 
 
 def build_init(
-    data_dirs: list[Path], out: Path, *, seed: int = 0, vision_from: Path | None = None
+    data_dirs: list[Path],
+    out: Path,
+    *,
+    seed: int = 0,
+    vision_from: Path | None = None,
+    center: bool = True,
+    feature_cache_dir: Path | None = None,
 ) -> tuple[ArtemisForConditionalGeneration, ArtemisProcessor]:
     """Tokenizer + config + random model (vision tower copied from ``vision_from`` when given), saved to ``out``."""
     tokenizer = build_tokenizer(corpus_lines(data_dirs))
@@ -175,12 +181,89 @@ def build_init(
             raise ValueError(f"{vision_from}: unexpected vision tower keys {unexpected[:5]}")
         logger.info("vision tower from %s (missing %s)", vision_from, missing)
     processor = world_processor(config, tokenizer)
+    if center:
+        stats = center_multimodal_inputs(model, processor, data_dirs[0], feature_cache_dir=feature_cache_dir)
+        logger.info("centred projector and region up_proj on %s: %s", data_dirs[0], stats)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
     logger.info("saved %s: %d parameters, vocab %d", out, n, len(tokenizer))
     return model, processor
+
+
+@torch.no_grad()
+def _center_linear(linear: torch.nn.Linear, inputs: torch.Tensor) -> None:
+    """Fold input standardisation into ``linear`` and zero-mean, unit-RMS its outputs on ``inputs`` [N, in]."""
+    mean, std = inputs.mean(0), inputs.std(0).clamp_min(1e-4)
+    linear.weight.div_(std[None, :])
+    linear.bias.sub_(linear.weight @ mean)
+    out = torch.nn.functional.linear(inputs, linear.weight, linear.bias)  # [N, out]
+    out_mean = out.mean(0)
+    linear.bias.sub_(out_mean)
+    scale = (out - out_mean).pow(2).mean().sqrt().clamp_min(1e-6)
+    linear.weight.div_(scale)
+    linear.bias.div_(scale)
+
+
+@torch.no_grad()
+def center_multimodal_inputs(
+    model: ArtemisForConditionalGeneration,
+    processor: ArtemisProcessor,
+    data_root: Path,
+    *,
+    num_videos: int = 128,
+    num_regions: int = 96,
+    feature_cache_dir: Path | None = None,
+) -> dict[str, float]:
+    """Data-dependent init of the projector and the region encoder's ``up_proj`` (no architecture change).
+
+    The frozen tower's hidden states and the region encoder's ReLU/LayerNorm outputs share a large common
+    component (cosine ~0.99 between different clips), and the LM's RMSNorm does not remove a mean: a random
+    projection hands the LM nearly identical tokens and it learns to ignore them. Standardising the inputs of
+    these linears and centring their outputs on training data makes the tokens differ from clip to clip.
+    """
+    from training.data import read_records
+    from training.media import GlobalFeatureProvider, VideoRef
+    from training.referring_data import ReferringDataset
+
+    stage1 = read_records([data_root / "stage1_world.json"])[:num_videos]
+    provider = GlobalFeatureProvider("cache", disk_dir=feature_cache_dir)
+    refs = [VideoRef(path=str(data_root / r["video"])) for r in stage1]
+    feats = provider.features(model, processor, refs).flatten(0, 1)  # [n, T+P, Cv] -> [n*(T+P), Cv]
+    proj = model.projector
+    _center_linear(proj.linear_1, feats)
+    if proj.linear_2 is not None:
+        _center_linear(proj.linear_2, proj.act(proj.linear_1(feats)))
+    records = read_records([data_root / "stage3_world"])[:num_regions]
+    dataset = ReferringDataset(records, processor, media_root=data_root)
+    captured: list[torch.Tensor] = []
+    hook = model.region_encoder.up_proj.register_forward_hook(lambda m, i, o: captured.append(i[0]))
+    try:
+        for k in range(len(dataset)):
+            sample = dataset[k]
+            model.build_region_features(
+                sample.region_pixels, sample.region_frame_ids[None], sample.region_boxes_norm[None]
+            )
+    finally:
+        hook.remove()
+    _center_linear(model.region_encoder.up_proj, torch.cat(captured))
+    video = model.projector(feats[:2000])
+    return {"video_token_rms": float(video.pow(2).mean().sqrt()), "region_inputs": len(captured)}
+
+
+def recenter(src: Path, dst: Path, data_root: Path, feature_cache_dir: Path | None = None) -> Path:
+    """Copy checkpoint ``src`` to ``dst`` with the projector and region ``up_proj`` re-centred on ``data_root``.
+
+    Used before stage 3: stage 2's projector drifted back towards one common direction (the LM had not learnt
+    to read the video tokens), and the region encoder was never trained; stage 3 then keeps both frozen."""
+    model = ArtemisForConditionalGeneration.from_pretrained(src)
+    processor = ArtemisProcessor.from_pretrained(src)
+    stats = center_multimodal_inputs(model, processor, data_root, feature_cache_dir=feature_cache_dir)
+    model.save_pretrained(dst)
+    processor.save_pretrained(dst)
+    logger.info("re-centred copy of %s at %s: %s", src, dst, stats)
+    return dst
 
 
 def ablate_regions(src: Path, dst: Path) -> Path:
@@ -214,13 +297,34 @@ def main() -> None:
         metavar="SRC",
         help="instead: copy checkpoint SRC to --out with zero region tokens (region-blind baseline)",
     )
+    ap.add_argument(
+        "--no-center", action="store_true", help="keep the random projector / up_proj init (no centring)"
+    )
+    ap.add_argument("--feature-cache", type=Path, default=None, help="feature cache dir (as the YAMLs)")
+    ap.add_argument(
+        "--recenter",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="instead: copy checkpoint SRC to --out with the projector / up_proj re-centred on --data",
+    )
     args = ap.parse_args()
+    if args.recenter is not None:
+        recenter(args.recenter, args.out, args.data[0], args.feature_cache)
+        return
     if args.ablate_regions is not None:
         ablate_regions(args.ablate_regions, args.out)
         return
     if not args.data:
         ap.error("--data is required to build the initial checkpoint")
-    build_init(args.data, args.out, seed=args.seed, vision_from=args.vision_from)
+    build_init(
+        args.data,
+        args.out,
+        seed=args.seed,
+        vision_from=args.vision_from,
+        center=not args.no_center,
+        feature_cache_dir=args.feature_cache,
+    )
 
 
 if __name__ == "__main__":
