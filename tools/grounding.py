@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -17,6 +17,7 @@ import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from artemis_model.types import Box, box_iou
+from tools.grounding_cache import LRUCache, video_key
 from tools.grounding_offline import Detection, OfflineBackend, size_name
 from tools.query import ParsedQuery, parse_query
 from tools.schemas import Target
@@ -65,35 +66,67 @@ def sample_indices(num_frames: int, max_frames: int) -> list[int]:
     return sorted({round(i * (num_frames - 1) / (max_frames - 1)) for i in range(max_frames)})
 
 
+_TRACKS: LRUCache[tuple[Target, ...]] = LRUCache(maxsize=16)
+
+
+def track_cache() -> LRUCache[tuple[Target, ...]]:
+    """The process-wide cache of all tracks per (video, backend, sampling, detection query); ``.clear()``,
+    ``.stats``."""
+    return _TRACKS
+
+
+def detection_key(backend: GroundingBackend, query: ParsedQuery) -> Hashable:
+    """What of ``query`` the backend's detections depend on: ``backend.query_key(query)`` when it has one,
+    else the whole parsed query."""
+    query_key = getattr(backend, "query_key", None)
+    return query_key(query) if callable(query_key) else query
+
+
 def ground(
     video: VideoLike | str | Path,
     query: str,
     *,
     backend: GroundingBackend | None = None,
     settings: GroundingSettings | None = None,
+    use_cache: bool = True,
 ) -> list[Target]:
     """Targets matching ``query`` ("the red objects", "all squares", "the face"), best first.
 
     Every target carries a box per frame (``None`` where unseen), its span and a score. An empty list means
     nothing matched. Colour/shape/size words filter the tracks; a phrase with none of them returns all tracks.
+    The tracks of a video are computed once per (video content, backend, ``max_frames``, what the backend's
+    detection reads of the query) and kept in :func:`track_cache`; ``use_cache=False`` recomputes them.
     """
     video = load_video(video)
     settings = settings or GroundingSettings()
     backend = backend or backend_from_settings(settings)
     parsed = parse_query(query)
-    indices = sample_indices(video.num_frames, settings.max_frames)
-    frames = video.get_frames(indices)
-    per_frame = backend.detect(frames, indices, parsed)
-    tracks = stitch_tracks(link_detections(per_frame, key=_link_key(backend)), key=_link_key(backend))
-    min_len = max(2, len(indices) // 5) if len(indices) > 2 else 1
-    tracks = [t for t in tracks if len(t) >= min_len]
-    targets = [
-        _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
-        for i, t in enumerate(tracks)
-    ]
+    compute = functools.partial(all_tracks, video, parsed, backend=backend, max_frames=settings.max_frames)
+    if use_cache:
+        vkey, pins = video_key(video)
+        key = (vkey, id(backend), settings.max_frames, detection_key(backend, parsed))
+        targets = _TRACKS.get_or_compute(key, (*pins, backend), compute)
+    else:
+        targets = compute()
     matched = filter_targets(targets, parsed)
     logger.debug("ground(%r): %d tracks, %d match", query, len(targets), len(matched))
     return matched
+
+
+def all_tracks(
+    video: VideoLike, query: ParsedQuery, *, backend: GroundingBackend, max_frames: int
+) -> tuple[Target, ...]:
+    """Every track the backend finds for ``query`` on ``max_frames`` sampled frames, before any filtering."""
+    indices = sample_indices(video.num_frames, max_frames)
+    frames = video.get_frames(indices)
+    per_frame = backend.detect(frames, indices, query)
+    tracks = stitch_tracks(link_detections(per_frame, key=_link_key(backend)), key=_link_key(backend))
+    min_len = max(2, len(indices) // 5) if len(indices) > 2 else 1
+    tracks = [t for t in tracks if len(t) >= min_len]
+    return tuple(
+        _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
+        for i, t in enumerate(tracks)
+    )
 
 
 def _link_key(backend: GroundingBackend):
@@ -259,7 +292,8 @@ def filter_targets(targets: Sequence[Target], query: ParsedQuery) -> list[Target
             pick = max if query.size == "large" else min
             out = [pick(out, key=lambda t: areas[t.id])]
     out.sort(key=lambda t: (-round(t.score, 3), _first_x(t)))
-    return [t.model_copy(update={"id": i}) for i, t in enumerate(out)]
+    # a fresh boxes list: callers may edit theirs, the cached targets must not change
+    return [t.model_copy(update={"id": i, "boxes": list(t.boxes)}) for i, t in enumerate(out)]
 
 
 def _mean_area(t: Target) -> float:

@@ -67,6 +67,10 @@ class HFDetectorBackend:
             model = model.to(self._device)
         return model, AutoProcessor.from_pretrained(self.model_dir)
 
+    def query_key(self, query: ParsedQuery) -> tuple[str, ...]:
+        """What detection reads of ``query``: the text labels it prompts the detector with."""
+        return tuple(query_labels(query))
+
     def detect(
         self, frames: np.ndarray, frame_indices: list[int], query: ParsedQuery
     ) -> list[list[Detection]]:

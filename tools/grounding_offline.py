@@ -117,6 +117,10 @@ class OfflineBackend:
         self._hog: cv2.HOGDescriptor | None = None
         self._face: cv2.CascadeClassifier | None = None
 
+    def query_key(self, query: ParsedQuery) -> str | None:
+        """What detection reads of ``query``: only the category (people, faces, or every coloured shape)."""
+        return query.category
+
     def detect(
         self, frames: np.ndarray, frame_indices: list[int], query: ParsedQuery
     ) -> list[list[Detection]]:
