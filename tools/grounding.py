@@ -1,7 +1,9 @@
 """``ground(video, query)``: find the objects a phrase names and follow them over the video.
 
 A backend detects objects on sampled frames; detections are linked into tracks by IoU (with a centre-distance
-fallback for fast motion), interpolated to every frame, labelled by majority vote and filtered by the query.
+fallback for fast motion), interpolated to every frame, labelled (colour by majority, shape by a vote weighted by
+confidence over the frames where the object is whole, see :func:`vote_shape`) and filtered by the query. The
+tracks of a video are cached (:func:`track_cache`), so further queries on it only filter.
 """
 
 from __future__ import annotations
@@ -247,7 +249,7 @@ def _to_target(
     tid: int, dets: list[Detection], num_frames: int, width: int, height: int, n_sampled: int, source: str
 ) -> Target:
     colour = Counter(d.colour for d in dets).most_common(1)[0][0]
-    shape = Counter(d.shape for d in dets).most_common(1)[0][0]
+    shape = vote_shape(dets)
     area = float(np.median([d.area_frac for d in dets]))
     label = " ".join(w for w in (colour, shape) if w) or dets[0].label
     coverage = len(dets) / max(n_sampled, 1)
@@ -264,6 +266,23 @@ def _to_target(
         score=min(1.0, score),
         source=source,
     )
+
+
+def vote_shape(dets: Sequence[Detection]) -> str | None:
+    """The track's shape: per-frame shapes weighted by their confidence, over the frames where the object is
+    whole (not cut by the border nor touching another object). When it never is, every frame votes, weighted
+    also by how much of the object it shows (its area over the track's largest). Plain majority when every
+    weight is zero."""
+    whole = [d for d in dets if not d.partial]
+    voters = whole or list(dets)
+    largest = max((d.area_frac for d in voters), default=0.0)
+    votes: Counter[str | None] = Counter()
+    for d in voters:
+        seen = 1.0 if whole or largest <= 0 else d.area_frac / largest
+        votes[d.shape] += d.shape_score * seen
+    if not votes or max(votes.values()) <= 0:
+        votes = Counter(d.shape for d in voters)
+    return votes.most_common(1)[0][0]
 
 
 def _shape_ok(wanted: tuple[str, ...], shape: str | None) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
+from tools.grounding_shapes import label_objects, shape_name, smooth_chroma_mask
 from tools.query import ParsedQuery
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ class Detection:
     colour: str | None = None
     shape: str | None = None
     area_frac: float = 0.0
+    shape_score: float = 1.0
+    """Confidence of ``shape`` in [0, 1] (its weight in a track's shape vote)."""
+    partial: bool = False
+    """Cut by the frame border or touching another object (likely occluded): its shape is not trusted."""
 
 
 def hue_name(hue: float) -> str:
@@ -51,36 +58,6 @@ def hue_name(hue: float) -> str:
 
 def achromatic_name(value: float) -> str:
     return "black" if value < 70 else ("white" if value > 190 else "gray")
-
-
-def shape_name(mask: np.ndarray) -> tuple[str, float]:
-    """Name the shape of a binary mask (circle, square, rectangle, triangle, star) with a confidence."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return "blob", 0.0
-    cnt = max(contours, key=cv2.contourArea)
-    area = float(cv2.contourArea(cnt))
-    hull_area = float(cv2.contourArea(cv2.convexHull(cnt))) or 1.0
-    (_, _), (rw, rh), _ = cv2.minAreaRect(cnt)
-    rect_area = max(rw * rh, 1.0)
-    perimeter = max(cv2.arcLength(cnt, True), 1.0)
-    solidity = min(area / hull_area, 1.0)
-    extent = min(area / rect_area, 1.0)
-    circularity = 4 * math.pi * area / perimeter**2
-    aspect = max(rw, rh) / max(min(rw, rh), 1.0)
-    if solidity < 0.8:
-        return "star", 1.0 - solidity
-    if extent >= 0.91:
-        return ("square" if aspect < 1.3 else "rectangle"), extent
-    if extent < 0.65:
-        return "triangle", 1.0 - abs(extent - 0.5)
-    vertices = len(cv2.approxPolyDP(cnt, 0.04 * perimeter, True))
-    if vertices <= 3:
-        return "triangle", 0.6
-    pixel_extent = float(mask.sum()) / ((rw + 1) * (rh + 1))
-    if vertices == 4 and pixel_extent > 0.92:
-        return ("square" if aspect < 1.3 else "rectangle"), 0.6
-    return "circle", min(1.0, circularity)
 
 
 def size_name(area_frac: float) -> str:
@@ -141,29 +118,53 @@ class OfflineBackend:
         chroma = (sat >= self.min_saturation) & (val >= self.min_value)
         bins = np.searchsorted(np.array([u for _, u in HUE_BINS]), hue, side="right")
         names = np.array([n for n, _ in HUE_BINS])
+        owner = np.zeros((height, width), np.int32)  # 1 + index of the detection owning each pixel, 0: none
         dets: list[Detection] = []
         for colour in CHROMATIC:
-            mask = chroma & np.isin(bins, np.flatnonzero(names == colour))
-            dets += self._components(mask, frame_idx, width, height, lambda _m, c=colour: c)
+            mask = smooth_chroma_mask(chroma & np.isin(bins, np.flatnonzero(names == colour)))
+            dets += self._components(mask, frame_idx, owner, len(dets), lambda _m, c=colour: c)
         if background is not None:
             diff = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=-1) > 40
             mask = diff & ~chroma & (sat < self.min_saturation // 2)
+            # not owners: the "ghost" an object leaves in the median background touches the object
             dets += self._components(
-                mask, frame_idx, width, height, lambda m: achromatic_name(float(np.median(val[m])))
+                mask,
+                frame_idx,
+                owner,
+                len(dets),
+                lambda m: achromatic_name(float(np.median(val[m]))),
+                mark_owner=False,
             )
-        return dets
+        return [_mark_partial(d, k + 1, owner) for k, d in enumerate(dets)]
 
-    def _components(self, mask, frame_idx, width, height, colour_of) -> list[Detection]:
-        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    def _components(
+        self,
+        mask: np.ndarray,
+        frame_idx: int,
+        owner: np.ndarray,
+        first_id: int,
+        colour_of: Callable[[np.ndarray], str],
+        *,
+        mark_owner: bool = True,
+    ) -> list[Detection]:
+        """Detections of the objects of ``mask`` (see :func:`label_objects`); with ``mark_owner`` their pixels
+        are marked in ``owner`` (ids from ``first_id + 1``), which flags neighbours as partial."""
+        height, width = mask.shape
+        _, labels = label_objects(mask)
         frame_area = float(width * height)
         out: list[Detection] = []
-        for k in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[k])
+        for k, where in enumerate(ndimage.find_objects(labels), start=1):
+            if where is None:
+                continue
+            comp = labels[where] == k
+            area = int(comp.sum())
             frac = area / frame_area
             if not self.min_area_frac <= frac <= self.max_area_frac:
                 continue
-            comp = labels[y : y + h, x : x + w] == k
+            (y, y2), (x, x2) = (where[0].start, where[0].stop), (where[1].start, where[1].stop)
+            w, h = x2 - x, y2 - y
+            if mark_owner:
+                owner[where][comp] = first_id + len(out) + 1
             shape, shape_conf = shape_name(np.pad(comp, 2))
             colour = colour_of(labels == k)
             out.append(
@@ -175,6 +176,8 @@ class OfflineBackend:
                     colour=colour,
                     shape=shape,
                     area_frac=frac,
+                    shape_score=shape_conf,
+                    partial=x == 0 or y == 0 or x + w == width or y + h == height,
                 )
             )
         return out
@@ -193,6 +196,20 @@ class OfflineBackend:
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         rects = self._face.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         return _rects_to_dets(rects, [1.0] * len(rects), frame_idx, "face", frame)
+
+
+def _mark_partial(det: Detection, det_id: int, owner: np.ndarray, reach: int = 2) -> Detection:
+    """``det`` marked partial when another detection's pixels lie within ``reach`` pixels of its own."""
+    if det.partial:
+        return det
+    height, width = owner.shape
+    x1, y1 = max(0, int(det.box[0]) - reach), max(0, int(det.box[1]) - reach)
+    x2, y2 = min(width, int(det.box[2]) + reach), min(height, int(det.box[3]) + reach)
+    window = owner[y1:y2, x1:x2]
+    mine = (window == det_id).astype(np.uint8)
+    near = cv2.dilate(mine, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    others = near & (window != det_id) & (window != 0)
+    return replace(det, partial=True) if int(others.sum()) >= 2 else det
 
 
 def _rects_to_dets(rects, weights, frame_idx: int, label: str, frame: np.ndarray) -> list[Detection]:
