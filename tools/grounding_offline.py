@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from tools.grounding_shapes import label_objects, shape_name, smooth_chroma_mask
 from tools.query import ParsedQuery
@@ -153,9 +152,7 @@ class OfflineBackend:
         _, labels = label_objects(mask)
         frame_area = float(width * height)
         out: list[Detection] = []
-        for k, where in enumerate(ndimage.find_objects(labels), start=1):
-            if where is None:
-                continue
+        for k, where in _label_slices(labels):
             comp = labels[where] == k
             area = int(comp.sum())
             frac = area / frame_area
@@ -196,6 +193,23 @@ class OfflineBackend:
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         rects = self._face.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         return _rects_to_dets(rects, [1.0] * len(rects), frame_idx, "face", frame)
+
+
+def _label_slices(labels: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
+    """``(label, (rows, cols))`` bounding slices of every label > 0 of ``labels`` ``[H, W]``."""
+    ys, xs = np.nonzero(labels)
+    if len(ys) == 0:
+        return []
+    ks = labels[ys, xs]
+    order = np.argsort(ks, kind="stable")
+    ys, xs, ks = ys[order], xs[order], ks[order]
+    uniq, starts = np.unique(ks, return_index=True)
+    y0, y1 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+    x0, x1 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
+    return [
+        (int(k), (slice(int(a), int(b) + 1), slice(int(c), int(d) + 1)))
+        for k, a, b, c, d in zip(uniq, y0, y1, x0, x1, strict=True)
+    ]
 
 
 def _mark_partial(det: Detection, det_id: int, owner: np.ndarray, reach: int = 2) -> Detection:
