@@ -37,6 +37,7 @@ logger = logging.getLogger("world_init")
 
 BPE_VOCAB = 1200
 SPECIAL = ["<unk>", "<s>", "</s>", "<pad>"]
+REGION_OFFSET_SEED = 20240601
 IMAGE_SIZE = 112
 PATCH_SIZE = 16
 
@@ -247,7 +248,13 @@ def center_multimodal_inputs(
             )
     finally:
         hook.remove()
-    _center_linear(model.region_encoder.up_proj, torch.cat(captured))
+    up_proj = model.region_encoder.up_proj
+    _center_linear(up_proj, torch.cat(captured))
+    # A shared "I am a region token" direction as large as the varying part (unit RMS per element): without
+    # it, centred region tokens have nothing in common that attention could look for.
+    gen = torch.Generator().manual_seed(REGION_OFFSET_SEED)
+    offset = torch.randn(up_proj.out_features, generator=gen)
+    up_proj.bias.add_(offset / offset.pow(2).mean().sqrt())
     video = model.projector(feats[:2000])
     return {"video_token_rms": float(video.pow(2).mean().sqrt()), "region_inputs": len(captured)}
 
