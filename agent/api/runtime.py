@@ -23,8 +23,8 @@ from agent.deps import AgentDeps
 from agent.graph import build_agent, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
 from artemis_model.types import Box, Description
-from tools.describers import Describer, HeuristicDescriber
-from tools.video import VideoLike, as_video_source, load_video
+from tools.describers import Describer, HeuristicDescriber, ModelDescriber
+from tools.video import VideoLike, load_video
 
 logger = logging.getLogger(__name__)
 
@@ -77,23 +77,6 @@ class ReportingDescriber:
             out.append(self(video, b, frame_idx=f, question=question))
             self._report(stage="describe", status="progress", done=i + 1, total=len(boxes))
         return out
-
-
-class PipelineDescriber:
-    """The Artemis model behind the describer seam, sharing the service's feature cache."""
-
-    def __init__(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
-
-    def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
-        return self.pipeline.describe(as_video_source(video), box, frame_idx=frame_idx, question=question)
-
-    def describe_many(
-        self, video: VideoLike, boxes: list[Box], *, frame_idxs: list[int], question: str | None
-    ) -> list[Description]:
-        return self.pipeline.describe_many(
-            as_video_source(video), boxes, frame_idx=list(frame_idxs), questions=question
-        )
 
 
 @dataclass
@@ -157,7 +140,7 @@ def load_describer(settings: Settings) -> tuple[Describer, Any, str]:
         settings.model_dir, device=settings.device, dtype=_torch_dtype(settings.dtype), cache=cache
     )
     logger.info("loaded the Artemis model from %s", settings.model_dir)
-    return PipelineDescriber(pipeline), cache, settings.model_dir.name
+    return ModelDescriber(pipeline.model, pipeline.processor, cache=cache), cache, settings.model_dir.name
 
 
 def _load_chat_model(spec: str):
