@@ -31,45 +31,12 @@ from artemis_model.processing_artemis import (
     VIDEO_TOKEN,
     ArtemisProcessor,
 )
+from artemis_model.prompts import QUESTION_TEMPLATES, TRACKING_NOTES, referring_prompt
 from artemis_model.selection import choose_track_frames
 from training.data import Sample, sample_generator, truncate
 from training.media import VideoRef, load_feature_pickle
 
 logger = logging.getLogger(__name__)
-
-# Our own wording (one <region> each); written for this project, in the spirit of the original's list.
-QUESTION_TEMPLATES: tuple[str, ...] = (
-    "What is the <region> doing in this video?",
-    "What does the <region> do over the course of the video?",
-    "Describe the actions of the <region> in this clip.",
-    "How does the <region> behave throughout the video?",
-    "Tell me what the <region> is up to in this video.",
-    "What happens with the <region> from start to end?",
-    "Can you explain the movement of the <region> in the video?",
-    "Summarize the activity of the <region> across the clip.",
-    "What is the <region> busy with during this video?",
-    "Give an account of what the <region> does in this footage.",
-    "Describe how the <region> moves in this video.",
-    "What action is carried out by the <region> in the clip?",
-    "Explain what the <region> is doing over time.",
-    "In this video, what does the <region> do?",
-    "Please describe the behaviour of the <region> in the video.",
-    "What can you say about the motion of the <region>?",
-    "Narrate the events involving the <region> in this clip.",
-    "What is going on with the <region> in this video?",
-    "Over the whole video, how does the <region> act?",
-    "Report what the <region> does from the first frame to the last.",
-    "Which activity does the <region> perform in the video?",
-    "How would you describe what the <region> does here?",
-    "Follow the <region> through the video: what does it do?",
-    "Characterize the movements of the <region> in this clip.",
-)
-
-TRACKING_NOTES: tuple[str, ...] = (
-    "Here are the tracked views of the region across the video:",
-    "The region is followed through the video at these moments:",
-    "These are glimpses of the region from its track in the video:",
-)
 
 
 def _box(value: Any) -> list[float] | None:
@@ -156,8 +123,8 @@ class ReferringDataset(Dataset):
             or QUESTION_TEMPLATES[int(torch.randint(len(QUESTION_TEMPLATES), (1,), generator=gen))]
         )
         question = question.replace(BBOX_ALIAS, REGION_TOKEN)
-        note = TRACKING_NOTES[int(torch.randint(len(TRACKING_NOTES), (1,), generator=gen))]
-        return f"{VIDEO_TOKEN}\n{question} {note}" + REGION_TOKEN * self.num_region_tokens + "."
+        note = int(torch.randint(len(TRACKING_NOTES), (1,), generator=gen))
+        return referring_prompt(question, self.num_region_tokens, template="train", note=note)
 
     def choose(self, index: int) -> tuple[str, int, list[float], list[int]]:
         """(prompt, key frame, key box, tracked frames) of sample ``index`` at the current epoch."""
