@@ -48,9 +48,9 @@ if run stage3; then
   $PY -m training.train training/configs/world/stage3_referring.yaml
 fi
 if run blind; then
-  # Region-blind baseline: the same stage 3 with zero region tokens (see stage3_region_blind.yaml).
-  $PY scripts/world_init.py --ablate-regions runs/world/stage2/final_centred --out runs/world/stage2/final_region_blind
-  $PY -m training.train training/configs/world/stage3_region_blind.yaml
+  # Region-blind baseline: the same stage 3 command with one flag (every <region> token zero for the whole run).
+  $PY -m training.train training/configs/world/stage3_referring.yaml model.region_blind=true \
+    run.output_dir=runs/world/stage3_blind run.save_steps=500
 fi
 if run eval; then
   $PY scripts/world_eval.py --model runs/world/stage3/final --seed "$EVAL_SEED" --clips 250 --combo-queries 30 \

@@ -31,6 +31,9 @@ class ModelSection(_Strict):
     tiny_overrides: dict[str, Any] = Field(default_factory=dict)
     attn_implementation: str | None = None
     gradient_checkpointing: bool = False
+    region_blind: bool = False
+    """Ablation: every ``<region>`` token is the zero vector (the region encoder's ``up_proj`` is zeroed and the
+    region encoder frozen), saved that way, so the result is the region-blind baseline of the same run."""
 
 
 class TrainableSection(_Strict):
@@ -128,6 +131,9 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "model.path is required (an Artemis checkpoint directory) unless model.tiny=true"
             )
+        if self.model.region_blind and self.trainable.region_encoder != "frozen":
+            # The ablation needs zero tokens for the whole run: the region encoder cannot train.
+            self.trainable.region_encoder = "frozen"
         return self
 
 

@@ -68,6 +68,10 @@ def build_model_and_processor(cfg: TrainConfig) -> tuple[ArtemisForConditionalGe
         model = ArtemisForConditionalGeneration.from_pretrained(path, **kwargs)
         processor = ArtemisProcessor.from_pretrained(path)
     model.vision_tower.requires_grad_(False)
+    if cfg.model.region_blind:
+        with torch.no_grad():
+            model.region_encoder.up_proj.weight.zero_()
+            model.region_encoder.up_proj.bias.zero_()
     return model, processor
 
 

@@ -230,3 +230,27 @@ def test_stage1_survives_text_only_batches(data_root, init_checkpoint, tmp_path)
     before, after = _state(init_checkpoint), _state(result.final_dir)
     for key in before:  # zero gradient and no weight decay: nothing moves
         assert torch.equal(before[key], after[key]), f"{key} changed on text-only data"
+
+
+def test_region_blind_is_one_flag(data_root, init_checkpoint, tmp_path):
+    """``model.region_blind=true``: same stage-3 run, every <region> token zero, saved that way."""
+    cfg = stage_config(
+        "stage3_referring",
+        data_root,
+        tmp_path / "blind",
+        init_checkpoint,
+        "model.region_blind=true",
+        "optim.max_steps=2",
+    )
+    assert cfg.trainable.region_encoder == "frozen"  # implied by the flag
+    result = run_training(cfg)
+    assert not any(n.startswith("region_encoder.") or ".region_encoder." in n for n in result.trainable_names)
+    model = ArtemisForConditionalGeneration.from_pretrained(result.final_dir).eval()
+    cfg_m = model.config
+    frames = torch.rand(3, 3, cfg_m.vision_config.image_size, cfg_m.vision_config.image_size)
+    n = cfg_m.num_tracked_boxes
+    frame_ids = torch.tensor([[0] + [1 + (i % 2) for i in range(n)]])
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.5]] + [[0.2 + 0.01 * i, 0.2, 0.6, 0.7] for i in range(n)]])
+    with torch.no_grad():
+        tokens = model.build_region_features(frames, frame_ids, boxes).tokens
+    assert torch.count_nonzero(tokens) == 0
