@@ -357,3 +357,69 @@ def tools_cmd(
     typer.echo(metrics.to_markdown())
     if out is not None:
         typer.echo(f"wrote {metrics.write_json(out)}")
+
+
+DEFAULT_AGENT_MODEL = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
+DESCRIBERS = ("model", "heuristic")
+
+
+@eval_app.command("agent")
+def agent_cmd(
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, file_okay=False, help="Data set written by `artemis data synth`."
+    ),
+    generate: int | None = typer.Option(
+        None, "--generate", min=1, help="Instead of --data: generate this many clips in memory."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated clips (with --generate)."),
+    max_videos: int | None = typer.Option(
+        None, "--max-videos", min=1, help="With --data: only the records of the first N videos."
+    ),
+    describer: str = typer.Option("model", "--describer", help=f"One of {DESCRIBERS}."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Artemis model dir for --describer model (default models/artemis-tiny-world)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="Device of the model (default: auto)."),
+    sets: list[str] = typer.Option(
+        ["template", "heldout"], "--set", help="Question sets: template, heldout."
+    ),
+    iou_threshold: float = typer.Option(0.5, "--iou", min=0.01, max=1.0, help="Key-frame IoU of a match."),
+    out: Path | None = typer.Option(None, "--out", help="Write metrics and per-turn results as JSON."),
+) -> None:
+    """The agent (rule planner) on the synthetic world's complex questions, template and held-out wording:
+    target-set F1, attribute and motion accuracy, clarification handling, per question kind."""
+    from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
+
+    if (data is None) == (generate is None):
+        raise typer.BadParameter("give exactly one of --data DIR and --generate N")
+    if describer not in DESCRIBERS:
+        raise typer.BadParameter(f"--describer {describer!r}; allowed: {DESCRIBERS}")
+    for s in sets:
+        if s not in SETS:
+            raise typer.BadParameter(f"--set {s!r}; allowed: {SETS}")
+    if describer == "heuristic":
+        from tools.describers import HeuristicDescriber
+
+        desc, name = HeuristicDescriber(), "heuristic"
+    else:
+        from tools.describers import ModelDescriber
+
+        model_dir = model or DEFAULT_AGENT_MODEL
+        if not (model_dir / "config.json").is_file():
+            raise typer.BadParameter(
+                f"--model {model_dir} holds no config.json; or use --describer heuristic"
+            )
+        desc, name = ModelDescriber.from_pretrained(model_dir, device=device), f"model {model_dir}"
+    if data is not None:
+        try:
+            bench = load_bench(data, max_videos=max_videos)
+        except FileNotFoundError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    else:
+        bench = generated_bench(generate, seed)  # type: ignore[arg-type]
+    result = run_agent_bench(
+        bench, describer=desc, describer_name=name, iou_threshold=iou_threshold, sets=sets
+    )
+    typer.echo(result.to_markdown())
+    if out is not None:
+        typer.echo(f"wrote {result.write_json(out)}")

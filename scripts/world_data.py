@@ -17,7 +17,8 @@ import logging
 import re
 from pathlib import Path
 
-from synth import MotionPhrase, ParsedCaption, parse_caption
+from synth import ParsedCaption, parse_caption
+from synth.motion_truth import PRIMARY_VERBS, primary_motion  # noqa: F401 - re-exported for world_eval
 
 logger = logging.getLogger("world_data")
 
@@ -31,21 +32,6 @@ HELD_OUT_COMBOS: frozenset[tuple[str, str, str]] = frozenset(
         ("purple", "circle", "move:down-right"),
     }
 )
-PRIMARY_VERBS = ("move", "still", "enter", "start_moving")
-
-
-def primary_motion(phrases: tuple[MotionPhrase, ...] | list[MotionPhrase]) -> str | None:
-    """The first basic motion statement: ``move:<dir>``, ``still`` or ``enter:<side>`` (None when absent).
-
-    ``start_moving`` counts as ``still`` (the object first stands still)."""
-    for p in phrases:
-        if p.verb == "move" and p.direction:
-            return f"move:{p.direction}"
-        if p.verb in ("still", "start_moving"):
-            return "still"
-        if p.verb == "enter":
-            return f"enter:{p.side}"
-    return None
 
 
 def combo(parsed: ParsedCaption) -> tuple[str, str, str] | None:

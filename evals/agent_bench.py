@@ -1,0 +1,451 @@
+"""The agent benchmark on the synthetic world's complex-question set (template wording and held-out paraphrases).
+
+Every question record (``synth.questions``) is one conversation: its turns are asked in order on one thread of
+the agent (rule planner). A clarification the agent asks is answered by the next turn of the record (the
+"the left one" turn of an ``ambiguous`` record); one asked on the last turn is left unanswered.
+
+Per turn with a target set in its truth (describe, multi_target, comparison candidates, when, long_part):
+
+* **target-set F1**: evidence targets matched one-to-one to the truth objects by the mean box IoU over the
+  target's key frames (a frame where the object is absent counts 0) >= ``iou_threshold``;
+* **attribute accuracy**: per matched target, colour and shape of what the describer said (the first ``refer``
+  line of the evidence parsed with :func:`synth.parse_caption`, else the target label's words) == truth;
+* **motion accuracy**: per matched target whose truth motions the turn holds, the primary motion
+  (:func:`synth.motion_truth.primary_motion`) of the description == the truth's.
+
+``ambiguous`` turns score **clarification**: asked (the agent interrupted) and handled (asked, and the
+resolving turn found exactly the meant object). Clarifications on other turns are counted as spurious.
+
+    result = run_agent_bench(load_bench(Path("data/synth")), describer=HeuristicDescriber())
+    print(result.to_markdown())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synth import MotionPhrase, concat_clips, generate_clip, parse_caption
+from synth.build import CLIPS_PER_LONG_VIDEO, clip_seeds
+from synth.grammar import NounPhrase
+from synth.motion_truth import primary_motion
+from synth.questions import build_question_set
+from tools.video import ArrayVideo, VideoLike, load_video
+
+logger = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]
+SETS = ("template", "heldout")
+COLOURS_SHAPES_FALLBACK = 2  # label words looked at when no caption parses: "<colour> <shape>"
+
+
+@dataclass(frozen=True)
+class TruthObj:
+    id: int
+    colour: str
+    shape: str
+    boxes: tuple[Box | None, ...]
+
+
+@dataclass
+class BenchVideo:
+    """One video of the benchmark: how the agent opens it and the truth of its objects."""
+
+    name: str
+    open: Callable[[], VideoLike]
+    objects: dict[int, TruthObj]
+
+
+@dataclass
+class BenchData:
+    videos: dict[str, BenchVideo]
+    sets: dict[str, list[dict]]
+    """``{"template": records, "heldout": records}`` as written by ``synth.questions.build_question_set``."""
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    record_id: str
+    kind: str
+    turn: int
+    truth_type: str
+    clarified: bool
+    truths: int = 0
+    predictions: int = 0
+    matched: int = 0
+    f1: float | None = None
+    attr_correct: int = 0
+    attr_total: int = 0
+    motion_correct: int = 0
+    motion_total: int = 0
+    answer: str = ""
+
+
+@dataclass
+class SetMetrics:
+    records: int = 0
+    turns: int = 0
+    target_turns: int = 0
+    target_f1: float = 0.0
+    attribute_accuracy: float = 0.0
+    attribute_targets: int = 0
+    motion_accuracy: float = 0.0
+    motion_targets: int = 0
+    ambiguous_turns: int = 0
+    clarification_asked: float = 0.0
+    clarification_handled: float = 0.0
+    spurious_clarifications: int = 0
+    by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    describer: str
+    iou_threshold: float
+    sets: dict[str, SetMetrics]
+    seconds: float
+    turns: dict[str, list[TurnResult]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    def to_markdown(self) -> str:
+        head = "| set | records | target turns | target F1 | attribute acc | motion acc | clar. asked | clar. handled | spurious clar. |"
+        lines = [f"Agent benchmark (describer: {self.describer}, IoU >= {self.iou_threshold})", "", head]
+        lines.append("|" + "---|" * 10)
+        for name, m in self.sets.items():
+            lines.append(
+                f"| {name} | {m.records} | {m.target_turns} | {m.target_f1:.3f} | {m.attribute_accuracy:.3f} "
+                f"| {m.motion_accuracy:.3f} | {m.clarification_asked:.3f} ({m.ambiguous_turns}) "
+                f"| {m.clarification_handled:.3f} | {m.spurious_clarifications} |"
+            )
+        for name, m in self.sets.items():
+            lines += [
+                "",
+                f"Per kind ({name}):",
+                "",
+                "| kind | records | target F1 | attribute acc | motion acc |",
+            ]
+            lines.append("|---|---|---|---|---|")
+            for kind, k in sorted(m.by_kind.items()):
+                lines.append(
+                    f"| {kind} | {k['records']:.0f} | {k['target_f1']:.3f} | {k['attribute_accuracy']:.3f} "
+                    f"| {k['motion_accuracy']:.3f} |"
+                )
+        lines.append(f"\n{self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def _box(b: Sequence[float]) -> Box | None:
+    return tuple(float(v) for v in b) if b else None  # type: ignore[return-value]
+
+
+def _objects(truth_objects: Sequence[Any]) -> dict[int, TruthObj]:
+    out = {}
+    for o in truth_objects:
+        if isinstance(o, dict):
+            out[int(o["id"])] = TruthObj(
+                int(o["id"]), o["colour"], o["shape"], tuple(_box(b) for b in o["boxes"])
+            )
+        else:
+            out[o.id] = TruthObj(o.id, o.colour, o.shape, tuple(_box(b) if b else None for b in o.boxes))
+    return out
+
+
+def load_bench(data: str | Path, *, max_videos: int | None = None) -> BenchData:
+    """A data set written by ``artemis data synth``: truth/, videos/, questions.json, questions_heldout.json.
+
+    ``max_videos`` keeps the records of the first N videos (clips first, then long videos, as listed)."""
+    data = Path(data)
+    files = {"template": data / "questions.json", "heldout": data / "questions_heldout.json"}
+    for path in files.values():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found; is {data} a data set written by `artemis data synth`?"
+            )
+    sets = {k: json.loads(p.read_text()) for k, p in files.items()}
+    names = list(dict.fromkeys(r["video_name"] for r in sets["template"] + sets["heldout"]))
+    if max_videos is not None:
+        names = names[:max_videos]
+    keep = set(names)
+    sets = {k: [r for r in v if r["video_name"] in keep] for k, v in sets.items()}
+    videos = {}
+    for name in names:
+        truth = json.loads((data / "truth" / f"{name}.json").read_text())
+        path = data / "videos" / f"{name}.mp4"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} missing for truth {name}")
+        videos[name] = BenchVideo(name, lambda p=path: load_video(p), _objects(truth["objects"]))
+    return BenchData(videos, sets)
+
+
+def generated_bench(
+    num_clips: int, seed: int, *, num_frames: int | None = None, kinds: tuple[str, ...] | None = None
+) -> BenchData:
+    """Clips generated in memory as ``artemis data synth --seed`` makes them (plus its long videos)."""
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    clips = [generate_clip(cs, num_frames=num_frames) for cs in clip_seeds(seed, num_clips)]
+    items = [(f"clip_{i:05d}", c) for i, c in enumerate(clips)]
+    for k in range(num_clips // (2 * CLIPS_PER_LONG_VIDEO)):
+        part = clips[k * CLIPS_PER_LONG_VIDEO : (k + 1) * CLIPS_PER_LONG_VIDEO]
+        items.append((f"long_{k:05d}", concat_clips(part)))
+    videos = {
+        name: BenchVideo(
+            name, lambda c=c, n=name: ArrayVideo(c.frames, fps=c.fps, name=n), _objects(c.objects)
+        )
+        for name, c in items
+    }
+    triples = [(name, name, c) for name, c in items]
+    sets = {
+        "template": build_question_set(triples, seed, kinds=kinds),
+        "heldout": build_question_set(triples, seed + 1, heldout=True, kinds=kinds),
+    }
+    return BenchData(videos, sets)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def key_frame_iou(key_boxes: Sequence[tuple[int, Box]], obj: TruthObj) -> float:
+    """Mean IoU over the key frames (0 on a frame where the object is absent or the frame is out of range)."""
+    if not key_boxes:
+        return 0.0
+    total = 0.0
+    for f, box in key_boxes:
+        tb = obj.boxes[f] if 0 <= f < len(obj.boxes) else None
+        total += _iou(tuple(box), tb) if tb is not None else 0.0
+    return total / len(key_boxes)
+
+
+def match_targets(
+    key_boxes: Sequence[Sequence[tuple[int, Box]]], objects: Sequence[TruthObj], iou_threshold: float
+) -> list[tuple[int, int]]:
+    """Greedy one-to-one matches ``(prediction index, object index)`` by key-frame IoU, best first."""
+    pairs = sorted(
+        ((key_frame_iou(kb, o), i, j) for i, kb in enumerate(key_boxes) for j, o in enumerate(objects)),
+        reverse=True,
+    )
+    used_p, used_o, out = set(), set(), []
+    for iou, i, j in pairs:
+        if iou < iou_threshold or i in used_p or j in used_o:
+            continue
+        used_p.add(i)
+        used_o.add(j)
+        out.append((i, j))
+    return out
+
+
+def described(label: str, said: Sequence[str]) -> tuple[str | None, str | None, str | None]:
+    """(colour, shape, primary motion) of what was said about a target: first parsable ``refer`` caption,
+    else the label's words (then no motion)."""
+    for line in said:
+        tool, _, text = line.partition(": ")
+        if tool != "refer":
+            continue
+        parsed = parse_caption(text)
+        if parsed is not None:
+            return parsed.colour, parsed.shape, primary_motion(parsed.motions)
+    words = label.lower().replace(".", " ").split()
+    parsed = parse_caption(f"the {' '.join(words[-COLOURS_SHAPES_FALLBACK:])} stays still")
+    if parsed is not None:
+        return parsed.colour, parsed.shape, None
+    return None, None, None
+
+
+def truth_targets(truth: dict) -> tuple[list[int], dict[int, str | None]]:
+    """The object ids a turn is about and, where the turn holds them, their truth primary motions."""
+    t = truth["type"]
+    motions: dict[int, str | None] = {}
+    if t == "describe":
+        ids = [truth["object_id"]]
+        motions[ids[0]] = _primary(truth["motions"])
+    elif t == "multi_target":
+        ids = list(truth["object_ids"])
+        motions = {int(k): _primary(v) for k, v in truth["motions"].items()}
+    elif t == "comparison":
+        ids = list(truth["candidates"])
+    elif t in ("when", "long_part"):
+        ids = [truth["object_id"]]
+    else:
+        ids = []
+    return [int(i) for i in ids], motions
+
+
+def _primary(motions: Sequence[dict]) -> str | None:
+    phrases = []
+    for m in motions:
+        other = m.get("other")
+        phrases.append(
+            MotionPhrase(**{**m, "other": NounPhrase(**other) if isinstance(other, dict) else other})
+        )
+    return primary_motion(phrases)
+
+
+def score_turn(
+    record: dict, turn_idx: int, evidence: Sequence[Any], video: BenchVideo, iou_threshold: float, **kw: Any
+) -> TurnResult:
+    """Score one turn from its evidence targets (``TargetEvidence``-like: label, key_boxes, said)."""
+    truth = record["turns"][turn_idx]["truth"]
+    ids, motions = truth_targets(truth)
+    base = {"record_id": record["id"], "kind": record["kind"], "turn": turn_idx, "truth_type": truth["type"]}
+    if not ids:
+        return TurnResult(**base, predictions=len(evidence), **kw)
+    objs = [video.objects[i] for i in ids if any(b is not None for b in video.objects[i].boxes)]
+    matches = match_targets([list(e.key_boxes) for e in evidence], objs, iou_threshold)
+    denom = len(evidence) + len(objs)
+    f1 = 2 * len(matches) / denom if denom else 1.0
+    ac = at = mc = mt = 0
+    for i, j in matches:
+        colour, shape, motion = described(evidence[i].label, evidence[i].said)
+        o = objs[j]
+        at += 1
+        ac += int(colour == o.colour and shape == o.shape)
+        if o.id in motions and motions[o.id] is not None:
+            mt += 1
+            mc += int(motion == motions[o.id])
+    return TurnResult(
+        **base, truths=len(objs), predictions=len(evidence), matched=len(matches), f1=f1,
+        attr_correct=ac, attr_total=at, motion_correct=mc, motion_total=mt, **kw,
+    )  # fmt: skip
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def aggregate(turns: Sequence[TurnResult], records: int) -> SetMetrics:
+    """Set metrics: means over target turns, micro accuracies over matched targets, clarification rates."""
+    m = SetMetrics(records=records, turns=len(turns))
+    scored = [t for t in turns if t.f1 is not None]
+    m.target_turns = len(scored)
+    m.target_f1 = _mean([t.f1 for t in scored])  # type: ignore[misc]
+    m.attribute_targets = sum(t.attr_total for t in turns)
+    m.attribute_accuracy = sum(t.attr_correct for t in turns) / max(m.attribute_targets, 1)
+    m.motion_targets = sum(t.motion_total for t in turns)
+    m.motion_accuracy = sum(t.motion_correct for t in turns) / max(m.motion_targets, 1)
+    amb = [t for t in turns if t.truth_type == "ambiguous"]
+    m.ambiguous_turns = len(amb)
+    m.clarification_asked = _mean([float(t.clarified) for t in amb])
+    handled = []
+    for t in amb:
+        nxt = next((u for u in turns if u.record_id == t.record_id and u.turn == t.turn + 1), None)
+        handled.append(float(t.clarified and nxt is not None and nxt.f1 == 1.0))
+    m.clarification_handled = _mean(handled)
+    m.spurious_clarifications = sum(1 for t in turns if t.clarified and t.truth_type != "ambiguous")
+    for kind in sorted({t.kind for t in turns}):
+        kt = [t for t in turns if t.kind == kind]
+        ks = [t.f1 for t in kt if t.f1 is not None]
+        m.by_kind[kind] = {
+            "records": float(len({t.record_id for t in kt})),
+            "target_f1": _mean(ks),  # type: ignore[arg-type]
+            "attribute_accuracy": sum(t.attr_correct for t in kt) / max(sum(t.attr_total for t in kt), 1),
+            "motion_accuracy": sum(t.motion_correct for t in kt) / max(sum(t.motion_total for t in kt), 1),
+        }
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def run_record(graph: Any, record: dict, video: BenchVideo, iou_threshold: float) -> list[TurnResult]:
+    """Ask every turn of ``record`` on a fresh thread and score each."""
+    from agent.graph import ask, final_state
+
+    thread = f"bench-{record['id']}-{'h' if record.get('heldout') else 't'}"
+    out = []
+    for k, turn in enumerate(record["turns"]):
+        kwargs = {"video": video.name} if k == 0 else {}
+        clarified, answer = False, ""
+        for node, _update in ask(graph, thread, turn["question"], **kwargs):
+            if node == "__interrupt__":
+                clarified = True
+        state = final_state(graph, thread)
+        evidence = [] if clarified else list((state.get("evidence") or _NoEvidence()).targets)
+        answer = "" if clarified else str(state.get("answer", ""))
+        out.append(score_turn(record, k, evidence, video, iou_threshold, clarified=clarified, answer=answer))
+    return out
+
+
+class _NoEvidence:
+    targets: tuple = ()
+
+
+def run_agent_bench(
+    data: BenchData,
+    *,
+    describer: Any,
+    describer_name: str = "",
+    iou_threshold: float = 0.5,
+    sets: Sequence[str] = SETS,
+) -> BenchResult:
+    """Run the agent (rule planner, in-memory checkpointer) on every record of ``sets`` and score it."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agent.deps import AgentDeps
+    from agent.graph import build_agent, checkpoint_serializer
+
+    for s in sets:
+        if s not in SETS:
+            raise ValueError(f"unknown question set {s!r}; allowed: {SETS}")
+    t0 = time.perf_counter()
+    opened: dict[str, VideoLike] = {}
+
+    def open_video(name: str) -> VideoLike:
+        if name not in opened:
+            opened.clear()  # records come grouped by video: keep one decoded video
+            opened[name] = data.videos[name].open()
+        return opened[name]
+
+    deps = AgentDeps(describer=describer, open_video=open_video)
+    result = BenchResult(describer_name or type(describer).__name__, iou_threshold, {}, 0.0)
+    for s in sets:
+        graph = build_agent(deps, checkpointer=InMemorySaver(serde=checkpoint_serializer()))
+        turns: list[TurnResult] = []
+        for n, record in enumerate(data.sets[s]):
+            turns += run_record(graph, record, data.videos[record["video_name"]], iou_threshold)
+            if (n + 1) % 50 == 0:
+                logger.info("%s: %d/%d records", s, n + 1, len(data.sets[s]))
+        result.sets[s] = aggregate(turns, len(data.sets[s]))
+        result.turns[s] = turns
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+__all__ = [
+    "BenchData",
+    "BenchResult",
+    "SetMetrics",
+    "TurnResult",
+    "aggregate",
+    "described",
+    "generated_bench",
+    "key_frame_iou",
+    "load_bench",
+    "match_targets",
+    "run_agent_bench",
+    "score_turn",
+    "truth_targets",
+]
