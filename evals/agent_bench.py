@@ -123,7 +123,7 @@ class BenchResult:
     def to_markdown(self) -> str:
         head = "| set | records | target turns | target F1 | attribute acc | motion acc | clar. asked | clar. handled | spurious clar. |"
         lines = [f"Agent benchmark (describer: {self.describer}, IoU >= {self.iou_threshold})", "", head]
-        lines.append("|" + "---|" * 10)
+        lines.append("|" + "---|" * 9)
         for name, m in self.sets.items():
             lines.append(
                 f"| {name} | {m.records} | {m.target_turns} | {m.target_f1:.3f} | {m.attribute_accuracy:.3f} "
@@ -135,14 +135,14 @@ class BenchResult:
                 "",
                 f"Per kind ({name}):",
                 "",
-                "| kind | records | target F1 | attribute acc | motion acc |",
+                "| kind | records | target F1 (turns) | attribute acc | motion acc |",
             ]
             lines.append("|---|---|---|---|---|")
             for kind, k in sorted(m.by_kind.items()):
-                lines.append(
-                    f"| {kind} | {k['records']:.0f} | {k['target_f1']:.3f} | {k['attribute_accuracy']:.3f} "
-                    f"| {k['motion_accuracy']:.3f} |"
-                )
+                attr = f"{k['attribute_accuracy']:.3f}" if k["attribute_targets"] else "-"
+                motion = f"{k['motion_accuracy']:.3f}" if k["motion_targets"] else "-"
+                f1 = f"{k['target_f1']:.3f} ({k['target_turns']:.0f})" if k["target_turns"] else "-"
+                lines.append(f"| {kind} | {k['records']:.0f} | {f1} | {attr} | {motion} |")
         lines.append(f"\n{self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -360,9 +360,12 @@ def aggregate(turns: Sequence[TurnResult], records: int) -> SetMetrics:
         ks = [t.f1 for t in kt if t.f1 is not None]
         m.by_kind[kind] = {
             "records": float(len({t.record_id for t in kt})),
+            "target_turns": float(len(ks)),
             "target_f1": _mean(ks),  # type: ignore[arg-type]
             "attribute_accuracy": sum(t.attr_correct for t in kt) / max(sum(t.attr_total for t in kt), 1),
+            "attribute_targets": float(sum(t.attr_total for t in kt)),
             "motion_accuracy": sum(t.motion_correct for t in kt) / max(sum(t.motion_total for t in kt), 1),
+            "motion_targets": float(sum(t.motion_total for t in kt)),
         }
     return m
 
