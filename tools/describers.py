@@ -75,9 +75,16 @@ class ModelDescriber:
         *,
         frame_idxs: list[int],
         question: str | None,
+        tracks: list[Track] | None = None,
     ) -> list[Description]:
+        """Several targets of one video; ``tracks`` (one per box) skip the tracker when already known."""
         return self.pipeline.describe_many(
-            as_video_source(video), boxes, frame_idx=frame_idxs, questions=question, options=self.options
+            as_video_source(video),
+            boxes,
+            frame_idx=frame_idxs,
+            questions=question,
+            options=self.options,
+            tracks=tracks,
         )
 
 

@@ -39,14 +39,21 @@ def refer_targets(
     """One description per target, each from its first visible frame's box.
 
     All targets of a video go to the describer together when it has ``describe_many`` (one frame decode and
-    feature pass); otherwise they are described one by one on the same opened video.
+    feature pass), with the tracks the targets already carry (grounding or the user-box tracker made them:
+    the describer does not track again); otherwise they are described one by one on the same opened video.
     """
     video = load_video(video)
     question = question or DEFAULT_QUESTION
     boxes = [(t.box_at(t.first_frame), t.first_frame) for t in targets]
     many = getattr(describer, "describe_many", None)
-    if callable(many) and len(targets) > 1:
-        descs = many(video, [b for b, _ in boxes], frame_idxs=[f for _, f in boxes], question=question)
+    if callable(many):
+        descs = many(
+            video,
+            [b for b, _ in boxes],
+            frame_idxs=[f for _, f in boxes],
+            question=question,
+            tracks=[t.track() for t in targets],
+        )
     else:
         descs = [describer(video, b, frame_idx=f, question=question) for b, f in boxes]
     return [_to_target_description(t, d, offset=0) for t, d in zip(targets, descs, strict=True)]

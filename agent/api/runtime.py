@@ -22,7 +22,7 @@ from agent.api.worker import ModelWorker
 from agent.deps import AgentDeps
 from agent.graph import build_agent, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
-from artemis_model.types import Box, Description
+from artemis_model.types import Box, Description, Track
 from tools.describers import Describer, HeuristicDescriber, ModelDescriber
 from tools.video import VideoLike, load_video
 
@@ -63,13 +63,19 @@ class ReportingDescriber:
         return out
 
     def describe_many(
-        self, video: VideoLike, boxes: list[Box], *, frame_idxs: list[int], question: str | None
+        self,
+        video: VideoLike,
+        boxes: list[Box],
+        *,
+        frame_idxs: list[int],
+        question: str | None,
+        tracks: list[Track] | None = None,
     ) -> list[Description]:
         many = getattr(self.inner, "describe_many", None)
         if callable(many):
             self._check()
             self._report(stage="describe", status="start", targets=len(boxes))
-            out = many(video, boxes, frame_idxs=frame_idxs, question=question)
+            out = many(video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks)
             self._report(stage="describe", status="done", targets=len(boxes))
             return out
         out = []

@@ -61,3 +61,16 @@ def test_refer_targets_uses_describe_many(describer, monkeypatch):
     assert [d.target_id for d in out] == [0, 1]
     assert [d.box for d in out] == boxes
     assert all(d.text for d in out)
+
+
+def test_given_tracks_are_used_not_recomputed(describer):
+    """Targets from grounding carry tracks: describe_many uses them instead of running the tracker again."""
+    from artemis_model.types import Track
+
+    video = _clip()
+    boxes = [(5.0, 10.0, 21.0, 26.0), (60.0, 40.0, 76.0, 56.0)]
+    given = [Track(boxes=(b,) + (None,) * 11, width=80, height=64) for b in boxes]
+    out = describer.describe_many(video, boxes, frame_idxs=[0, 0], question=None, tracks=given)
+    assert [d.track for d in out] == given
+    tracked = describer.describe_many(video, boxes, frame_idxs=[0, 0], question=None)
+    assert all(len(d.track.visible_frames) > 1 for d in tracked)  # the tracker follows them otherwise

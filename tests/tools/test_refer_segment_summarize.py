@@ -60,8 +60,9 @@ def test_refer_targets_uses_describe_many_when_available(two_reds_clip):
     calls = []
 
     class Batched(HeuristicDescriber):
-        def describe_many(self, video, boxes, *, frame_idxs, question):
+        def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None):
             calls.append(len(boxes))
+            assert tracks == [t.track() for t in targets]  # the grounded tracks, not re-tracked
             return [
                 self(video, b, frame_idx=f, question=question) for b, f in zip(boxes, frame_idxs, strict=True)
             ]
