@@ -31,9 +31,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scaled import scaled_model as _scaled  # noqa: E402  (benchmarks/ is on sys.path)
+
 from artemis_model.features import FeatureCache  # noqa: E402
 from artemis_model.pipeline import TargetRequest, generate_prepared, prepare_targets  # noqa: E402
-from artemis_model.testing import tiny_model_and_processor  # noqa: E402
 from artemis_model.types import GenerationOptions, Track  # noqa: E402
 from artemis_model.video import open_video  # noqa: E402
 
@@ -41,33 +42,8 @@ W, H = 160, 120
 
 
 def scaled_model(device: str):
-    model, proc = tiny_model_and_processor(
-        seed=0,
-        vision_config={
-            "hidden_size": 256,
-            "intermediate_size": 1024,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "image_size": 224,
-            "patch_size": 14,
-            "projection_dim": 256,
-        },
-        text_config={
-            "hidden_size": 512,
-            "intermediate_size": 1376,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 8,
-            "max_position_embeddings": 2048,
-        },
-        region_feature_layers=(-5, -4, -3, -2),
-        fuse_shuffle_channels=32,
-        fuse_groupnorm_groups=32,
-        roi_output_size=14,
-        box_mlp_hidden=64,
-        num_temporal_tokens=100,
-    )
-    return model.to(device), proc
+    """34 M parameters: the shared scaled architecture with a 4-layer vision tower."""
+    return _scaled(device, vision_layers=4, region_feature_layers=(-5, -4, -3, -2))
 
 
 def make_videos(root: Path, count: int, frames: int) -> list[tuple[Path, Track, int]]:
