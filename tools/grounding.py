@@ -159,7 +159,7 @@ def link_detections(
                 if key(det) != key(last):
                     continue
                 iou = box_iou(last.box, det.box)
-                score = iou if iou >= iou_threshold else _centre_affinity(last.box, det.box)
+                score = iou if iou >= iou_threshold else _centre_affinity(last.box, det.box, _size(trk))
                 if score > 0:
                     pairs.append((score, ti, di))
         used_t: set[int] = set()
@@ -185,7 +185,10 @@ def stitch_tracks(
     tracks: list[list[Detection]], *, key=lambda d: d.label, max_gap_frames: int = 12
 ) -> list[list[Detection]]:
     """Join fragments of one object cut by an occlusion: a track that starts after another (same ``key``)
-    ended, within ``max_gap_frames``, where the first one's constant-velocity path predicts it to be."""
+    ended, within ``max_gap_frames``, where the first one's constant-velocity path predicts it to be, or,
+    when both fragments have the same shape (it may have bounced while hidden), within the distance it can
+    cover at its speed. Distances allow one object size (the largest of its last boxes: the last one may
+    be cut by the occluder)."""
     tracks = sorted(tracks, key=lambda t: t[0].frame_idx)
     merged = True
     while merged:
@@ -195,7 +198,12 @@ def stitch_tracks(
                 gap = b[0].frame_idx - a[-1].frame_idx
                 if i == j or key(a[-1]) != key(b[0]) or not 0 < gap <= max_gap_frames:
                     continue
-                if _predicted_distance(a, b[0]) < _diag(a[-1].box) + 1.5 * gap:
+                size = _size(a)
+                near = _predicted_distance(a, b[0]) < size + 1.5 * gap
+                if not near and vote_shape(a) == vote_shape(b):
+                    reach = size + (_speed(a) + 1.5) * gap
+                    near = float(np.linalg.norm(_centre(a[-1].box) - _centre(b[0].box))) < reach
+                if near:
                     tracks[i] = a + b
                     del tracks[j]
                     merged = True
@@ -213,6 +221,17 @@ def _diag(b: Box) -> float:
     return float(np.hypot(b[2] - b[0], b[3] - b[1]))
 
 
+def _size(trk: Sequence[Detection], last: int = 5) -> float:
+    """The object's size in pixels: the largest box diagonal of the track's ``last`` detections."""
+    return max(_diag(d.box) for d in trk[-last:])
+
+
+def _speed(trk: Sequence[Detection], last: int = 4) -> float:
+    """Pixels per frame of the track's centre over its ``last`` detections (0 for a single detection)."""
+    a, b = trk[max(0, len(trk) - last)], trk[-1]
+    return float(np.linalg.norm(_centre(b.box) - _centre(a.box))) / max(b.frame_idx - a.frame_idx, 1)
+
+
 def _predicted_distance(a: list[Detection], det: Detection) -> float:
     """Distance of ``det``'s centre from where track ``a`` would be at ``det``'s frame at constant velocity."""
     last = _centre(a[-1].box)
@@ -224,11 +243,12 @@ def _predicted_distance(a: list[Detection], det: Detection) -> float:
     return float(np.linalg.norm(pred - _centre(det.box)))
 
 
-def _centre_affinity(a: Box, b: Box) -> float:
-    """In (0, 0.19] when the centres are within one diagonal of ``a``; 0 otherwise (below IoU matches)."""
+def _centre_affinity(a: Box, b: Box, size: float | None = None) -> float:
+    """In (0, 0.19] when the centres are within ``size`` (default: the diagonal of ``a``); 0 otherwise (below
+    IoU matches)."""
     ca = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
     cb = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
-    diag = max(((a[2] - a[0]) ** 2 + (a[3] - a[1]) ** 2) ** 0.5, 1.0)
+    diag = max(size if size is not None else ((a[2] - a[0]) ** 2 + (a[3] - a[1]) ** 2) ** 0.5, 1.0)
     dist = ((ca[0] - cb[0]) ** 2 + (ca[1] - cb[1]) ** 2) ** 0.5
     return 0.19 * (1.0 - dist / diag) if dist < diag else 0.0
 

@@ -124,7 +124,7 @@ class OfflineBackend:
             dets += self._components(mask, frame_idx, owner, len(dets), lambda _m, c=colour: c)
         if background is not None:
             diff = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=-1) > 40
-            mask = diff & ~chroma & (sat < self.min_saturation // 2)
+            mask = diff & ~chroma & (sat < self.min_saturation // 2) & ~self._coloured_background(background)
             # not owners: the "ghost" an object leaves in the median background touches the object
             dets += self._components(
                 mask,
@@ -135,6 +135,14 @@ class OfflineBackend:
                 mark_owner=False,
             )
         return [_mark_partial(d, k + 1, owner) for k, d in enumerate(dets)]
+
+    def _coloured_background(self, background: np.ndarray, reach: int = 2) -> np.ndarray:
+        """Pixels (grown by ``reach``) where the median background is a saturated colour: where a coloured
+        object stood still for most of the video. A grey difference there is that object's "ghost" (the
+        background it uncovered once it moved), not a grey object."""
+        hsv = cv2.cvtColor(background, cv2.COLOR_RGB2HSV)
+        coloured = ((hsv[..., 1] >= self.min_saturation) & (hsv[..., 2] >= self.min_value)).astype(np.uint8)
+        return cv2.dilate(coloured, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
 
     def _components(
         self,

@@ -1,0 +1,55 @@
+"""Grounding robustness: no grey "ghost" of a coloured object that stood still; occlusion fragments re-joined."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.clipgen import Obj, draw
+from tools.grounding import ground, link_detections, stitch_tracks
+from tools.grounding_offline import Detection, OfflineBackend
+from tools.query import parse_query
+from tools.video import ArrayVideo
+
+
+def _still_then_move(num_frames: int = 16, still: int = 11) -> np.ndarray:
+    """A red square still for ``still`` frames (most of the clip: it is in the median background), then
+    moving right; a blue circle moving down all the time. [T, 120, 160, 3] uint8 on grey."""
+    frames = np.full((num_frames, 120, 160, 3), 120, np.uint8)
+    for t in range(num_frames):
+        x = 40 + 8 * max(0, t - still + 1)
+        draw(frames[t], Obj("red", "square", (0, 0), (0, 0), radius=11), x, 50)
+        draw(frames[t], Obj("blue", "circle", (0, 0), (0, 0), radius=10), 120, 20 + 4 * t)
+    return frames
+
+
+def test_no_grey_ghost_where_a_coloured_object_stood_still() -> None:
+    frames = _still_then_move()
+    dets = OfflineBackend().detect(frames, list(range(len(frames))), parse_query("the objects"))
+    late = [d.colour for d in dets[-1]]
+    assert sorted(late) == ["blue", "red"], late  # no grey component where the square used to stand
+    targets = ground(ArrayVideo(frames, fps=10.0, name="ghost"), "the square", use_cache=False)
+    assert [t.label for t in targets] == ["red square"]
+
+
+def _det(f: int, y: float, shape: str = "square", r: float = 7.0) -> Detection:
+    return Detection(f, (20.0, y - r, 20.0 + 2 * r, y + r), f"orange {shape}", 0.9, "orange", shape, 0.01)
+
+
+def test_fragments_of_an_object_that_turned_back_while_hidden_are_joined() -> None:
+    # moving up 6 px/frame, hidden behind something on frames 6-10, reappears moving down (it bounced)
+    ys = {f: 60 - 6 * f for f in range(6)} | {f: 30 + 6 * (f - 11) for f in range(11, 18)}
+    per_frame = [[_det(f, ys[f])] if f in ys else [] for f in range(18)]
+    linked = link_detections(per_frame, key=lambda d: d.colour, max_gap=1)
+    assert len(linked) == 2  # cut by the occlusion
+    stitched = stitch_tracks(linked, key=lambda d: d.colour)
+    assert len(stitched) == 1 and len(stitched[0]) == 13
+
+
+def test_fragments_of_different_shapes_far_from_the_prediction_stay_apart() -> None:
+    ys = {f: 60 - 4 * f for f in range(6)}
+    per_frame = [[_det(f, ys[f])] if f in ys else [] for f in range(16)]
+    per_frame[9:] = [[_det(f, 56 + 4 * (f - 9), "triangle")] for f in range(9, 16)]
+    stitched = stitch_tracks(
+        link_detections(per_frame, key=lambda d: d.colour, max_gap=1), key=lambda d: d.colour
+    )
+    assert len(stitched) == 2
