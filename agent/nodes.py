@@ -10,11 +10,13 @@ from langgraph.types import interrupt
 from agent.clarify import common_frame, order_candidates, resolve_choice
 from agent.deps import AgentDeps
 from agent.planner import PlanContext
+from agent.references import recall_targets, remember, same_object
 from agent.state import AgentState, Candidate, Clarification, Evidence, Step, TargetEvidence
 from tools.annotate import annotate_frames
+from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
 from tools.grounding_offline import name_region
-from tools.query import mentioned_colours, mentioned_shapes, parse_query
+from tools.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
 from tools.segment import segment
@@ -35,6 +37,7 @@ def understand(state: AgentState, deps: AgentDeps) -> dict:
         "targets": [],
         "descriptions": [],
         "clarification": None,
+        "ambiguous": [],
         "answer": "",
         "evidence": None,
         "steps": [
@@ -101,15 +104,18 @@ def use_box(state: AgentState, deps: AgentDeps) -> dict:
 
 
 def ground(state: AgentState, deps: AgentDeps) -> dict:
-    """Find the plan's phrase (or the objects named in the previous answer) in the video."""
+    """Find the objects the plan's query names, each phrase on its own ("the red circle or the blue square"),
+    or the objects named in the previous answer. A singular phrase that matches several objects is noted in
+    ``ambiguous`` (the clarify node asks which one)."""
     p = state["plan"]
     video = deps.open_video(state["video"])
     steps = []
     if p.target_source == "answer_entities":
         queries = _new_entities(state.get("last_answer", ""), state.get("last_targets", []))
     else:
-        queries = [p.query or ""]
+        queries = referring_phrases(p.query or "") or [p.query or ""]
     targets: list[Target] = []
+    ambiguous: list[dict] = []
     for q in queries:
         found = ground_tool(video, q, backend=deps.grounding_backend, settings=deps.grounding_settings)
         steps.append(
@@ -124,9 +130,12 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
                 or "nothing found",
             )
         )
-        targets += found
+        new = [t for t in found if not any(same_object(t, u) for u in targets)]
+        if p.target_source == "ground" and len(new) >= 2 and not parse_query(q).plural:
+            ambiguous.append({"phrase": q, "ids": list(range(len(targets), len(targets) + len(new)))})
+        targets += new
     targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
-    return {"targets": targets, "steps": steps}
+    return {"targets": targets, "ambiguous": ambiguous, "steps": steps}
 
 
 def _new_entities(answer: str, previous: list[Target]) -> list[str]:
@@ -143,8 +152,10 @@ def _new_entities(answer: str, previous: list[Target]) -> list[str]:
 
 
 def recall(state: AgentState, deps: AgentDeps) -> dict:
-    """Reuse the targets of the previous answer (a pronoun in a follow-up question)."""
-    prev = state.get("last_targets", [])
+    """Reuse the targets of the previous answer (a pronoun in a follow-up question), completed with the objects
+    talked about before when the question wants several ("Which of them is faster?")."""
+    prev = recall_targets(state["question"], state.get("last_targets", []), state.get("mentioned", []))
+    prev = [t.model_copy(update={"id": i}) for i, t in enumerate(prev)]
     step = Step(
         turn=state["turn"],
         node="recall",
@@ -154,18 +165,42 @@ def recall(state: AgentState, deps: AgentDeps) -> dict:
 
 
 def is_ambiguous(state: AgentState) -> bool:
-    p = state["plan"]
-    if p.target_source != "ground" or len(state.get("targets", [])) < 2:
-        return False
-    return not parse_query(p.query or "").plural
+    return bool(state.get("ambiguous"))
 
 
 def clarify(state: AgentState, deps: AgentDeps) -> dict:
-    """Ask which candidate a singular reference means; resume with the user's answer."""
-    candidates = order_candidates(state["targets"])
+    """For each singular phrase that matched several objects, ask which one it means; resume with the user's
+    answer. The other candidates are dropped; targets of the question's other phrases are kept."""
+    targets = state["targets"]
+    drop: set[int] = set()
+    asked: Clarification | None = None
+    choices = []
+    for amb in state["ambiguous"]:
+        chosen, asked, reply = _ask_which(amb["phrase"], [targets[i] for i in amb["ids"]])
+        drop |= set(amb["ids"]) - {chosen.id}
+        choices.append((amb["phrase"], reply, chosen))
+    kept = [t for t in targets if t.id not in drop]
+    new_id = {t.id: i for i, t in enumerate(kept)}
+    steps = [
+        Step(
+            turn=state["turn"],
+            node="clarify",
+            input={"reply": reply, "phrase": phrase},
+            output=f"chose #{new_id[chosen.id]} {chosen.label}",
+            target_id=new_id[chosen.id],
+        )
+        for phrase, reply, chosen in choices
+    ]
+    kept = [t.model_copy(update={"id": new_id[t.id]}) for t in kept]
+    return {"targets": kept, "clarification": asked, "ambiguous": [], "steps": steps}
+
+
+def _ask_which(phrase: str, candidates: list[Target]) -> tuple[Target, Clarification, str]:
+    """Interrupt until the user's reply picks one of ``candidates``: (chosen, the question asked, reply)."""
+    candidates = order_candidates(candidates)
     f = common_frame(candidates)
     ask = Clarification(
-        question=f"I found {len(candidates)} objects matching {state['plan'].query!r}. Which one do you mean? "
+        question=f"I found {len(candidates)} objects matching {phrase!r}. Which one do you mean? "
         + "; ".join(
             f"{i + 1}: the {t.label} at {_fmt_box(t.box_at(f) or t.box_at(t.first_frame))} on frame {f}"
             for i, t in enumerate(candidates)
@@ -184,14 +219,7 @@ def clarify(state: AgentState, deps: AgentDeps) -> dict:
             ).model_dump()
         )
         chosen = resolve_choice(str(reply), candidates)
-    step = Step(
-        turn=state["turn"],
-        node="clarify",
-        input={"reply": str(reply)},
-        output=f"chose #{chosen.id} {chosen.label}",
-        target_id=0,
-    )
-    return {"targets": [chosen.model_copy(update={"id": 0})], "clarification": ask, "steps": [step]}
+    return chosen, ask, str(reply)
 
 
 def _fmt_box(b) -> str:
@@ -253,19 +281,39 @@ def refer_long(state: AgentState, deps: AgentDeps) -> dict:
 
 
 def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
+    """One answer from the descriptions; a comparison question ("Which is faster?") is first answered from the
+    targets' tracks (:func:`tools.compare.compare`)."""
     descs = state["descriptions"]
+    steps = []
+    verdict = ""
+    asked = comparison_asked(state["question"])
+    if asked is not None and len(state["targets"]) >= 2:
+        result = compare(state["targets"], *asked)
+        verdict = result.text
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="summarize",
+                tool="compare",
+                input={"measure": result.measure, "largest_wins": result.largest_wins},
+                output=verdict,
+                target_id=result.winner_id,
+            )
+        )
     if len(descs) == 1:
-        return {"answer": descs[0].text}
+        return {"answer": " ".join(w for w in (verdict, descs[0].text) if w), "steps": steps}
     text = summarize(descs, state["question"], llm=deps.summarizer)
     how = "merge" if text == merge(descs) else "llm"
-    step = Step(
-        turn=state["turn"],
-        node="summarize",
-        tool="summarize",
-        input={"n": len(descs), "by": how},
-        output=text,
+    steps.append(
+        Step(
+            turn=state["turn"],
+            node="summarize",
+            tool="summarize",
+            input={"n": len(descs), "by": how},
+            output=text,
+        )
     )
-    return {"answer": text, "steps": [step]}
+    return {"answer": " ".join(w for w in (verdict, text) if w), "steps": steps}
 
 
 def answer(state: AgentState, deps: AgentDeps) -> dict:
@@ -296,6 +344,7 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
         "messages": [AIMessage(text)],
         "last_targets": targets,
         "last_answer": text,
+        "mentioned": remember(state.get("mentioned", []), targets),
         "steps": [step],
     }
 

@@ -11,13 +11,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from agent.references import back_reference
 from agent.state import Plan
-from tools.query import parse_query, words
+from tools.query import referring_phrases, words
 
 logger = logging.getLogger(__name__)
 
 LONG_WORDS = {"summarize", "summarise", "summary", "throughout", "overall", "whole", "entire", "long"}
-PRONOUNS = {"it", "its", "they", "them", "their", "he", "she", "him", "her"}
 OTHER_WORDS = {"other", "others", "else"}
 
 
@@ -35,27 +35,29 @@ class Planner(Protocol):
 
 
 class RulePlanner:
-    """Keyword rules: a box wins; colour/shape/person words are grounded; pronouns reuse the last targets."""
+    """Keyword rules: a box wins; the phrases naming objects (colour/shape/size/person words) are grounded, each
+    on its own ("the red circle or the blue square"); pronouns and comparisons naming no object ("Which of
+    them is faster?") reuse the objects talked about last."""
 
     name = "rule"
 
     def __call__(self, ctx: PlanContext) -> Plan:
         toks = set(words(ctx.question))
-        parsed = parse_query(ctx.question)
+        phrases = referring_phrases(ctx.question)
         long_video = bool(toks & LONG_WORDS) or ctx.num_frames > ctx.long_video_frames
         if ctx.has_box:
             source, query = "user_box", None
-        elif not parsed.is_empty:
+        elif phrases:
             source, query = "ground", ctx.question
         elif toks & OTHER_WORDS and ctx.previous_answer:
             source, query = "answer_entities", None
-        elif toks & PRONOUNS and ctx.previous_labels:
+        elif back_reference(ctx.question) and ctx.previous_labels:
             source, query = "previous", None
         else:
             source, query = "all", ""
         steps = {
             "user_box": "track the user's box",
-            "ground": f"ground {query!r}",
+            "ground": f"ground {' and '.join(repr(p) for p in phrases)}",
             "previous": f"reuse the previous targets ({', '.join(ctx.previous_labels)})",
             "answer_entities": "ground the objects named in the previous answer",
             "all": "ground every object",
@@ -75,9 +77,11 @@ class RulePlanner:
 PLANNER_PROMPT = (
     "You plan how to answer a question about objects in a video. Tools: ground (find objects by a phrase), "
     "track, refer (describe a boxed object), segment + summarize (long videos). Call the Plan tool once. "
-    "target_source: 'user_box' if the user gave a box, 'ground' to find the phrase `query`, 'previous' for "
-    "pronouns about the last answer's targets, 'answer_entities' for other objects named in the last answer, "
-    "'all' for every object. long_video=true to describe in segments and summarize."
+    "target_source: 'user_box' if the user gave a box, 'ground' to find the objects that `query` names (one "
+    "phrase, or several, e.g. 'the red circle or the blue square' for a comparison), 'previous' for pronouns or "
+    "comparisons about the objects talked about last ('Which of them is faster?'), 'answer_entities' for other "
+    "objects named in the last answer, 'all' for every object. long_video=true to describe in segments and "
+    "summarize."
 )
 
 

@@ -1,7 +1,8 @@
 """The agent's state: one conversation thread, checkpointed after every node.
 
-Per-turn fields (plan, targets, descriptions, answer, evidence) are reset by ``understand``; ``messages``
-and ``steps`` accumulate over the whole conversation through their reducers.
+Per-turn fields (plan, targets, ambiguous, descriptions, answer, evidence) are reset by ``understand``;
+``messages`` and ``steps`` accumulate over the whole conversation through their reducers; ``last_targets``,
+``last_answer`` and ``mentioned`` carry the conversation's memory from one turn to the next.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class AgentState(TypedDict, total=False):
     evidence: Evidence | None
     last_targets: list[Target]
     last_answer: str
+    ambiguous: list[dict[str, Any]]
+    """Per singular phrase that matched several targets: {"phrase", "ids"} (ids into ``targets``)."""
+    mentioned: list[Target]
+    """The objects the conversation talked about, most recent last (see ``agent.references``)."""
 
 
 STATE_TYPES: tuple[type, ...] = (

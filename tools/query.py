@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
@@ -132,3 +133,84 @@ def mentioned_colours(text: str) -> set[str]:
 
 def mentioned_shapes(text: str) -> set[str]:
     return {SHAPES[t] for t in words(text) if t in SHAPES}
+
+
+# ------------------------------------------------------------------------------------ referring phrases
+DETERMINERS = {"the", "a", "an", "this", "these", "those"}
+POSITIVE_SIZES = {w for w in SIZES if not w.endswith(("er", "est"))}
+RELATION_WORDS = {
+    "follow", "follows", "following", "followed",
+    "chase", "chases", "chasing", "chased",
+    "trail", "trails", "trailing", "trailed",
+    "collide", "collides", "colliding", "collided",
+    "bump", "bumps", "bumping", "bumped",
+    "crash", "crashes", "crashing", "crashed",
+    "hit", "hits", "hitting", "meet", "meets", "meeting", "touch", "touches", "touching",
+    "near", "behind", "beside", "next", "toward", "towards", "from", "above", "below", "under", "over",
+    "past", "around", "passes", "passing",
+}  # fmt: skip
+"""Words that make the phrase after them a landmark of the one before ("the circle that follows the star")."""
+COORDINATORS = {"and", "or", "nor"}
+_HEADS = set(SHAPES) | set(PEOPLE) | GENERIC_PLURALS | GENERIC_SINGULARS
+_NP_WORDS = DETERMINERS | QUANTIFIERS | set(SIZES) | set(COLOURS) | _HEADS
+
+
+def referring_phrases(text: str, *, landmarks: bool = False) -> list[str]:
+    """The noun phrases of ``text`` that name objects: ``"Which is faster, the red circle or the big square?"``
+    -> ``["the red circle", "the big square"]``.
+
+    A phrase is a run of determiners, quantifiers, sizes, colours and a head noun (a shape, person, face or
+    "object"/"one"...) that names a colour, a shape, a person or face, or a plain size ("the big one").
+    "the red and blue circles" gives "the red circles" and "blue circles". Phrases after a relation word
+    ("follows", "near", "collides with"...) are landmarks of an earlier phrase and left out unless
+    ``landmarks`` (or unless no other phrase is left).
+    """
+    toks = _TOKEN.findall(text.lower())
+    runs: list[_Run] = []
+    current: list[str] = []
+    start, related = 0, False
+    for i, tok in enumerate(toks):
+        starts_new = bool(current) and (
+            current[-1] in _HEADS or (tok in DETERMINERS | QUANTIFIERS and current[-1] not in QUANTIFIERS)
+        )
+        if tok in _NP_WORDS and not starts_new:
+            current.append(tok)
+            continue
+        if current:
+            runs.append(_Run(current, start, i, related))
+            related = False
+        current, start = ([tok], i) if tok in _NP_WORDS else ([], i + 1)
+        related = related or tok in RELATION_WORDS
+    if current:
+        runs.append(_Run(current, start, len(toks), related))
+    for a, b in reversed(
+        list(zip(runs, runs[1:], strict=False))
+    ):  # right to left: "red, green and blue stars"
+        between = set(toks[a.end : b.start])
+        joined = between and between <= COORDINATORS | {","}
+        if joined and a.words[-1] not in _HEADS and b.words[-1] in _HEADS and _has_adjective(a.words):
+            a.words.append(b.words[-1])
+    kept = [r for r in runs if _names_something(r.words)]
+    out = [" ".join(r.words) for r in kept if landmarks or not r.related]
+    return out or [" ".join(r.words) for r in kept]
+
+
+_TOKEN = re.compile(r"[a-z]+|[,;:?.!]")
+
+
+@dataclass
+class _Run:
+    words: list[str]
+    start: int
+    end: int
+    related: bool
+
+
+def _has_adjective(run: list[str]) -> bool:
+    return any(t in COLOURS or t in POSITIVE_SIZES for t in run)
+
+
+def _names_something(run: list[str]) -> bool:
+    if any(t in COLOURS or t in SHAPES or t in PEOPLE for t in run):
+        return True
+    return any(t in POSITIVE_SIZES for t in run) and run[-1] in GENERIC_SINGULARS | GENERIC_PLURALS

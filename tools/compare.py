@@ -1,0 +1,136 @@
+"""``compare``: which of several targets is faster, slower, bigger, smaller or travels further, from their tracks.
+
+The measures come from the boxes the targets carry (pixels of the original frame):
+
+* ``speed``: mean displacement of the box centre per frame, over consecutive visible frames;
+* ``size``: mean box area over the visible frames;
+* ``distance``: total path length of the box centre (how much it moves).
+
+:func:`comparison_asked` reads which measure and direction a question asks for ("Which is quicker?",
+"Is the red circle bigger than the square?", "Which one moves more?"); :func:`compare` picks the winner.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tools.query import words
+from tools.schemas import Target
+
+Measure = Literal["speed", "size", "distance"]
+UNITS: dict[str, str] = {"speed": "px/frame", "size": "px^2", "distance": "px"}
+# word -> (measure, True when the largest value wins)
+COMPARATIVES: dict[str, tuple[Measure, bool]] = {
+    "faster": ("speed", True),
+    "fastest": ("speed", True),
+    "quicker": ("speed", True),
+    "quickest": ("speed", True),
+    "speedier": ("speed", True),
+    "speediest": ("speed", True),
+    "slower": ("speed", False),
+    "slowest": ("speed", False),
+    "bigger": ("size", True),
+    "biggest": ("size", True),
+    "larger": ("size", True),
+    "largest": ("size", True),
+    "smaller": ("size", False),
+    "smallest": ("size", False),
+    "tinier": ("size", False),
+    "further": ("distance", True),
+    "farther": ("distance", True),
+    "furthest": ("distance", True),
+    "farthest": ("distance", True),
+}
+MOTION_VERBS = {
+    "move",
+    "moves",
+    "moving",
+    "moved",
+    "travel",
+    "travels",
+    "travelling",
+    "traveling",
+    "go",
+    "goes",
+}
+MORE_LESS: dict[str, bool] = {"more": True, "most": True, "less": False, "least": False}
+PHRASES: dict[str, tuple[str, str]] = {  # measure -> (largest wins, smallest wins)
+    "speed": ("moves faster", "moves slower"),
+    "size": ("is bigger", "is smaller"),
+    "distance": ("moves more", "moves less"),
+}
+
+
+class Comparison(BaseModel):
+    """The outcome of comparing targets on one measure."""
+
+    model_config = ConfigDict(frozen=True)
+
+    measure: Measure
+    largest_wins: bool
+    winner_id: int
+    values: dict[int, float]
+    """Target id -> the measure's value."""
+    text: str
+
+
+def comparison_asked(question: str) -> tuple[Measure, bool] | None:
+    """(measure, largest wins) the question compares on, or None when it asks no comparison."""
+    toks = words(question)
+    for t in toks:
+        if t in COMPARATIVES:
+            return COMPARATIVES[t]
+    for i, t in enumerate(toks):  # "moves more", "travels the most", "which one moves less"
+        if t in MORE_LESS and any(v in MOTION_VERBS for v in toks[max(0, i - 3) : i]):
+            return "distance", MORE_LESS[t]
+    return None
+
+
+def _visible(t: Target) -> list[tuple[int, tuple[float, float, float, float]]]:
+    return [(f, b) for f, b in enumerate(t.boxes) if b is not None]
+
+
+def _centre(b: Sequence[float]) -> tuple[float, float]:
+    return ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+
+
+def measure(target: Target, what: Measure) -> float:
+    """``what`` of ``target`` from its boxes (0 when it is never seen)."""
+    vis = _visible(target)
+    if not vis:
+        return 0.0
+    if what == "size":
+        return sum((b[2] - b[0]) * (b[3] - b[1]) for _, b in vis) / len(vis)
+    steps = []
+    for (f0, b0), (f1, b1) in zip(vis, vis[1:], strict=False):
+        (x0, y0), (x1, y1) = _centre(b0), _centre(b1)
+        steps.append((math.hypot(x1 - x0, y1 - y0), f1 - f0))
+    path = sum(d for d, _ in steps)
+    if what == "distance":
+        return path
+    if what == "speed":
+        return path / max(sum(n for _, n in steps), 1)
+    raise ValueError(f"unknown measure {what!r}; allowed: {tuple(UNITS)}")
+
+
+def compare(targets: Sequence[Target], what: Measure, largest_wins: bool = True) -> Comparison:
+    """The target with the largest (or smallest) ``what``; ``text`` says so, e.g. "The red circle moves faster
+    (2.3 vs 0.8 px/frame)."."""
+    if len(targets) < 2:
+        raise ValueError(f"a comparison needs at least 2 targets, got {len(targets)}")
+    if what not in UNITS:
+        raise ValueError(f"unknown measure {what!r}; allowed: {tuple(UNITS)}")
+    values = {t.id: measure(t, what) for t in targets}
+    pick = max if largest_wins else min
+    winner = pick(targets, key=lambda t: values[t.id])
+    others = " vs ".join(f"{values[t.id]:.1f}" for t in targets if t.id != winner.id)
+    verb = PHRASES[what][0 if largest_wins else 1]
+    text = f"The {winner.label} {verb} ({values[winner.id]:.1f} vs {others} {UNITS[what]})."
+    return Comparison(measure=what, largest_wins=largest_wins, winner_id=winner.id, values=values, text=text)
+
+
+__all__ = ["COMPARATIVES", "Comparison", "compare", "comparison_asked", "measure"]
