@@ -13,8 +13,15 @@ Per turn with a target set in its truth (describe, multi_target, comparison cand
 * **motion accuracy**: per matched target whose truth motions the turn holds, the primary motion
   (:func:`synth.motion_truth.primary_motion`) of the description == the truth's.
 
+``comparison`` turns also score **comparison accuracy**: the evidence target the agent's ``compare`` step
+names as the winner (its ``said`` holds a ``compare:`` line) is matched to the truth's faster object.
+
 ``ambiguous`` turns score **clarification**: asked (the agent interrupted) and handled (asked, and the
 resolving turn found exactly the meant object). Clarifications on other turns are counted as spurious.
+``temporal`` turns ("which object stops first?") have no target set (their answer is one object of the
+video, not a set of described targets) and score none of the above.
+
+Every metric is reported per set, per record kind and per question type (the truth type of each turn).
 
     result = run_agent_bench(load_bench(Path("data/synth")), describer=HeuristicDescriber())
     print(result.to_markdown())
@@ -83,6 +90,8 @@ class TurnResult:
     attr_total: int = 0
     motion_correct: int = 0
     motion_total: int = 0
+    compare_correct: int = 0
+    compare_total: int = 0
     answer: str = ""
 
 
@@ -100,7 +109,11 @@ class SetMetrics:
     clarification_asked: float = 0.0
     clarification_handled: float = 0.0
     spurious_clarifications: int = 0
+    comparison_accuracy: float = 0.0
+    comparison_turns: int = 0
     by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per truth type of the turns (describe, multi_target, comparison, when, long_part, ambiguous, ...)."""
 
 
 @dataclass
@@ -121,30 +134,46 @@ class BenchResult:
         return path
 
     def to_markdown(self) -> str:
-        head = "| set | records | target turns | target F1 | attribute acc | motion acc | clar. asked | clar. handled | spurious clar. |"
+        head = (
+            "| set | records | target turns | target F1 | attribute acc | motion acc | comparison acc "
+            "| clar. asked | clar. handled | spurious clar. |"
+        )
         lines = [f"Agent benchmark (describer: {self.describer}, IoU >= {self.iou_threshold})", "", head]
-        lines.append("|" + "---|" * 9)
+        lines.append("|" + "---|" * 10)
         for name, m in self.sets.items():
+            cmp = f"{m.comparison_accuracy:.3f} ({m.comparison_turns})" if m.comparison_turns else "-"
             lines.append(
                 f"| {name} | {m.records} | {m.target_turns} | {m.target_f1:.3f} | {m.attribute_accuracy:.3f} "
-                f"| {m.motion_accuracy:.3f} | {m.clarification_asked:.3f} ({m.ambiguous_turns}) "
+                f"| {m.motion_accuracy:.3f} | {cmp} | {m.clarification_asked:.3f} ({m.ambiguous_turns}) "
                 f"| {m.clarification_handled:.3f} | {m.spurious_clarifications} |"
             )
         for name, m in self.sets.items():
-            lines += [
-                "",
-                f"Per kind ({name}):",
-                "",
-                "| kind | records | target F1 (turns) | attribute acc | motion acc |",
-            ]
-            lines.append("|---|---|---|---|---|")
-            for kind, k in sorted(m.by_kind.items()):
-                attr = f"{k['attribute_accuracy']:.3f}" if k["attribute_targets"] else "-"
-                motion = f"{k['motion_accuracy']:.3f}" if k["motion_targets"] else "-"
-                f1 = f"{k['target_f1']:.3f} ({k['target_turns']:.0f})" if k["target_turns"] else "-"
-                lines.append(f"| {kind} | {k['records']:.0f} | {f1} | {attr} | {motion} |")
+            for title, rows, first in (
+                ("Per kind", m.by_kind, "kind"),
+                ("Per question type", m.by_type, "type"),
+            ):
+                lines += [
+                    "",
+                    f"{title} ({name}):",
+                    "",
+                    f"| {first} | records | turns | target F1 (turns) | attribute acc | motion acc "
+                    "| comparison acc | spurious clar. |",
+                    "|---|---|---|---|---|---|---|---|",
+                ]
+                lines += [f"| {key} | {_row(k)} |" for key, k in sorted(rows.items())]
         lines.append(f"\n{self.seconds:.1f} s")
         return "\n".join(lines)
+
+
+def _row(k: dict[str, float]) -> str:
+    attr = f"{k['attribute_accuracy']:.3f}" if k["attribute_targets"] else "-"
+    motion = f"{k['motion_accuracy']:.3f}" if k["motion_targets"] else "-"
+    f1 = f"{k['target_f1']:.3f} ({k['target_turns']:.0f})" if k["target_turns"] else "-"
+    cmp = f"{k['comparison_accuracy']:.3f}" if k["comparison_turns"] else "-"
+    return (
+        f"{k['records']:.0f} | {k['turns']:.0f} | {f1} | {attr} | {motion} | {cmp} "
+        f"| {k['spurious_clarifications']:.0f}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -326,9 +355,15 @@ def score_turn(
         if o.id in motions and motions[o.id] is not None:
             mt += 1
             mc += int(motion == motions[o.id])
+    cc = ct = 0
+    if truth["type"] == "comparison" and "answer_id" in truth:
+        ct = 1
+        winners = {i for i, e in enumerate(evidence) if any(line.startswith("compare:") for line in e.said)}
+        cc = int(any(i in winners and objs[j].id == truth["answer_id"] for i, j in matches))
     return TurnResult(
         **base, truths=len(objs), predictions=len(evidence), matched=len(matches), f1=f1,
-        attr_correct=ac, attr_total=at, motion_correct=mc, motion_total=mt, **kw,
+        attr_correct=ac, attr_total=at, motion_correct=mc, motion_total=mt, compare_correct=cc,
+        compare_total=ct, **kw,
     )  # fmt: skip
 
 
@@ -355,19 +390,32 @@ def aggregate(turns: Sequence[TurnResult], records: int) -> SetMetrics:
         handled.append(float(t.clarified and nxt is not None and nxt.f1 == 1.0))
     m.clarification_handled = _mean(handled)
     m.spurious_clarifications = sum(1 for t in turns if t.clarified and t.truth_type != "ambiguous")
-    for kind in sorted({t.kind for t in turns}):
-        kt = [t for t in turns if t.kind == kind]
-        ks = [t.f1 for t in kt if t.f1 is not None]
-        m.by_kind[kind] = {
-            "records": float(len({t.record_id for t in kt})),
-            "target_turns": float(len(ks)),
-            "target_f1": _mean(ks),  # type: ignore[arg-type]
-            "attribute_accuracy": sum(t.attr_correct for t in kt) / max(sum(t.attr_total for t in kt), 1),
-            "attribute_targets": float(sum(t.attr_total for t in kt)),
-            "motion_accuracy": sum(t.motion_correct for t in kt) / max(sum(t.motion_total for t in kt), 1),
-            "motion_targets": float(sum(t.motion_total for t in kt)),
-        }
+    m.comparison_turns = sum(t.compare_total for t in turns)
+    m.comparison_accuracy = sum(t.compare_correct for t in turns) / max(m.comparison_turns, 1)
+    m.by_kind = {k: _group([t for t in turns if t.kind == k]) for k in sorted({t.kind for t in turns})}
+    m.by_type = {
+        k: _group([t for t in turns if t.truth_type == k]) for k in sorted({t.truth_type for t in turns})
+    }
     return m
+
+
+def _group(turns: Sequence[TurnResult]) -> dict[str, float]:
+    """The metrics of a group of turns (one record kind or one question type)."""
+    f1s = [t.f1 for t in turns if t.f1 is not None]
+    return {
+        "records": float(len({t.record_id for t in turns})),
+        "turns": float(len(turns)),
+        "target_turns": float(len(f1s)),
+        "target_f1": _mean(f1s),  # type: ignore[arg-type]
+        "attribute_accuracy": sum(t.attr_correct for t in turns) / max(sum(t.attr_total for t in turns), 1),
+        "attribute_targets": float(sum(t.attr_total for t in turns)),
+        "motion_accuracy": sum(t.motion_correct for t in turns) / max(sum(t.motion_total for t in turns), 1),
+        "motion_targets": float(sum(t.motion_total for t in turns)),
+        "comparison_accuracy": sum(t.compare_correct for t in turns)
+        / max(sum(t.compare_total for t in turns), 1),
+        "comparison_turns": float(sum(t.compare_total for t in turns)),
+        "spurious_clarifications": float(sum(t.clarified and t.truth_type != "ambiguous" for t in turns)),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ running
