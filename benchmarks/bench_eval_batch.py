@@ -10,6 +10,7 @@ ground-truth track), the default question, greedy, exactly ``--new-tokens`` new 
     .venv/bin/python benchmarks/bench_eval_batch.py [--device cpu] [--threads 2] [--records 16] [--new-tokens 32]
 
 CPU time is printed beside wall time: on a shared machine it is the steadier of the two (use ``--threads 1``).
+On a GPU (``--device cuda``) the clocks are read after ``torch.cuda.synchronize()``; wall time is the measure there.
 Timed: the preparation (decode, vision tower, region tokens; the same work at any batch size) once, then
 generation of every record at batch 1 and at batch 8 (best of ``--repeats``), through
 :func:`artemis_model.pipeline.generate_prepared` -- the code ``ArtemisPredictor`` runs; then the prefill alone (one new
@@ -44,6 +45,12 @@ W, H = 160, 120
 def scaled_model(device: str):
     """34 M parameters: the shared scaled architecture with a 4-layer vision tower."""
     return _scaled(device, vision_layers=4, region_feature_layers=(-5, -4, -3, -2))
+
+
+def synchronize(device: str) -> None:
+    """Wait for the queued GPU work of ``device`` (no-op on the CPU) before a clock is read."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def make_videos(root: Path, count: int, frames: int) -> list[tuple[Path, Track, int]]:
@@ -87,12 +94,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_videos(Path(tmp), args.records, args.frames)
         cache = FeatureCache()
+        synchronize(args.device)
         start = time.perf_counter()
         prepared = []
         for folder, track, key in videos:
             source = open_video(folder)
             req = TargetRequest(box=track.boxes[key], frame_idx=key, track=track)
             prepared += prepare_targets(model, proc, source, [req], cache=cache, template="train")
+        synchronize(args.device)
         t_prepare = time.perf_counter() - start
     prompt_len = proc([prepared[0].prompt])["input_ids"].shape[1]
     print(
@@ -105,6 +114,7 @@ def main() -> None:
         best, best_cpu, answers = float("inf"), float("inf"), []
         step_opts = GenerationOptions(max_new_tokens=new_tokens)
         for _ in range(args.repeats):
+            synchronize(args.device)
             start, start_cpu = time.perf_counter(), time.process_time()
             answers = generate_prepared(
                 model,
@@ -114,6 +124,7 @@ def main() -> None:
                 batch_size=batch_size,
                 extra_generate_kwargs={"min_new_tokens": new_tokens},
             )
+            synchronize(args.device)
             best = min(best, time.perf_counter() - start)
             best_cpu = min(best_cpu, time.process_time() - start_cpu)
         return answers, best, best_cpu
