@@ -6,7 +6,6 @@ import logging
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -34,6 +33,8 @@ def write_mp4(clip: Clip | np.ndarray, path: str | Path, fps: int | None = None)
         raise ValueError(f"yuv420p needs even height and width, got {frames.shape[1]}x{frames.shape[2]}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import av  # PyAV only where MP4s are written/read: generating clips in memory needs no codec
+
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(int(rate), 1))
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
@@ -50,6 +51,8 @@ def write_mp4(clip: Clip | np.ndarray, path: str | Path, fps: int | None = None)
 
 def read_mp4(path: str | Path) -> np.ndarray:
     """Decode every frame of a video file to [T, H, W, 3] uint8 RGB."""
+    import av
+
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     if not frames:
