@@ -26,15 +26,17 @@ if run data; then
   $PY scripts/world_data.py --root data/world/train
 fi
 if run vision; then
-  # The random tower's region features carry colour but not shape: pre-train the tiny CLIP tower on box labels.
+  # A random tower's region features carry colour but not shape, and a random region encoder buries what they
+  # carry: pre-train the tiny CLIP tower AND the region encoder together on the world's box labels (colour, shape,
+  # size, box, displacement direction), through the model's own region path.
   $PY scripts/world_init.py --data data/world/train --out runs/world/init_random --no-center
   $PY scripts/world_probe.py --model runs/world/init_random --clips 200 | tee runs/world/probe_random.json
-  $PY scripts/world_vision_pretrain.py --model runs/world/init_random --out runs/world/vision/vision_tower.safetensors \
-    --clips 1500 --val-clips 100 --epochs 12 --lr 3e-3
+  $PY scripts/world_region_pretrain.py --model runs/world/init_random --out runs/world/region/region.safetensors \
+    --clips 2000 --val-clips 100 --epochs 12 --lr 3e-3
 fi
 if run init; then
   $PY scripts/world_init.py --data data/world/train --out runs/world/init \
-    --vision-from runs/world/vision/vision_tower.safetensors --feature-cache runs/world/feature_cache
+    --vision-from runs/world/region/region.safetensors --feature-cache runs/world/feature_cache
 fi
 if run stage1; then
   $PY -m training.train training/configs/world/stage1_pretrain.yaml
@@ -43,7 +45,7 @@ if run stage2; then
   $PY -m training.train training/configs/world/stage2_finetune.yaml
 fi
 if run stage3; then
-  $PY scripts/world_init.py --recenter runs/world/stage2/final --data data/world/train \
+  $PY scripts/world_init.py --recenter runs/world/stage2/final --region-pretrained --data data/world/train \
     --feature-cache runs/world/feature_cache --out runs/world/stage2/final_centred
   $PY -m training.train training/configs/world/stage3_referring.yaml
 fi

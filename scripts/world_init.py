@@ -173,17 +173,32 @@ def build_init(
     config = world_config(tokenizer)
     torch.manual_seed(seed)
     model = ArtemisForConditionalGeneration(config)
+    region_pretrained = False
     if vision_from is not None:
         from safetensors.torch import load_file
 
         state = load_file(str(vision_from))
-        missing, unexpected = model.vision_tower.load_state_dict(state, strict=False)
-        if unexpected:
-            raise ValueError(f"{vision_from}: unexpected vision tower keys {unexpected[:5]}")
-        logger.info("vision tower from %s (missing %s)", vision_from, missing)
+        if any(k.startswith(("vision_tower.", "region_encoder.")) for k in state):
+            # world_region_pretrain.py: the tower and the region encoder, both trained
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            missing = [k for k in missing if k.startswith(("vision_tower.", "region_encoder."))]
+            if unexpected or missing:
+                raise ValueError(f"{vision_from}: unexpected keys {unexpected[:5]}, missing {missing[:5]}")
+            region_pretrained = True
+        else:  # world_vision_pretrain.py: the tower alone
+            missing, unexpected = model.vision_tower.load_state_dict(state, strict=False)
+            if unexpected:
+                raise ValueError(f"{vision_from}: unexpected vision tower keys {unexpected[:5]}")
+        logger.info("vision tower%s from %s", " and region encoder" if region_pretrained else "", vision_from)
     processor = world_processor(config, tokenizer)
     if center:
-        stats = center_multimodal_inputs(model, processor, data_dirs[0], feature_cache_dir=feature_cache_dir)
+        stats = center_multimodal_inputs(
+            model,
+            processor,
+            data_dirs[0],
+            feature_cache_dir=feature_cache_dir,
+            standardize_region_inputs=not region_pretrained,
+        )
         logger.info("centred projector and region up_proj on %s: %s", data_dirs[0], stats)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -194,11 +209,15 @@ def build_init(
 
 
 @torch.no_grad()
-def _center_linear(linear: torch.nn.Linear, inputs: torch.Tensor) -> None:
-    """Fold input standardisation into ``linear`` and zero-mean, unit-RMS its outputs on ``inputs`` [N, in]."""
-    mean, std = inputs.mean(0), inputs.std(0).clamp_min(1e-4)
-    linear.weight.div_(std[None, :])
-    linear.bias.sub_(linear.weight @ mean)
+def _center_linear(linear: torch.nn.Linear, inputs: torch.Tensor, *, standardize_inputs: bool = True) -> None:
+    """Zero-mean, unit-RMS the outputs of ``linear`` on ``inputs`` [N, in].
+
+    With ``standardize_inputs`` (a random ``linear``) the input standardisation is folded in first; a trained
+    ``linear`` keeps its function up to one affine rescaling of its output."""
+    if standardize_inputs:
+        mean, std = inputs.mean(0), inputs.std(0).clamp_min(1e-4)
+        linear.weight.div_(std[None, :])
+        linear.bias.sub_(linear.weight @ mean)
     out = torch.nn.functional.linear(inputs, linear.weight, linear.bias)  # [N, out]
     out_mean = out.mean(0)
     linear.bias.sub_(out_mean)
@@ -216,6 +235,7 @@ def center_multimodal_inputs(
     num_videos: int = 128,
     num_regions: int = 96,
     feature_cache_dir: Path | None = None,
+    standardize_region_inputs: bool = True,
 ) -> dict[str, float]:
     """Data-dependent init of the projector and the region encoder's ``up_proj`` (no architecture change).
 
@@ -249,7 +269,7 @@ def center_multimodal_inputs(
     finally:
         hook.remove()
     up_proj = model.region_encoder.up_proj
-    _center_linear(up_proj, torch.cat(captured))
+    _center_linear(up_proj, torch.cat(captured), standardize_inputs=standardize_region_inputs)
     # A shared "I am a region token" direction as large as the varying part (unit RMS per element): without
     # it, centred region tokens have nothing in common that attention could look for.
     gen = torch.Generator().manual_seed(REGION_OFFSET_SEED)
@@ -259,14 +279,27 @@ def center_multimodal_inputs(
     return {"video_token_rms": float(video.pow(2).mean().sqrt()), "region_inputs": len(captured)}
 
 
-def recenter(src: Path, dst: Path, data_root: Path, feature_cache_dir: Path | None = None) -> Path:
+def recenter(
+    src: Path,
+    dst: Path,
+    data_root: Path,
+    feature_cache_dir: Path | None = None,
+    *,
+    region_pretrained: bool = False,
+) -> Path:
     """Copy checkpoint ``src`` to ``dst`` with the projector and region ``up_proj`` re-centred on ``data_root``.
 
     Used before stage 3: stage 2's projector drifted back towards one common direction (the LM had not learnt
     to read the video tokens), and the region encoder was never trained; stage 3 then keeps both frozen."""
     model = ArtemisForConditionalGeneration.from_pretrained(src)
     processor = ArtemisProcessor.from_pretrained(src)
-    stats = center_multimodal_inputs(model, processor, data_root, feature_cache_dir=feature_cache_dir)
+    stats = center_multimodal_inputs(
+        model,
+        processor,
+        data_root,
+        feature_cache_dir=feature_cache_dir,
+        standardize_region_inputs=not region_pretrained,
+    )
     model.save_pretrained(dst)
     processor.save_pretrained(dst)
     logger.info("re-centred copy of %s at %s: %s", src, dst, stats)
@@ -315,9 +348,21 @@ def main() -> None:
         metavar="SRC",
         help="instead: copy checkpoint SRC to --out with the projector / up_proj re-centred on --data",
     )
+    ap.add_argument(
+        "--region-pretrained",
+        action="store_true",
+        help="with --recenter: the region encoder was pre-trained (world_region_pretrain.py); only rescale "
+        "its up_proj's output instead of standardising its inputs",
+    )
     args = ap.parse_args()
     if args.recenter is not None:
-        recenter(args.recenter, args.out, args.data[0], args.feature_cache)
+        recenter(
+            args.recenter,
+            args.out,
+            args.data[0],
+            args.feature_cache,
+            region_pretrained=args.region_pretrained,
+        )
         return
     if args.ablate_regions is not None:
         ablate_regions(args.ablate_regions, args.out)
