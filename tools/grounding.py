@@ -118,17 +118,44 @@ def ground(
 def all_tracks(
     video: VideoLike, query: ParsedQuery, *, backend: GroundingBackend, max_frames: int
 ) -> tuple[Target, ...]:
-    """Every track the backend finds for ``query`` on ``max_frames`` sampled frames, before any filtering."""
+    """Every track the backend finds for ``query`` on ``max_frames`` sampled frames, before any filtering.
+
+    The sampled frames are split into shots at cuts (:func:`shot_bounds`, e.g. a video made of several clips);
+    detection, linking and the minimum track length (a fifth of the shot's sampled frames) work per shot."""
     indices = sample_indices(video.num_frames, max_frames)
     frames = video.get_frames(indices)
-    per_frame = backend.detect(frames, indices, query)
-    tracks = stitch_tracks(link_detections(per_frame, key=_link_key(backend)), key=_link_key(backend))
-    min_len = max(2, len(indices) // 5) if len(indices) > 2 else 1
-    tracks = [t for t in tracks if len(t) >= min_len]
+    tracks = []
+    for a, b in shot_bounds(frames):  # objects do not cross a cut; each shot has its own background
+        per_frame = backend.detect(frames[a:b], indices[a:b], query)
+        shot = stitch_tracks(link_detections(per_frame, key=_link_key(backend)), key=_link_key(backend))
+        min_len = max(2, (b - a) // 5) if b - a > 2 else 1
+        tracks += [t for t in shot if len(t) >= min_len]
     return tuple(
         _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
         for i, t in enumerate(tracks)
     )
+
+
+CUT_MIN_DIFF = 3.0
+"""Smallest median per-pixel change (0..255, largest channel) between consecutive sampled frames at a cut."""
+CUT_RELATIVE = 4.0
+"""... and at least this many times the video's median change between consecutive sampled frames."""
+
+
+def shot_bounds(frames: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` positions in ``frames`` (``[N, H, W, 3]``) of each shot: a cut is a frame whose median
+    pixel change from the previous one is above ``CUT_MIN_DIFF`` and ``CUT_RELATIVE`` times the usual change
+    (moving objects change few pixels, the median ignores them; a new scene changes most)."""
+    n = len(frames)
+    if n < 2:
+        return [(0, n)]
+    step = max(1, min(frames.shape[1:3]) // 120)  # look at ~120+ pixels per side, enough for a median
+    small = frames[:, ::step, ::step].astype(np.int16)  # [N, H / step, W / step, 3]
+    change = np.array([float(np.median(np.abs(small[i + 1] - small[i]).max(axis=-1))) for i in range(n - 1)])
+    threshold = max(CUT_MIN_DIFF, CUT_RELATIVE * float(np.median(change)))
+    cuts = [i + 1 for i in np.flatnonzero(change > threshold)]
+    edges = [0, *cuts, n]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
 def _link_key(backend: GroundingBackend):

@@ -53,3 +53,18 @@ def test_fragments_of_different_shapes_far_from_the_prediction_stay_apart() -> N
         link_detections(per_frame, key=lambda d: d.colour, max_gap=1), key=lambda d: d.colour
     )
     assert len(stitched) == 2
+
+
+def test_cuts_split_shots_and_a_short_shot_keeps_its_object() -> None:
+    from tests.clipgen import make_clip
+    from tools.grounding import shot_bounds
+
+    long_part = make_clip(
+        [Obj("red", "circle", (30, 30), (130, 40), radius=10)], num_frames=30, textured=True
+    )
+    short_part = make_clip([Obj("blue", "star", (40, 90), (120, 80), radius=12)], num_frames=6, seed=3)
+    frames = np.concatenate([long_part.frames, short_part.frames])  # [36, 120, 160, 3]: a cut at frame 30
+    assert shot_bounds(frames) == [(0, 30), (30, 36)]
+    assert shot_bounds(long_part.frames) == [(0, 30)]
+    labels = sorted(t.label for t in ground(ArrayVideo(frames, fps=10.0, name="cut"), "", use_cache=False))
+    assert labels == ["blue star", "red circle"]  # the star's 6 frames are a whole shot, not a short track
