@@ -209,35 +209,59 @@ def link_detections(
 
 
 def stitch_tracks(
-    tracks: list[list[Detection]], *, key=lambda d: d.label, max_gap_frames: int = 12
+    tracks: list[list[Detection]],
+    *,
+    key=lambda d: d.label,
+    max_gap_frames: int = 12,
+    max_overlap: int = 2,
 ) -> list[list[Detection]]:
     """Join fragments of one object cut by an occlusion: a track that starts after another (same ``key``)
     ended, within ``max_gap_frames``, where the first one's constant-velocity path predicts it to be, or,
     when both fragments have the same shape (it may have bounced while hidden), within the distance it can
     cover at its speed. Distances allow one object size (the largest of its last boxes: the last one may
-    be cut by the occluder)."""
+    be cut by the occluder).
+
+    A track that starts up to ``max_overlap`` detections before another ends, within one object size of it,
+    continues it too: an occluder split the object in two pieces for a moment, each piece linked on its own.
+    """
     tracks = sorted(tracks, key=lambda t: t[0].frame_idx)
     merged = True
     while merged:
         merged = False
         for i, a in enumerate(tracks):
             for j, b in enumerate(tracks):
-                gap = b[0].frame_idx - a[-1].frame_idx
-                if i == j or key(a[-1]) != key(b[0]) or not 0 < gap <= max_gap_frames:
+                if i == j or key(a[-1]) != key(b[0]):
                     continue
-                size = _size(a)
-                near = _predicted_distance(a, b[0]) < size + 1.5 * gap
-                if not near and vote_shape(a) == vote_shape(b):
-                    reach = size + (_speed(a) + 1.5) * gap
-                    near = float(np.linalg.norm(_centre(a[-1].box) - _centre(b[0].box))) < reach
-                if near:
-                    tracks[i] = a + b
+                joined = _continues(a, b, max_gap_frames, max_overlap)
+                if joined is not None:
+                    tracks[i] = joined
                     del tracks[j]
                     merged = True
                     break
             if merged:
                 break
     return tracks
+
+
+def _continues(
+    a: list[Detection], b: list[Detection], max_gap_frames: int, max_overlap: int
+) -> list[Detection] | None:
+    """``a`` continued by ``b`` when ``b`` is the same object after a gap or a short overlap, else None."""
+    gap = b[0].frame_idx - a[-1].frame_idx
+    size = _size(a)
+    if 0 < gap <= max_gap_frames:
+        near = _predicted_distance(a, b[0]) < size + 1.5 * gap
+        if not near and vote_shape(a) == vote_shape(b):
+            reach = size + (_speed(a) + 1.5) * gap
+            near = float(np.linalg.norm(_centre(a[-1].box) - _centre(b[0].box))) < reach
+        return a + b if near else None
+    head = [d for d in a if d.frame_idx < b[0].frame_idx]
+    overlap = len(a) - len(head)
+    if not head or not 0 < overlap <= max_overlap or len(b) <= overlap:
+        return None
+    same_frame = a[len(head)]  # a's detection on (or just after) b's first frame
+    near = float(np.linalg.norm(_centre(same_frame.box) - _centre(b[0].box))) < size
+    return head + b if near else None
 
 
 def _centre(b: Box) -> np.ndarray:

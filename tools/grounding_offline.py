@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -105,9 +106,7 @@ class OfflineBackend:
             return [self._people(f, i) for f, i in zip(frames, frame_indices, strict=True)]
         if query.category == "face":
             return [self._faces(f, i) for f, i in zip(frames, frame_indices, strict=True)]
-        background = (
-            np.median(frames, axis=0).astype(np.uint8) if self.achromatic and len(frames) > 2 else None
-        )
+        background = self.background(frames) if self.achromatic and len(frames) > 2 else None
         return [self._shapes(f, i, background) for f, i in zip(frames, frame_indices, strict=True)]
 
     def _shapes(self, frame: np.ndarray, frame_idx: int, background: np.ndarray | None) -> list[Detection]:
@@ -135,6 +134,31 @@ class OfflineBackend:
                 mark_owner=False,
             )
         return [_mark_partial(d, k + 1, owner) for k, d in enumerate(dets)]
+
+    def background(self, frames: np.ndarray, rows: int = 64, reach: int = 2) -> np.ndarray:
+        """The static background ``[H, W, 3]`` uint8: per pixel, the median over the frames where no coloured
+        object covers it (coloured pixels grown by ``reach``, for the blur at their edges); the plain median
+        where one always does. A coloured object that rests somewhere for a while thus leaves no trace in it.
+        Computed ``rows`` image rows at a time to bound the memory."""
+        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+        covered = np.stack(
+            [cv2.dilate(self._chroma(f).astype(np.uint8), kernel).astype(bool) for f in frames]
+        )  # [N, H, W]
+        out = np.median(frames, axis=0).astype(np.uint8)  # [H, W, 3]
+        for r in range(0, frames.shape[1], rows):
+            block = frames[:, r : r + rows].astype(np.float32)  # [N, rows, W, 3]
+            block[covered[:, r : r + rows]] = np.nan
+            seen = ~covered[:, r : r + rows].all(axis=0)  # [rows, W]: uncovered on some frame
+            with warnings.catch_warnings():  # all-NaN pixels (never uncovered) keep the plain median
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(block, axis=0)  # [rows, W, 3]
+            out[r : r + rows][seen] = np.round(med[seen]).astype(np.uint8)
+        return out
+
+    def _chroma(self, frame: np.ndarray) -> np.ndarray:
+        """``[H, W]`` bool: saturated and bright enough to be a coloured object's pixel."""
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+        return (hsv[..., 1] >= self.min_saturation) & (hsv[..., 2] >= self.min_value)
 
     def _coloured_background(self, background: np.ndarray, reach: int = 2) -> np.ndarray:
         """Pixels (grown by ``reach``) where the median background is a saturated colour: where a coloured

@@ -68,3 +68,19 @@ def test_cuts_split_shots_and_a_short_shot_keeps_its_object() -> None:
     assert shot_bounds(long_part.frames) == [(0, 30)]
     labels = sorted(t.label for t in ground(ArrayVideo(frames, fps=10.0, name="cut"), "", use_cache=False))
     assert labels == ["blue star", "red circle"]  # the star's 6 frames are a whole shot, not a short track
+
+
+def test_background_ignores_a_coloured_object_resting_for_most_of_the_clip() -> None:
+    frames = _still_then_move(still=11)  # the red square rests at x=40 for 11 of 16 frames
+    bg = OfflineBackend().background(frames)
+    assert np.abs(bg[50, 40].astype(int) - 120).max() <= 2  # the grey under the square, not its red
+    assert np.abs(np.median(frames, axis=0)[50, 40] - np.array([220, 30, 30])).max() <= 2  # a plain median
+
+
+def test_pieces_of_an_object_split_for_a_moment_are_joined() -> None:
+    # one object moving down; on frame 6 an occluder cuts it in two pieces, each linked to its own track
+    a = [_det(f, 20 + 3 * f) for f in range(7)]
+    b = [_det(6, 20 + 3 * 6 + 6, r=3.0)] + [_det(f, 20 + 3 * f) for f in range(7, 14)]
+    assert [len(t) for t in stitch_tracks([a, b], key=lambda d: d.colour)] == [14]
+    far = [_det(6, 90.0)] + [_det(f, 90 + 3 * (f - 6)) for f in range(7, 14)]
+    assert len(stitch_tracks([a, far], key=lambda d: d.colour)) == 2
