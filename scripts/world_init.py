@@ -189,7 +189,7 @@ def build_init(
             if unexpected or missing:
                 raise ValueError(f"{vision_from}: unexpected keys {unexpected[:5]}, missing {missing[:5]}")
             region_pretrained = True
-        else:  # world_vision_pretrain.py: the tower alone
+        else:  # a tower-only file (vision_tower state dict without prefix)
             missing, unexpected = model.vision_tower.load_state_dict(state, strict=False)
             if unexpected:
                 raise ValueError(f"{vision_from}: unexpected vision tower keys {unexpected[:5]}")
