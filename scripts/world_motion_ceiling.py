@@ -17,6 +17,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from world_data import primary_motion  # noqa: E402
@@ -24,8 +26,7 @@ from world_eval import held_out_queries  # noqa: E402
 
 from artemis_model.selection import choose_track_frames  # noqa: E402
 from synth import motion_phrases  # noqa: E402
-
-COMPASS = ("right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right")
+from synth.motion import direction_name  # noqa: E402
 
 
 def first_motion_from_boxes(a: tuple, b: tuple, width: int, height: int, still: float = 0.03) -> str:
@@ -34,7 +35,7 @@ def first_motion_from_boxes(a: tuple, b: tuple, width: int, height: int, still: 
     dy = ((b[1] + b[3]) - (a[1] + a[3])) / 2 / height
     if math.hypot(dx, dy) < still:
         return "still"
-    return "move:" + COMPASS[int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8]
+    return f"move:{direction_name(np.array([dx, dy]))}"
 
 
 def ceiling(num_clips: int, seed: int, counts: tuple[int, ...] = (4, 6, 8, 12)) -> dict[str, float]:

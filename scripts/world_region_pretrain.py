@@ -41,6 +41,7 @@ from torchvision.ops import roi_align
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import ArtemisProcessor
 from synth import COLOURS, SHAPES, SIZES, generate_clip, motion_phrases
+from synth.motion import direction_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,8 +59,7 @@ def direction_class(dx: float, dy: float) -> int:
     """Index into :data:`DIRECTIONS` of a displacement (image axes: +y is down)."""
     if math.hypot(dx, dy) < STILL_THRESHOLD:
         return 0
-    angle = math.atan2(dy, dx)  # 0 = right, pi/2 = down
-    return 1 + int(round(angle / (math.pi / 4))) % 8
+    return DIRECTIONS.index(direction_name(np.array([dx, dy])))
 
 
 @dataclass
