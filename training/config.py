@@ -82,6 +82,10 @@ class DataSection(_Strict):
     template: str = "train"
     num_workers: int = Field(0, ge=0)
     seed: int = 0
+    video_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Training only: each sample's global video features are replaced by zeros with this probability (drawn
+    from ``seed`` and the optimizer step, so a resumed run draws the same), so the LM cannot answer what the
+    region tokens carry (the referred object's motion) from the scene alone. 0 (default) = off, as the paper."""
 
 
 class OptimSection(_Strict):

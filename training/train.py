@@ -206,6 +206,8 @@ def run_training(cfg: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ())
         callbacks=[EpochSeedCallback(train_set), *callbacks],  # held-out samples stay fixed (epoch 0)
         artemis_processor=processor,
         features=features,
+        video_dropout=cfg.data.video_dropout,
+        dropout_seed=cfg.data.seed,
     )
     trainable, total = count_parameters(model)
     logger.info(

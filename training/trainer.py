@@ -33,11 +33,27 @@ class ArtemisTrainer(Trainer):
     """``Trainer`` whose loss assembles video and region features; everything else is stock HF."""
 
     def __init__(
-        self, *args: Any, artemis_processor: Any, features: GlobalFeatureProvider, **kwargs: Any
+        self,
+        *args: Any,
+        artemis_processor: Any,
+        features: GlobalFeatureProvider,
+        video_dropout: float = 0.0,
+        dropout_seed: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if not 0.0 <= video_dropout < 1.0:
+            raise ValueError(f"video_dropout {video_dropout} must be in [0, 1)")
         self.artemis_processor = artemis_processor
         self.features = features
+        self.video_dropout = video_dropout
+        self.dropout_seed = dropout_seed
+
+    def drop_video(self, video_features: torch.Tensor) -> torch.Tensor:
+        """Zero each sample's ``[n, rows, Cv]`` features with probability ``video_dropout`` (seeded per step)."""
+        gen = torch.Generator().manual_seed(self.dropout_seed * 1_000_003 + int(self.state.global_step))
+        keep = torch.rand(video_features.shape[0], generator=gen) >= self.video_dropout  # [n]
+        return video_features * keep.to(video_features)[:, None, None]
 
     def compute_loss(
         self,
@@ -51,6 +67,8 @@ class ArtemisTrainer(Trainer):
         refs = inputs.get("video_refs") or []
         if refs:
             video_features = self.features.features(inner, self.artemis_processor, refs)  # [n, T_max + P, Cv]
+        if video_features is not None and self.video_dropout > 0 and model.training:
+            video_features = self.drop_video(video_features)
         region_features = None
         if inputs.get("region_pixel_values") is not None:
             region_features = inner.build_region_features(
