@@ -11,6 +11,9 @@ with the default question and prompt, then parsed with ``synth.parse_caption`` a
 - ``colour_shape``: the parsed subject names the object's colour and shape;
 - ``motion``: the first basic motion statement (``move:<direction>``, ``still``, ``enter:<side>``) equals the
   truth's (``scripts/world_data.primary_motion``);
+- ``other_motion`` (a diagnostic): the stated first motion is wrong for the query object but is the first motion
+  of another object of the clip (visible on >= 8 frames): the model describes the scene's motion, not the
+  referred object's;
 - caption metrics (``evals.metrics.score_captions``) against 5 true captions sampled from the grammar.
 
 ``--combo-queries N`` adds N queries on objects of the held-out combinations (found further along the same seed
@@ -115,12 +118,19 @@ def answer(model, processor, q: Query, cache: FeatureCache | None = None, max_ne
 def judge(q: Query, text: str) -> dict:
     parsed = parse_caption(text)
     truth_motion = primary_motion(motion_phrases(q.obj, q.clip))
+    said = primary_motion(parsed.motions) if parsed else None
+    others = {
+        primary_motion(motion_phrases(o, q.clip))
+        for o in q.clip.objects
+        if o.id != q.obj.id and len(o.visible_frames) >= MIN_VISIBLE
+    }
     return {
         "parsed": parsed is not None,
         "colour_shape": bool(parsed and parsed.colour == q.obj.colour and parsed.shape == q.obj.shape),
         "colour": bool(parsed and parsed.colour == q.obj.colour),
         "shape": bool(parsed and parsed.shape == q.obj.shape),
-        "motion": bool(parsed and primary_motion(parsed.motions) == truth_motion),
+        "motion": bool(parsed and said == truth_motion),
+        "other_motion": bool(parsed and said != truth_motion and said in others),
         "truth_motion": truth_motion,
     }
 
@@ -158,6 +168,7 @@ def evaluate(
         "colour_acc": rate(rows, "colour"),
         "shape_acc": rate(rows, "shape"),
         "motion_acc": rate(rows, "motion"),
+        "other_object_motion_rate": rate(rows, "other_motion"),
         "parsed_rate": rate(rows, "parsed"),
         "combo_queries": len(combo_rows),
         "combo_colour_shape_acc": rate(combo_rows, "colour_shape"),
