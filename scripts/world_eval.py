@@ -13,7 +13,8 @@ with the default question and prompt, then parsed with ``synth.parse_caption`` a
   truth's (``scripts/world_data.primary_motion``);
 - ``other_motion`` (a diagnostic): the stated first motion is wrong for the query object but is the first motion
   of another object of the clip (visible on >= 8 frames): the model describes the scene's motion, not the
-  referred object's;
+  referred object's. Both rates come with their chance level (``motion_chance``, ``other_motion_chance``): the
+  rate a model would get by stating first motions with the same overall frequencies, independently of the clip;
 - caption metrics (``evals.metrics.score_captions``) against 5 true captions sampled from the grammar.
 
 ``--combo-queries N`` adds N queries on objects of the held-out combinations (found further along the same seed
@@ -28,6 +29,7 @@ import logging
 import sys
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +133,21 @@ def judge(q: Query, text: str) -> dict:
         "shape": bool(parsed and parsed.shape == q.obj.shape),
         "motion": bool(parsed and said == truth_motion),
         "other_motion": bool(parsed and said != truth_motion and said in others),
+        "said_motion": said,
+        "other_motions": sorted(m for m in others - {truth_motion} if m is not None),
         "truth_motion": truth_motion,
     }
+
+
+def motion_chance(rows: list[dict]) -> tuple[float, float]:
+    """Expected (``motion``, ``other_motion``) rates of a clip-blind guesser with the rows' said-motion frequencies."""
+    said = Counter(r["said_motion"] for r in rows if r["said_motion"] is not None)
+    total = sum(said.values())
+    if not rows or not total:
+        return 0.0, 0.0
+    own = sum(said[r["truth_motion"]] for r in rows) / total / len(rows)
+    other = sum(sum(said[m] for m in r["other_motions"]) for r in rows) / total / len(rows)
+    return own, other
 
 
 def references(q: Query, n: int = NUM_REFERENCES) -> list[str]:
@@ -169,6 +184,7 @@ def evaluate(
         "shape_acc": rate(rows, "shape"),
         "motion_acc": rate(rows, "motion"),
         "other_object_motion_rate": rate(rows, "other_motion"),
+        **dict(zip(("motion_chance", "other_motion_chance"), motion_chance(rows), strict=True)),
         "parsed_rate": rate(rows, "parsed"),
         "combo_queries": len(combo_rows),
         "combo_colour_shape_acc": rate(combo_rows, "colour_shape"),

@@ -58,3 +58,16 @@ def test_judge_separates_own_other_and_unrelated_motion(world_eval) -> None:  # 
     neither = world_eval.judge(q, f"{subject} {_phrase(unrelated)}.")
     assert not neither["motion"] and not neither["other_motion"]
     assert not world_eval.judge(q, "gibberish")["parsed"]
+
+
+def test_motion_chance_of_a_clip_blind_guesser(world_eval) -> None:  # noqa: ANN001
+    rows = [
+        {"said_motion": "move:left", "truth_motion": "move:left", "other_motions": ["move:up"]},
+        {"said_motion": "move:left", "truth_motion": "move:up", "other_motions": ["move:left"]},
+        {"said_motion": "move:up", "truth_motion": "still", "other_motions": []},
+        {"said_motion": None, "truth_motion": "still", "other_motions": ["move:left", "move:up"]},
+    ]
+    own, other = world_eval.motion_chance(rows)
+    # said: left 2/3, up 1/3; own: row 1 2/3, row 2 1/3 -> 1/4; other: 1/3 + 2/3 + 0 + 1 -> 1/2
+    assert own == pytest.approx(0.25) and other == pytest.approx(0.5)
+    assert world_eval.motion_chance([]) == (0.0, 0.0)
