@@ -12,6 +12,8 @@ holds only those tokens (no system prompt, no global video tokens, no frame jitt
 - ``caption``: the LM's own loss on the record's caption; scored by greedy decoding + ``synth.parse_caption``;
 - ``qa``: the LM's own loss on one fixed sentence per class ("It moves up and to the left at first.").
 
+``--jitter`` takes the training tokens from one draw of stage 3's jittered ``average`` frame choice instead.
+
 Every ``--eval-every`` steps the held-out first-motion accuracy is printed as one JSON line. Measured on the shipped
 recipe's stage-2 checkpoint (batch 16, lr 1e-3, the notes of stop 15): ``classify`` reaches ~0.85 within 600 steps,
 ``caption`` ~0.4-0.5 at 1000 steps — the full stage 3 (with video tokens and jittered frames) ~0.2 at 2400.
@@ -70,16 +72,24 @@ def _region_tokens(
     return model.region_tokens(maps, torch.arange(len(boxes)), boxes_norm)  # [1 + K, D]
 
 
-def training_tokens(model, processor, records_path: Path, media_root: Path, count: int) -> Tokens:
+def training_tokens(
+    model, processor, records_path: Path, media_root: Path, count: int, jitter: bool = False
+) -> Tokens:
+    """Tokens of the first ``count`` records; tracked frames ``uniform`` or (``jitter``) one ``average`` draw."""
     records = json.loads(records_path.read_text())[:count]
     n = model.config.num_tracked_boxes
+    gen = torch.Generator().manual_seed(0)
+    mode = "average" if jitter else "uniform"
     out, motions, captions = [], [], []
     for rec in records:
         parsed = parse_caption(rec["caption"])
         if parsed is None or primary_motion(parsed.motions) is None:
             continue
         track = rec["track_list"]
-        frames = [int(rec["key_frame_idx"])] + choose_track_frames([i for i, b in enumerate(track) if b], n)
+        candidates = [i for i, b in enumerate(track) if b]
+        frames = [int(rec["key_frame_idx"])] + choose_track_frames(
+            candidates, n, mode=mode, generator=gen if jitter else None
+        )
         folder = media_root / rec["frame_path"]
         images = np.stack(
             [np.asarray(Image.open(folder / rec["frame_id"][t]).convert("RGB")) for t in frames]
@@ -216,6 +226,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument(
+        "--jitter", action="store_true", help="training tokens from stage 3's jittered frame choice"
+    )
+    ap.add_argument(
         "--untie", action="store_true", help="a separate LM head (initialised from the embeddings)"
     )
     args = ap.parse_args()
@@ -224,7 +237,7 @@ def main() -> None:
     model = ArtemisForConditionalGeneration.from_pretrained(args.model).eval()
     processor = ArtemisProcessor.from_pretrained(args.model)
     t0 = time.time()
-    train = training_tokens(model, processor, args.records, args.media_root, args.count)
+    train = training_tokens(model, processor, args.records, args.media_root, args.count, args.jitter)
     test = held_out_tokens(model, processor, args.seed, args.clips)
     logger.info(
         "%d training / %d held-out token sets in %.0f s",
