@@ -82,6 +82,9 @@ class DataSection(_Strict):
     template: str = "train"
     num_workers: int = Field(0, ge=0)
     seed: int = 0
+    track_sampling: Literal["average", "uniform"] = "average"
+    """Stage 3's choice of the tracked frames: ``average`` (the paper: random start + jitter, redrawn every epoch)
+    or ``uniform`` (the inference choice: evenly spaced from the first tracked frame)."""
     video_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Training only: each sample's global video features are replaced by zeros with this probability (drawn
     from ``seed`` and the optimizer step, so a resumed run draws the same), so the LM cannot answer what the

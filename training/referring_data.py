@@ -12,7 +12,7 @@ Record fields (paths relative to ``media_root``):
 
 Prompt: ``"<video>\\n" + question + " " + note + "<region>" * K + "."`` with K = ``num_region_tokens``; the
 tracked frames are chosen by :func:`artemis_model.selection.choose_track_frames` in the jittered ``average``
-mode. Boxes are normalised by the key frame's size (the first frame loaded), as the original.
+mode (``track_sampling="uniform"``: the inference choice). Boxes are normalised by the key frame's size (the first frame loaded), as the original.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ReferringDataset(Dataset):
         global_features: str = "cache",
         num_tracked: int = 8,
         num_region_tokens: int = 4,
+        track_sampling: str = "average",
         max_length: int = 2048,
         template: str = "train",
         seed: int = 0,
@@ -70,6 +71,9 @@ class ReferringDataset(Dataset):
         self.global_features = global_features
         self.num_tracked = num_tracked
         self.num_region_tokens = num_region_tokens
+        if track_sampling not in ("average", "uniform"):
+            raise ValueError(f"track_sampling {track_sampling!r} is unknown; allowed: 'average', 'uniform'")
+        self.track_sampling = track_sampling
         self.max_length = max_length
         self.template = template
         self.seed = seed
@@ -131,7 +135,7 @@ class ReferringDataset(Dataset):
         record = self.records[index]
         gen = sample_generator(self.seed, index, self.epoch)
         candidates = [i for i, b in enumerate(record["track_list"]) if _box(b) is not None]
-        tracked = choose_track_frames(candidates, self.num_tracked, mode="average", generator=gen)
+        tracked = choose_track_frames(candidates, self.num_tracked, mode=self.track_sampling, generator=gen)
         key, key_box = self._key_frame(record, candidates, gen)
         return self.prompt(record, gen), key, key_box, tracked
 

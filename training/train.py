@@ -95,6 +95,7 @@ def build_datasets(cfg: TrainConfig, processor: ArtemisProcessor, model_config: 
                 global_features="pickle" if mode == "pickle" else "cache",
                 num_tracked=model_config.num_tracked_boxes,
                 num_region_tokens=model_config.num_region_tokens,
+                track_sampling=data.track_sampling,
                 max_length=data.max_length,
                 template=data.template,
                 seed=data.seed + seed_offset,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from artemis_model.processing_artemis import IGNORE_INDEX, REGION_TOKEN, VIDEO_TOKEN
+from artemis_model.selection import choose_track_frames
 from artemis_model.testing import tiny_processor
 from tests.training.datagen import make_clips
 from training.config import load_config
@@ -170,6 +171,26 @@ def test_videoref_loader_edge_cases(processor, clips):
         ReferringDataset(
             [{**_ref_record(truth[0]), "track_list": [[] for _ in truth[0]["boxes"]]}], processor
         )
+
+
+def test_uniform_track_sampling_is_the_inference_choice_every_epoch(clips, processor):
+    root, truth = clips
+    records = [_ref_record(t) for t in truth[:2]]
+    uniform = ReferringDataset(records, processor, media_root=root, num_tracked=4, track_sampling="uniform")
+    average = ReferringDataset(records, processor, media_root=root, num_tracked=4)
+    for index, record in enumerate(records):
+        tracked = [i for i, b in enumerate(record["track_list"]) if b]
+        seen_uniform, seen_average = set(), set()
+        for epoch in range(6):
+            uniform.set_epoch(epoch)
+            average.set_epoch(epoch)
+            frames = uniform.choose(index)[3]
+            assert frames == choose_track_frames(tracked, 4, mode="uniform")
+            seen_uniform.add(tuple(frames))
+            seen_average.add(tuple(average.choose(index)[3]))
+        assert len(seen_uniform) == 1 and len(seen_average) > 1
+    with pytest.raises(ValueError, match="track_sampling 'kmeans' is unknown"):
+        ReferringDataset(records, processor, media_root=root, track_sampling="kmeans")
 
 
 def test_templates_are_ours_and_well_formed():
