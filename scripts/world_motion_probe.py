@@ -12,7 +12,8 @@ holds only those tokens (no system prompt, no global video tokens, no frame jitt
 - ``caption``: the LM's own loss on the record's caption; scored by greedy decoding + ``synth.parse_caption``;
 - ``qa``: the LM's own loss on one fixed sentence per class ("It moves up and to the left at first.").
 
-``--jitter`` takes the training tokens from one draw of stage 3's jittered ``average`` frame choice instead.
+``--context long`` uses the product's whole prompt instead (system text, the 65 ``<video>`` slots filled with the
+projector's output for zero features, the default question and note). ``--jitter`` takes the training tokens from one draw of stage 3's jittered ``average`` frame choice instead.
 
 Every ``--eval-every`` steps the held-out first-motion accuracy is printed as one JSON line. Measured on the shipped
 recipe's stage-2 checkpoint (batch 16, lr 1e-3, the notes of stop 15): ``classify`` reaches ~0.85 within 600 steps,
@@ -40,13 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world_eval import held_out_queries  # noqa: E402
 
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration  # noqa: E402
-from artemis_model.processing_artemis import ArtemisProcessor  # noqa: E402
+from artemis_model.processing_artemis import ArtemisProcessor, render_prompt  # noqa: E402
+from artemis_model.prompts import DEFAULT_QUESTION, referring_prompt  # noqa: E402
 from artemis_model.selection import choose_track_frames  # noqa: E402
 from synth import motion_phrases, parse_caption  # noqa: E402
 from synth.motion_truth import primary_motion  # noqa: E402
 
 logger = logging.getLogger("world_motion_probe")
 TARGETS = ("classify", "caption", "qa")
+CONTEXTS = ("short", "long")
 PROMPT = "Describe what the <region> does in the video. This is the region's video tracking list:{regions}. ASSISTANT:"
 DIAGONAL = {"up-right", "up-left", "down-right", "down-left"}
 
@@ -129,9 +132,20 @@ def qa_sentence(motion: str) -> str:
 class Probe:
     """The LM copy, the prompt with ``<region>`` slots, and the optional classification head."""
 
-    def __init__(self, model, processor, target: str, classes: list[str], untie: bool, lr: float) -> None:
+    def __init__(
+        self,
+        model,
+        processor,
+        target: str,
+        classes: list[str],
+        untie: bool,
+        lr: float,
+        context: str = "short",
+    ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target {target!r} is unknown; allowed: {TARGETS}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context {context!r} is unknown; allowed: {CONTEXTS}")
         self.target, self.classes, self.processor = target, classes, processor
         self.lm = copy.deepcopy(model.language_model).train()
         embed = self.lm.get_input_embeddings()
@@ -141,8 +155,20 @@ class Probe:
             self.lm.set_output_embeddings(head)
             self.lm.config.tie_word_embeddings = False
         k = model.config.num_tracked_boxes + 1
-        text = PROMPT.format(regions=" <region>" * (k - 1)).replace("the <region>", "the <region> ")
-        self.ids = torch.tensor(processor.tokenizer(text)["input_ids"])
+        self.video_fill = None
+        if context == "short":
+            text = PROMPT.format(regions=" <region>" * (k - 1)).replace("the <region>", "the <region> ")
+            self.ids = torch.tensor(processor.tokenizer(text)["input_ids"])
+        else:  # the product's prompt: system text, <video> slots (features of zeros), default question and note
+            text = render_prompt(referring_prompt(DEFAULT_QUESTION, k - 1), template="train")
+            ids = processor.tokenizer(text)["input_ids"]
+            video = model.config.video_token_id
+            at = ids.index(video)
+            self.ids = torch.tensor(ids[:at] + [video] * model.config.num_video_tokens + ids[at + 1 :])
+            with torch.no_grad():
+                zeros = torch.zeros(1, model.config.vision_config.hidden_size)
+                self.video_fill = model.projector(zeros)[0]  # [D]
+            self.video_slots = (self.ids == video).nonzero().flatten()
         self.slots = (self.ids == model.config.region_token_id).nonzero().flatten()
         if len(self.slots) != k:
             raise ValueError(f"prompt has {len(self.slots)} <region> slots, expected {k}")
@@ -153,6 +179,8 @@ class Probe:
     def prefix(self, tokens: torch.Tensor) -> torch.Tensor:
         embeds = self.lm.get_input_embeddings()(self.ids)[None].repeat(len(tokens), 1, 1)  # [B, L, D]
         embeds[:, self.slots] = tokens
+        if self.video_fill is not None:
+            embeds[:, self.video_slots] = self.video_fill
         return embeds
 
     def answer_ids(self, text: str) -> list[int]:
@@ -225,6 +253,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--context", choices=CONTEXTS, default="short", help="long: the product's whole prompt")
     ap.add_argument(
         "--jitter", action="store_true", help="training tokens from stage 3's jittered frame choice"
     )
@@ -246,7 +275,7 @@ def main() -> None:
         time.time() - t0,
     )
     classes = sorted(set(train.motions) | set(test.motions))
-    probe = Probe(model, processor, args.target, classes, args.untie, args.lr)
+    probe = Probe(model, processor, args.target, classes, args.untie, args.lr, args.context)
     gen = torch.Generator().manual_seed(0)
     t0 = time.time()
     for step in range(1, args.steps + 1):
@@ -257,6 +286,7 @@ def main() -> None:
         if step % args.eval_every == 0 or step == args.steps:
             row = {
                 "target": args.target,
+                "context": args.context,
                 "step": step,
                 "loss": round(loss, 3),
                 "held_out_motion_acc": round(probe.accuracy(test), 3),
