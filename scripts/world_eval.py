@@ -121,20 +121,20 @@ def judge(q: Query, text: str) -> dict:
     parsed = parse_caption(text)
     truth_motion = primary_motion(motion_phrases(q.obj, q.clip))
     said = primary_motion(parsed.motions) if parsed else None
-    others = {
+    others = {  # first motions of the clip's other objects that differ from the query's
         primary_motion(motion_phrases(o, q.clip))
         for o in q.clip.objects
         if o.id != q.obj.id and len(o.visible_frames) >= MIN_VISIBLE
-    }
+    } - {truth_motion, None}
     return {
         "parsed": parsed is not None,
         "colour_shape": bool(parsed and parsed.colour == q.obj.colour and parsed.shape == q.obj.shape),
         "colour": bool(parsed and parsed.colour == q.obj.colour),
         "shape": bool(parsed and parsed.shape == q.obj.shape),
         "motion": bool(parsed and said == truth_motion),
-        "other_motion": bool(parsed and said != truth_motion and said in others),
+        "other_motion": said in others,
         "said_motion": said,
-        "other_motions": sorted(m for m in others - {truth_motion} if m is not None),
+        "other_motions": sorted(others),
         "truth_motion": truth_motion,
     }
 

@@ -21,41 +21,44 @@ def world_eval():  # noqa: ANN201
         sys.path.remove(str(SCRIPTS))
 
 
-def _phrase(motion: str) -> str:
-    kind, _, arg = motion.partition(":")
-    if kind == "still":
-        return "stays still"
-    if kind == "enter":
-        return f"enters from the {arg}"
-    return "moves " + {
-        "up-right": "up and to the right",
-        "up-left": "up and to the left",
-        "down-right": "down and to the right",
-        "down-left": "down and to the left",
-    }.get(arg, arg)
-
-
 def test_judge_separates_own_other_and_unrelated_motion(world_eval) -> None:  # noqa: ANN001
-    from synth import motion_phrases
+    """Captions rendered by the world's grammar from the query's phrases, another object's, or a made-up one."""
+    import numpy as np
+
+    from synth import MotionPhrase, motion_phrases
+    from synth.grammar import noun_phrase, render_caption
 
     for q in world_eval.held_out_queries(seed=4321, num_clips=12):
         own = world_eval.primary_motion(motion_phrases(q.obj, q.clip))
-        others = {
-            world_eval.primary_motion(motion_phrases(o, q.clip))
-            for o in q.clip.objects
-            if o.id != q.obj.id and len(o.visible_frames) >= world_eval.MIN_VISIBLE
-        } - {own}
-        if own is not None and others:
+        other = next(
+            (
+                o
+                for o in q.clip.objects
+                if o.id != q.obj.id
+                and len(o.visible_frames) >= world_eval.MIN_VISIBLE
+                and world_eval.primary_motion(motion_phrases(o, q.clip)) not in (own, None)
+            ),
+            None,
+        )
+        if own is not None and other is not None:
             break
     else:
         pytest.fail("no clip with two differently moving objects in 12 clips")
-    subject = f"The {q.obj.colour} {q.obj.shape}"
-    right = world_eval.judge(q, f"{subject} {_phrase(own)}.")
+    rng = np.random.default_rng(0)
+    subject = noun_phrase(q.obj)
+
+    def said(phrases: list) -> dict:  # noqa: ANN001
+        return world_eval.judge(q, render_caption(subject, phrases, rng).text)
+
+    right = said(motion_phrases(q.obj, q.clip))
     assert right["parsed"] and right["colour_shape"] and right["motion"] and not right["other_motion"]
-    other = world_eval.judge(q, f"{subject} {_phrase(sorted(others)[0])}.")
-    assert other["colour_shape"] and not other["motion"] and other["other_motion"]
-    unrelated = sorted({"still", "move:up", "move:down", "move:left", "move:right"} - others - {own})[0]
-    neither = world_eval.judge(q, f"{subject} {_phrase(unrelated)}.")
+    wrong = said(motion_phrases(other, q.clip))
+    assert wrong["colour_shape"] and not wrong["motion"] and wrong["other_motion"]
+    assert wrong["said_motion"] in wrong["other_motions"] and own not in wrong["other_motions"]
+    taken = {own, *wrong["other_motions"]}
+    direction = next(d for d in ("up", "down", "left", "right") if f"move:{d}" not in taken)
+    neither = said([MotionPhrase("move", direction=direction)])
+    assert neither["said_motion"] == f"move:{direction}"
     assert not neither["motion"] and not neither["other_motion"]
     assert not world_eval.judge(q, "gibberish")["parsed"]
 

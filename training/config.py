@@ -86,7 +86,7 @@ class DataSection(_Strict):
     """Stage 3's choice of the tracked frames: ``average`` (the paper: random start + jitter, redrawn every epoch)
     or ``uniform`` (the inference choice: evenly spaced from the first tracked frame)."""
     video_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    """Training only: each sample's global video features are replaced by zeros with this probability (drawn
+    """Training only: each video's global features are replaced by zeros with this probability (drawn
     from ``seed`` and the optimizer step, so a resumed run draws the same), so the LM cannot answer what the
     region tokens carry (the referred object's motion) from the scene alone. 0 (default) = off, as the paper."""
 

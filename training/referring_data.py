@@ -12,7 +12,8 @@ Record fields (paths relative to ``media_root``):
 
 Prompt: ``"<video>\\n" + question + " " + note + "<region>" * K + "."`` with K = ``num_region_tokens``; the
 tracked frames are chosen by :func:`artemis_model.selection.choose_track_frames` in the jittered ``average``
-mode (``track_sampling="uniform"``: the inference choice). Boxes are normalised by the key frame's size (the first frame loaded), as the original.
+mode (``track_sampling="uniform"``: the inference choice). Boxes are normalised by the key frame's size (the
+first frame loaded), as the original.
 """
 
 from __future__ import annotations

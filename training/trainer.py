@@ -50,7 +50,11 @@ class ArtemisTrainer(Trainer):
         self.dropout_seed = dropout_seed
 
     def drop_video(self, video_features: torch.Tensor) -> torch.Tensor:
-        """Zero each sample's ``[n, rows, Cv]`` features with probability ``video_dropout`` (seeded per step)."""
+        """Zero each video's ``[n, rows, Cv]`` features with probability ``video_dropout``.
+
+        The draw depends on ``dropout_seed`` and the optimizer step only, so a resumed run draws the same; the
+        micro-batches of one step (gradient accumulation) share one pattern of kept rows.
+        """
         gen = torch.Generator().manual_seed(self.dropout_seed * 1_000_003 + int(self.state.global_step))
         keep = torch.rand(video_features.shape[0], generator=gen) >= self.video_dropout  # [n]
         return video_features * keep.to(video_features)[:, None, None]

@@ -45,8 +45,7 @@ def test_same_step_same_draw_other_step_other_draw(tmp_path):
 
 
 def test_evaluation_sees_every_video(tmp_path):
-    """In eval mode the loss with dropout 0.5 equals the loss without dropout (nothing dropped)."""
-
+    """In eval mode the loss with dropout 0.9 equals the loss without dropout (nothing dropped)."""
     losses = []
     for p in (0.0, 0.9):
         trainer = _trainer(tmp_path / str(p), p)
