@@ -60,6 +60,11 @@ class ArtemisConfig(PretrainedConfig):
         num_tracked_boxes: tracked boxes per query before selection (8).
         num_region_tokens: tracked region tokens kept by K-means (4); ``== num_tracked_boxes`` turns selection off.
         kmeans_iters / kmeans_restarts / kmeans_seed: the deterministic K-means of :mod:`artemis_model.selection`.
+        region_motion_embedding: **not in the paper** (off in the released checkpoints): each tracked region token
+            also embeds its box's displacement from the previous tracked box (centre shift in units of the previous
+            box's size, log size ratios; zero for the key box and the first tracked box), through an MLP of the
+            box position MLP's form, added like it. Lets a small language model read the direction of motion from one
+            token instead of comparing the positions of two (the tiny world model; see its model card).
         num_temporal_tokens: rows of temporal (per-frame mean) video tokens, zero padded (100).
         projector_type: ``"mlp2x_gelu"`` (Linear, GELU, Linear) or ``"linear"``.
         max_images: images per sample at most (16).
@@ -88,6 +93,7 @@ class ArtemisConfig(PretrainedConfig):
         kmeans_iters: int = 3,
         kmeans_restarts: int = 8,
         kmeans_seed: int = 123,
+        region_motion_embedding: bool = False,
         num_temporal_tokens: int = 100,
         projector_type: str = "mlp2x_gelu",
         max_images: int = 16,
@@ -121,6 +127,7 @@ class ArtemisConfig(PretrainedConfig):
         self.kmeans_iters = int(kmeans_iters)
         self.kmeans_restarts = int(kmeans_restarts)
         self.kmeans_seed = int(kmeans_seed)
+        self.region_motion_embedding = bool(region_motion_embedding)
         self.num_temporal_tokens = int(num_temporal_tokens)
         self.projector_type = projector_type
         self.max_images = int(max_images)

@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - older transformers
     from torch.nn import init
 
 from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.region_encoder import ArtemisRegionEncoder
+from artemis_model.region_encoder import ArtemisRegionEncoder, box_motion
 from artemis_model.selection import select_tokens
 
 
@@ -203,10 +203,15 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
         return self.region_encoder.encode_frames(self._vision_hidden_states(pixel_values))
 
     def region_tokens(
-        self, fused_maps: list[torch.Tensor], frame_ids: torch.Tensor, boxes_norm: torch.Tensor
+        self,
+        fused_maps: list[torch.Tensor],
+        frame_ids: torch.Tensor,
+        boxes_norm: torch.Tensor,
+        motion: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One LLM token per box ``[N, D]``; ``frame_ids[N]`` index the frames of ``fused_maps``."""
-        return self.region_encoder.region_tokens(fused_maps, frame_ids, boxes_norm)
+        """One LLM token per box ``[N, D]``; ``frame_ids[N]`` index the frames of ``fused_maps``; ``motion[N, 4]``
+        only with ``config.region_motion_embedding`` (see :func:`~artemis_model.region_encoder.box_motion`)."""
+        return self.region_encoder.region_tokens(fused_maps, frame_ids, boxes_norm, motion)
 
     def select_region_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """K-means choice of ``num_region_tokens`` among tracked tokens ``[B, n, D]`` -> (``[B, K, D]``, ``[B, K]``)."""
@@ -235,6 +240,9 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
                 then of the ``n`` tracked boxes.
             boxes_norm: ``[B, 1 + n, 4]`` normalised ``xyxy`` boxes in the same order.
             fused_maps: precomputed :meth:`encode_region_frames` output for the F frames (a cache hit).
+
+        With ``config.region_motion_embedding`` each tracked token also embeds its box's displacement from the
+        previous tracked box (:func:`~artemis_model.region_encoder.box_motion`), before the K-means choice.
         """
         if boxes_norm.ndim != 3 or boxes_norm.shape[1] < 2 or boxes_norm.shape[-1] != 4:
             raise ValueError(f"boxes_norm must be [B, 1 + n, 4] with n >= 1, got {tuple(boxes_norm.shape)}")
@@ -247,8 +255,9 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
                 raise ValueError("give pixel_values or fused_maps")
             fused_maps = self.encode_region_frames(pixel_values)
         batch, count = frame_ids.shape
+        motion = box_motion(boxes_norm).reshape(-1, 4) if self.config.region_motion_embedding else None
         tokens = self.region_tokens(
-            fused_maps, frame_ids.reshape(-1), boxes_norm.reshape(-1, 4)
+            fused_maps, frame_ids.reshape(-1), boxes_norm.reshape(-1, 4), motion
         )  # [B*(1+n), D]
         tokens = tokens.view(batch, count, -1)  # [B*(1+n), D] -> [B, 1+n, D]
         chosen, selected = self.select_region_tokens(tokens[:, 1:])  # [B, K, D], [B, K]

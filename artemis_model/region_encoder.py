@@ -55,6 +55,25 @@ class BoxPositionMLP(nn.Module):
         return self.norm_2(F.relu(self.linear_2(x)))
 
 
+def box_motion(boxes_norm: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Displacement of each tracked box from the previous one, ``[B, 1 + n, 4]`` -> ``[B, 1 + n, 4]``.
+
+    ``boxes_norm`` holds per query the key box then the ``n`` tracked boxes in time order. Per tracked box ``k >= 2``:
+    ``(dx / w, dy / h, log(w' / w), log(h' / h))`` with ``(dx, dy)`` the shift of the box centre and ``w, h`` the
+    previous box's size (the box-regression deltas of Faster R-CNN); zero for the key box and the first tracked box.
+    Sizes are clamped to ``eps`` (normalised units)."""
+    if boxes_norm.ndim != 3 or boxes_norm.shape[-1] != 4:
+        raise ValueError(f"boxes_norm must be [B, 1 + n, 4], got {tuple(boxes_norm.shape)}")
+    out = torch.zeros_like(boxes_norm)
+    prev, cur = boxes_norm[:, 1:-1], boxes_norm[:, 2:]
+    size_prev = (prev[..., 2:] - prev[..., :2]).clamp(min=eps)  # [B, n - 1, 2] = (w, h)
+    size_cur = (cur[..., 2:] - cur[..., :2]).clamp(min=eps)
+    shift = (cur[..., :2] + cur[..., 2:] - prev[..., :2] - prev[..., 2:]) / 2  # centre shift (dx, dy)
+    out[:, 2:, :2] = shift / size_prev
+    out[:, 2:, 2:] = torch.log(size_cur / size_prev)
+    return out
+
+
 def coordinate_channels(height: int, width: int, *, like: torch.Tensor) -> torch.Tensor:
     """``[1, 2, H, W]``: channel 0 = x in [-1, 1] along the width, channel 1 = y in [-1, 1] along the height."""
     x = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
@@ -114,6 +133,10 @@ class ArtemisRegionEncoder(nn.Module):
         for conv in self.level_convs:
             conv.init_rule = "normal_0.01"  # the original's pconvs init (read by _init_weights)
         self.box_mlp = BoxPositionMLP(config.box_mlp_hidden, channels)
+        # Not in the paper (config.region_motion_embedding): the same MLP form on the box's displacement.
+        self.motion_mlp = (
+            BoxPositionMLP(config.box_mlp_hidden, channels) if config.region_motion_embedding else None
+        )
         self.flatten_linear = nn.Linear(channels * config.roi_output_size**2, channels)
         self.up_proj = nn.Linear(channels, out_dim)
 
@@ -169,7 +192,11 @@ class ArtemisRegionEncoder(nn.Module):
 
     # ---- per-box part -------------------------------------------------------------------------------------
     def region_tokens(
-        self, fused_maps: list[torch.Tensor], frame_ids: torch.Tensor, boxes_norm: torch.Tensor
+        self,
+        fused_maps: list[torch.Tensor],
+        frame_ids: torch.Tensor,
+        boxes_norm: torch.Tensor,
+        motion: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One LLM-width token per box: ``[N, D]``.
 
@@ -177,6 +204,8 @@ class ArtemisRegionEncoder(nn.Module):
             fused_maps: the output of :meth:`encode_frames` for ``F`` frames.
             frame_ids: ``LongTensor[N]``, which of the ``F`` frames each box lies on.
             boxes_norm: ``[N, 4]`` ``xyxy`` boxes normalised to [0, 1] by the frame's width and height.
+            motion: ``[N, 4]`` :func:`box_motion` of each box (only with ``config.region_motion_embedding``; zero
+                when omitted, i.e. boxes seen alone).
         """
         num_frames = fused_maps[0].shape[0]
         _check_region_inputs(frame_ids, boxes_norm, num_frames)
@@ -206,4 +235,12 @@ class ArtemisRegionEncoder(nn.Module):
             summed = level_out if summed is None else summed + level_out
         flat = F.relu(summed).flatten(1)  # [N, C, R, R] -> [N, C*R*R], index c*R*R + y*R + x
         tokens = self.flatten_linear(flat) + self.box_mlp(boxes_norm.to(device, dtype))  # [N, C]
+        if self.motion_mlp is not None:
+            if motion is None:
+                motion = torch.zeros_like(boxes_norm)
+            if tuple(motion.shape) != tuple(boxes_norm.shape):
+                raise ValueError(f"motion shape {tuple(motion.shape)} != boxes {tuple(boxes_norm.shape)}")
+            tokens = tokens + self.motion_mlp(motion.to(device, dtype))
+        elif motion is not None:
+            raise ValueError("motion given but config.region_motion_embedding is False")
         return self.up_proj(tokens)  # [N, D]

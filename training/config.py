@@ -31,6 +31,9 @@ class ModelSection(_Strict):
     tiny_overrides: dict[str, Any] = Field(default_factory=dict)
     attn_implementation: str | None = None
     gradient_checkpointing: bool = False
+    config_overrides: dict[str, Any] = Field(default_factory=dict)
+    """``ArtemisConfig`` fields set when loading ``path`` (e.g. ``{region_motion_embedding: true}`` adds that module,
+    initialised as its config says, to a checkpoint saved without it)."""
     region_blind: bool = False
     """Ablation: every ``<region>`` token is the zero vector (the region encoder's ``up_proj`` is zeroed and the
     region encoder frozen), saved that way, so the result is the region-blind baseline of the same run."""
@@ -42,6 +45,8 @@ class TrainableSection(_Strict):
     projector: Literal["full", "frozen"] = "full"
     language_model: Literal["frozen", "full", "lora"] = "frozen"
     region_encoder: Literal["frozen", "full"] = "frozen"
+    region_motion: Literal["frozen", "full"] | None = None
+    """The region encoder's motion MLP (``config.region_motion_embedding``); ``None`` follows ``region_encoder``."""
 
 
 class LoraSection(_Strict):
@@ -138,9 +143,12 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "model.path is required (an Artemis checkpoint directory) unless model.tiny=true"
             )
-        if self.model.region_blind and self.trainable.region_encoder != "frozen":
-            # The ablation needs zero tokens for the whole run: the region encoder cannot train.
-            self.trainable.region_encoder = "frozen"
+        if self.model.region_blind:
+            # The ablation needs zero tokens for the whole run: no part of the region encoder trains.
+            if self.trainable.region_encoder != "frozen":
+                self.trainable.region_encoder = "frozen"
+            if self.trainable.region_motion not in (None, "frozen"):
+                self.trainable.region_motion = "frozen"
         return self
 
 

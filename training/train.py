@@ -11,6 +11,7 @@ plain Artemis checkpoint + processor, LoRA merged), ``adapter/`` (LoRA runs: PEF
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
@@ -23,6 +24,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from artemis_model.configuration_artemis import ArtemisConfig
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import ArtemisProcessor
 from training.config import TrainConfig, load_config
@@ -52,6 +54,17 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def _checked_config_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``model.config_overrides`` whose keys are ``ArtemisConfig`` fields (else a ValueError naming them)."""
+    allowed = set(inspect.signature(ArtemisConfig.__init__).parameters) - {"self", "kwargs"}
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise ValueError(
+            f"model.config_overrides keys {bad} are not ArtemisConfig fields; allowed: {sorted(allowed)}"
+        )
+    return overrides
+
+
 def build_model_and_processor(cfg: TrainConfig) -> tuple[ArtemisForConditionalGeneration, ArtemisProcessor]:
     """The initial model: a saved Artemis checkpoint (``model.path``, processor beside it) or a tiny one."""
     if cfg.model.tiny and cfg.model.path is None:
@@ -62,7 +75,7 @@ def build_model_and_processor(cfg: TrainConfig) -> tuple[ArtemisForConditionalGe
         path = Path(cfg.model.path or "")
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.path {path} is not an Artemis checkpoint (no config.json)")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(_checked_config_overrides(cfg.model.config_overrides))
         if cfg.model.attn_implementation:
             kwargs["attn_implementation"] = cfg.model.attn_implementation
         model = ArtemisForConditionalGeneration.from_pretrained(path, **kwargs)

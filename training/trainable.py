@@ -1,6 +1,7 @@
 """What trains is configuration: freeze / unfreeze the parts of an Artemis model and wire LoRA (PEFT).
 
-- ``projector``: ``full`` | ``frozen``; ``region_encoder``: ``full`` | ``frozen``;
+- ``projector``: ``full`` | ``frozen``; ``region_encoder``: ``full`` | ``frozen``; ``region_motion`` (the optional
+  motion MLP of the region encoder): ``full`` | ``frozen`` | unset (follows ``region_encoder``);
 - ``language_model``: ``frozen`` | ``full`` | ``lora`` (PEFT LoRA on the Llama linears q/k/v/o/gate/up/down of
   the language model only: never ``lm_head``, the projector, the region encoder or the vision tower);
 - the vision tower is frozen in every stage.
@@ -40,6 +41,10 @@ def apply_trainable(model: nn.Module, trainable: TrainableSection, lora: LoraSec
     model.requires_grad_(False)
     model.projector.requires_grad_(trainable.projector == "full")
     model.region_encoder.requires_grad_(trainable.region_encoder == "full")
+    motion_mlp = getattr(model.region_encoder, "motion_mlp", None)
+    motion = trainable.region_motion or trainable.region_encoder
+    if motion_mlp is not None:
+        motion_mlp.requires_grad_(motion == "full")
     if trainable.language_model == "full":
         model.language_model.requires_grad_(True)
     if trainable.language_model != "lora":
@@ -48,16 +53,16 @@ def apply_trainable(model: nn.Module, trainable: TrainableSection, lora: LoraSec
 
     from peft import LoraConfig, get_peft_model
 
-    modules_to_save = [
-        part for part in ("projector", "region_encoder") if getattr(trainable, part) == "full"
-    ] or None
+    modules_to_save = [part for part in ("projector", "region_encoder") if getattr(trainable, part) == "full"]
+    if motion_mlp is not None and motion == "full" and trainable.region_encoder != "full":
+        modules_to_save.append("region_encoder.motion_mlp")
     config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         bias="none",
         target_modules=lora_target_regex(lora.target_modules),
-        modules_to_save=modules_to_save,
+        modules_to_save=modules_to_save or None,
     )
     peft_model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     _log_counts(peft_model)

@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
+from transformers import TrainerCallback, set_seed
 
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import ArtemisProcessor
 from tests.training.conftest import stage_config
 from training.data import ArtemisCollator
 from training.referring_data import ReferringDataset
-from training.train import run_training
+from training.train import build_model_and_processor, run_training
 from training.trainable import lora_target_regex
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -243,6 +243,15 @@ def test_region_blind_is_one_flag(data_root, init_checkpoint, tmp_path):
         "optim.max_steps=2",
     )
     assert cfg.trainable.region_encoder == "frozen"  # implied by the flag
+    motion = stage_config(
+        "stage3_referring",
+        data_root,
+        tmp_path / "blind_motion",
+        init_checkpoint,
+        "trainable.region_motion=full",
+        "model.region_blind=true",
+    )
+    assert motion.trainable.region_motion == "frozen"  # also the motion MLP
     result = run_training(cfg)
     assert not any(n.startswith("region_encoder.") or ".region_encoder." in n for n in result.trainable_names)
     model = ArtemisForConditionalGeneration.from_pretrained(result.final_dir).eval()
@@ -254,3 +263,45 @@ def test_region_blind_is_one_flag(data_root, init_checkpoint, tmp_path):
     with torch.no_grad():
         tokens = model.build_region_features(frames, frame_ids, boxes).tokens
     assert torch.count_nonzero(tokens) == 0
+
+
+def test_region_motion_module_added_and_trained_alone(data_root, init_checkpoint, tmp_path):
+    """``model.config_overrides`` adds the (zero-initialised) motion MLP to a checkpoint saved without it, and
+    ``trainable.region_motion=full`` trains it (through LoRA's modules_to_save) while the rest of the region
+    encoder stays frozen; the merged checkpoint keeps the module and its config flag."""
+    cfg = stage_config(
+        "stage3_referring",
+        data_root,
+        tmp_path / "motion",
+        init_checkpoint,
+        "model.config_overrides={region_motion_embedding: true}",
+        "trainable.region_encoder=frozen",
+        "trainable.region_motion=full",
+        "optim.max_steps=3",
+        "optim.learning_rate=1e-2",
+    )
+    result = run_training(cfg)
+    region = {n for n in result.trainable_names if "region_encoder." in n}
+    assert region and all("region_encoder.motion_mlp." in n for n in region), region
+    merged = ArtemisForConditionalGeneration.from_pretrained(result.final_dir)
+    assert merged.config.region_motion_embedding is True
+    state, before = merged.state_dict(), _state(init_checkpoint)
+    set_seed(cfg.run.seed)  # the run's fresh init of the new module, rebuilt the way run_training builds it
+    initial = build_model_and_processor(cfg)[0].state_dict()
+    motion = [k for k in state if k.startswith("region_encoder.motion_mlp.")]
+    assert motion and all(k not in before for k in motion)
+    assert not all(torch.equal(initial[k], state[k]) for k in motion), "the motion MLP did not train"
+    frozen = [k for k in before if k.startswith("region_encoder.")]
+    assert frozen and all(torch.equal(before[k], state[k]) for k in frozen)
+
+
+def test_unknown_config_override_is_named(data_root, init_checkpoint, tmp_path):
+    cfg = stage_config(
+        "stage3_referring",
+        data_root,
+        tmp_path / "bad",
+        init_checkpoint,
+        "model.config_overrides={region_motion: true}",
+    )
+    with pytest.raises(ValueError, match=r"\['region_motion'\] are not ArtemisConfig fields"):
+        run_training(cfg)
