@@ -5,7 +5,7 @@
 #   STEP=eval bash scripts/train_world.sh  # one step: data | vision | init | stage1 | stage2 | stage3 | blind | eval | ship
 #
 # Working files go to data/world/ and runs/world/ (both git-ignored). Single process, CPU, one thread per
-# process. Steps vision..stage3 took 38.6 min on the 2-core machine (stop 15) and reproduced the shipped
+# process. Steps vision..stage3 took 39.5 min on the 2-core machine (stops 15-16) and reproduced the shipped
 # models/artemis-tiny-world/model.safetensors bit for bit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
