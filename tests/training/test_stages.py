@@ -41,6 +41,11 @@ def _expected_names(model: torch.nn.Module, parts: set[str], lora: bool) -> set[
     return names
 
 
+def _stage3(data_root, init_checkpoint, out, *extra: str):
+    """The stage-3 YAML scaled down to the tiny model, from the shared initial checkpoint."""
+    return stage_config("stage3_referring", data_root, out, init_checkpoint, *extra)
+
+
 def _check_learning(result) -> None:
     evals = [loss for _, loss in result.eval_losses]
     assert result.global_step == 20 and len(result.train_losses) == 20
@@ -234,20 +239,14 @@ def test_stage1_survives_text_only_batches(data_root, init_checkpoint, tmp_path)
 
 def test_region_blind_is_one_flag(data_root, init_checkpoint, tmp_path):
     """``model.region_blind=true``: same stage-3 run, every <region> token zero, saved that way."""
-    cfg = stage_config(
-        "stage3_referring",
-        data_root,
-        tmp_path / "blind",
-        init_checkpoint,
-        "model.region_blind=true",
-        "optim.max_steps=2",
+    cfg = _stage3(
+        data_root, init_checkpoint, tmp_path / "blind", "model.region_blind=true", "optim.max_steps=2"
     )
     assert cfg.trainable.region_encoder == "frozen"  # implied by the flag
-    motion = stage_config(
-        "stage3_referring",
+    motion = _stage3(
         data_root,
-        tmp_path / "blind_motion",
         init_checkpoint,
+        tmp_path / "blind_motion",
         "trainable.region_motion=full",
         "model.region_blind=true",
     )
@@ -266,14 +265,13 @@ def test_region_blind_is_one_flag(data_root, init_checkpoint, tmp_path):
 
 
 def test_region_motion_module_added_and_trained_alone(data_root, init_checkpoint, tmp_path):
-    """``model.config_overrides`` adds the (zero-initialised) motion MLP to a checkpoint saved without it, and
+    """``model.config_overrides`` adds the motion MLP (freshly initialised) to a checkpoint saved without it, and
     ``trainable.region_motion=full`` trains it (through LoRA's modules_to_save) while the rest of the region
     encoder stays frozen; the merged checkpoint keeps the module and its config flag."""
-    cfg = stage_config(
-        "stage3_referring",
+    cfg = _stage3(
         data_root,
-        tmp_path / "motion",
         init_checkpoint,
+        tmp_path / "motion",
         "model.config_overrides={region_motion_embedding: true}",
         "trainable.region_encoder=frozen",
         "trainable.region_motion=full",
@@ -296,12 +294,8 @@ def test_region_motion_module_added_and_trained_alone(data_root, init_checkpoint
 
 
 def test_unknown_config_override_is_named(data_root, init_checkpoint, tmp_path):
-    cfg = stage_config(
-        "stage3_referring",
-        data_root,
-        tmp_path / "bad",
-        init_checkpoint,
-        "model.config_overrides={region_motion: true}",
+    cfg = _stage3(
+        data_root, init_checkpoint, tmp_path / "bad", "model.config_overrides={region_motion: true}"
     )
     with pytest.raises(ValueError, match=r"\['region_motion'\] are not ArtemisConfig fields"):
         run_training(cfg)
