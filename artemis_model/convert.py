@@ -16,8 +16,13 @@ What it does, in two passes:
    rows), cast to the output dtype, buffered into ``safetensors`` shards. Peak memory is about one output shard
    plus the tensors in flight (``.bin`` inputs are memory-mapped), never the whole model.
 
-Then the config, the tokenizer (Vicuna + ``<image>``, ``<video>``, ``<region>``), the processor (resize mode
-``"original"``) and ``artemis_conversion.json`` (provenance; prompt template ``"eval_original"``) are written.
+Then the config, the tokenizer (Vicuna + ``<image>``, ``<video>``, ``<region>``; the base's SentencePiece
+``tokenizer.model`` is kept beside it, so the evaluation prompt gets the original's ids), the processor (resize
+mode ``"original"``), the base's ``generation_config.json`` (the original inherited it: Vicuna v1.5's has
+``top_p`` 0.6) and ``artemis_conversion.json`` (provenance; prompt template ``"eval_original"``) are written.
+
+The tokenizer may be a fast ``tokenizer.json`` or, as the original saved it, only the slow ``tokenizer.model``
+(read through ``sentencepiece`` + ``protobuf``, both dependencies of the project).
 
 Command line: ``artemis convert --base DIR --lora DIR --clip DIR --out DIR`` or
 ``python -m artemis_model.convert ...`` (same options).
@@ -37,7 +42,13 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, PreTrainedTokenizerBase
+from transformers import (
+    AutoTokenizer,
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    GenerationConfig,
+    PreTrainedTokenizerBase,
+)
 
 from artemis_model.checkpoint_io import (
     ConversionError,
@@ -113,16 +124,52 @@ class ConversionReport:
     vocab_size: int
     seconds: float
     image_tower_check: ImageTowerCheck | None = None
+    generation_config: dict[str, Any] = field(default_factory=dict)
+    """The base's ``generation_config.json`` as carried over: ``found``, ``source``, ``settings``."""
 
 
 def _load_tokenizer(base_dir: Path) -> PreTrainedTokenizerBase:
+    """The base's tokenizer as a fast one (``tokenizer.json``, or converted from a ``tokenizer.model``)."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"cannot load the tokenizer from {base_dir} (offline): {exc}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        found = sorted(p.name for p in base_dir.glob("tokenizer*")) if base_dir.is_dir() else []
+        raise ConversionError(
+            f"cannot load the tokenizer from {base_dir} (offline; tokenizer files found: {found}): {exc}"
+        ) from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ConversionError(f"the tokenizer in {base_dir} is not a fast (tokenizers-backed) tokenizer")
     return tokenizer
+
+
+def _carry_generation_config(base_dir: Path, out_dir: Path, config: Any) -> dict[str, Any]:
+    """Copy the base's ``generation_config.json`` to ``out_dir`` (the original's ``generate`` inherited it).
+
+    Without one, a config of the model's special ids is written (the original then sampled with transformers'
+    defaults: ``top_p`` 1.0, ``top_k`` 50). Returns what was found, for the provenance file.
+    """
+    source = base_dir / "generation_config.json"
+    if source.is_file():
+        try:
+            generation = GenerationConfig.from_pretrained(base_dir, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"cannot read {source}: {exc}") from exc
+        settings = generation.to_diff_dict()
+        settings.pop("transformers_version", None)
+        logger.info("base generation config %s carried over: %s", source, settings)
+    else:
+        text = config.text_config
+        generation = GenerationConfig(
+            bos_token_id=text.bos_token_id, eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id
+        )
+        settings = {}
+        logger.warning(
+            "%s has no generation_config.json: the converted model samples with transformers' defaults "
+            "(top_p 1.0, top_k 50), as the original did from such a base",
+            base_dir,
+        )
+    generation.save_pretrained(out_dir)
+    return {"found": source.is_file(), "source": str(source), "settings": settings}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -317,9 +364,23 @@ def convert_checkpoint(
     image_processor = None
     if (clip_dir / "preprocessor_config.json").is_file():
         image_processor = CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True)
-    processor = ArtemisProcessor.from_config(config, tokenizer, image_processor, resize_mode=RESIZE_MODE)
-    processor.prompt_template = PROMPT_TEMPLATE
+    sentencepiece_model = base_dir / "tokenizer.model"
+    if not sentencepiece_model.is_file():
+        logger.warning(
+            "%s has no tokenizer.model: the evaluation prompt's text chunks are cut by the fast tokenizer with "
+            "the SentencePiece dummy prefix restored (exact for LLaMA's published tokenizer.json)",
+            base_dir,
+        )
+    processor = ArtemisProcessor.from_config(
+        config,
+        tokenizer,
+        image_processor,
+        resize_mode=RESIZE_MODE,
+        prompt_template=PROMPT_TEMPLATE,
+        sentencepiece_model=sentencepiece_model if sentencepiece_model.is_file() else None,
+    )
     processor.save_pretrained(out_dir)
+    generation = _carry_generation_config(base_dir, out_dir, config)
     report = ConversionReport(
         out_dir=out_dir,
         dtype=dtype_name,
@@ -333,12 +394,14 @@ def convert_checkpoint(
         vocab_size=len(tokenizer),
         seconds=time.perf_counter() - start,
         image_tower_check=tower_check,
+        generation_config=generation,
     )
     provenance = {
         "prompt_template": PROMPT_TEMPLATE,
         "resize_mode": RESIZE_MODE,
         "sources": {"base": str(base_dir), "lora": str(lora_dir), "clip": str(clip_dir)},
         "lora": {"r": lora.r, "alpha": lora.alpha, "scaling": lora.scaling, "merged": merged},
+        "sentencepiece_model": processor.sentencepiece_model is not None,
         **{k: v for k, v in asdict(report).items() if k not in ("out_dir", "seconds")},
     }
     (out_dir / CONVERSION_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")

@@ -4,7 +4,9 @@ Placeholders: ``<image>``, ``<video>``, ``<region>``; the data sets' ``<bbox>`` 
 added special tokens of the tokenizer (the 32,000 Vicuna words + 3 rows). Expansion: ``<video>`` ->
 ``num_temporal_tokens + num_patches`` tokens (356), ``<image>`` -> ``num_patches`` (256), ``<region>`` -> 1.
 
-Text between placeholders is tokenized piece by piece (BOS only at the very start), as the original did.
+Text between placeholders is tokenized piece by piece (BOS only at the very start), as the original did. The
+original's evaluation template also reproduces its slow SentencePiece tokenizer's dummy prefix on every piece
+(:attr:`PromptTemplate.sentencepiece_chunks`); our templates use the fast tokenizer's pieces as they are.
 
 Templates (vicuna_v1 layout, ``sep=" "``, ``sep2="</s>"``):
 
@@ -26,8 +28,10 @@ Resize modes:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +53,7 @@ PLACEHOLDER_TOKENS = (IMAGE_TOKEN, VIDEO_TOKEN, REGION_TOKEN)
 RESIZE_MODES = ("consistent", "original")
 IGNORE_INDEX = -100
 PROCESSOR_FILE = "artemis_processor.json"
+SENTENCEPIECE_FILE = "tokenizer.model"
 
 EVAL_QUESTION = (
     "<video>\nWhat is the <region> doing in this video? "
@@ -62,6 +67,11 @@ class PromptTemplate:
     roles: tuple[str, str] = ("USER", "ASSISTANT")
     sep: str = " "
     sep2: str = "</s>"
+    sentencepiece_chunks: bool = False
+    """Tokenize every text chunk between placeholders as the slow SentencePiece LLaMA tokenizer did: each chunk
+    gets the dummy-prefix ``▁``, so a chunk that starts with a space begins with a lone ``▁`` (id 29871 in the
+    LLaMA vocabulary): ``" ASSISTANT:"`` -> ``29871 319 ...``. Only the original's evaluation template does this
+    (its weights were trained so); our templates keep the fast tokenizer's pieces."""
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
@@ -71,7 +81,8 @@ TEMPLATES: dict[str, PromptTemplate] = {
     ),
     "eval_original": PromptTemplate(
         system="A chat between a curious human and an artificial intelligence assistant. "
-        "The assistant gives helpful, detailed, and polite answers to the human's questions."
+        "The assistant gives helpful, detailed, and polite answers to the human's questions.",
+        sentencepiece_chunks=True,
     ),
 }
 
@@ -124,6 +135,24 @@ def _to_uint8_frames(frames: Any) -> torch.Tensor:
     return arr.permute(0, 3, 1, 2).contiguous()  # [T, H, W, 3] -> [T, 3, H, W]
 
 
+def _load_sentencepiece(path: Path, tokenizer: PreTrainedTokenizerBase) -> Any:
+    """Load ``path`` (a SentencePiece model) and check that its pieces are the tokenizer's, id for id."""
+    import sentencepiece as spm
+
+    if not path.is_file():
+        raise FileNotFoundError(f"sentencepiece_model {path} does not exist")
+    model = spm.SentencePieceProcessor(model_file=str(path))
+    size = model.get_piece_size()
+    words = tokenizer.convert_ids_to_tokens(list(range(size)))
+    for i, word in enumerate(words):
+        if word != model.id_to_piece(i):
+            raise ValueError(
+                f"sentencepiece_model {path} differs from the tokenizer at id {i}: "
+                f"{model.id_to_piece(i)!r} vs {word!r}"
+            )
+    return model
+
+
 class ArtemisProcessor:
     """Tokenizer + CLIP image processor + templates. See the module docstring for the conventions."""
 
@@ -136,6 +165,7 @@ class ArtemisProcessor:
         num_temporal_tokens: int = 100,
         resize_mode: str = "consistent",
         prompt_template: str = "train",
+        sentencepiece_model: str | Path | None = None,
     ) -> None:
         if prompt_template not in TEMPLATES:
             raise ValueError(f"prompt_template {prompt_template!r} is unknown; allowed: {sorted(TEMPLATES)}")
@@ -156,6 +186,12 @@ class ArtemisProcessor:
         self.prompt_template = prompt_template
         """The template the weights expect: ``"train"`` for our models, ``"eval_original"`` for converted ones."""
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in PLACEHOLDER_TOKENS}
+        self.sentencepiece_model = Path(sentencepiece_model) if sentencepiece_model is not None else None
+        """The slow tokenizer's ``tokenizer.model`` (converted weights): tokenizes the text chunks of templates with
+        :attr:`PromptTemplate.sentencepiece_chunks` exactly as the original did."""
+        self._sentencepiece = (
+            _load_sentencepiece(self.sentencepiece_model, tokenizer) if self.sentencepiece_model else None
+        )
 
     @classmethod
     def from_config(
@@ -165,6 +201,8 @@ class ArtemisProcessor:
         image_processor: CLIPImageProcessor | None = None,
         *,
         resize_mode: str = "consistent",
+        prompt_template: str = "train",
+        sentencepiece_model: str | Path | None = None,
     ) -> ArtemisProcessor:
         """A processor matching ``config`` (token counts, image size); checks the placeholder ids agree."""
         size = config.vision_config.image_size
@@ -178,6 +216,8 @@ class ArtemisProcessor:
             num_patches=config.num_patches,
             num_temporal_tokens=config.num_temporal_tokens,
             resize_mode=resize_mode,
+            prompt_template=prompt_template,
+            sentencepiece_model=sentencepiece_model,
         )
         expected = {
             IMAGE_TOKEN: config.image_token_id,
@@ -205,8 +245,50 @@ class ArtemisProcessor:
         ]
         return [self.token_ids[placeholder]] * count
 
-    def _tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids and character spans (placeholders get an empty span) of ``text``; BOS first when the tokenizer has one."""
+    @functools.cached_property
+    def _drops_dummy_prefix_before_space(self) -> bool:
+        """Whether the tokenizer gives a piece that starts with a space no dummy-prefix ``▁`` of its own.
+
+        True for the fast LLaMA tokenizers of recent transformers (Metaspace, prepend ``▁`` unless the text already
+        starts with one: ``" doing"`` -> ``▁doing``); False for a legacy one (``" doing"`` -> ``▁ ▁doing``) and for
+        byte-level BPE tokenizers, which have no dummy prefix.
+        """
+        with_space = self.tokenizer(" a", add_special_tokens=False)["input_ids"]
+        return with_space == self.tokenizer("a", add_special_tokens=False)["input_ids"]
+
+    def _tokenize_piece(self, piece: str, sentencepiece_chunks: bool) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and offsets (into ``piece``) of one text chunk between placeholders.
+
+        With ``sentencepiece_chunks``: the SentencePiece model itself when the processor has one (exactly the
+        original's ids); else the fast tokenizer with the dummy prefix restored (exact when the fast tokenizer's
+        merges follow the SentencePiece scores, as LLaMA's published ``tokenizer.json`` does; a fast tokenizer
+        converted from ``tokenizer.model`` by transformers 5 merges whitespace runs such as ``▁▁`` in id order).
+        """
+        if sentencepiece_chunks and self._sentencepiece is not None:
+            proto = self._sentencepiece.encode(piece, return_type="proto")
+            char_of_byte = [i for i, ch in enumerate(piece) for _ in ch.encode("utf-8")] + [len(piece)]
+            return (
+                [p.id for p in proto.pieces],
+                [(char_of_byte[p.begin], char_of_byte[p.end]) for p in proto.pieces],
+            )
+        if sentencepiece_chunks and piece.startswith(" ") and self._drops_dummy_prefix_before_space:
+            # "▁" + " doing" = "▁▁doing": the extra space stands for the SentencePiece dummy prefix.
+            enc = self.tokenizer(" " + piece, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = [(max(s - 1, 0), max(e - 1, 0)) for s, e in enc["offset_mapping"]]
+            return list(enc["input_ids"]), offsets
+        enc = self.tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), list(enc["offset_mapping"])
+
+    def _tokenize(self, text: str, template: str | None = None) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and character spans (placeholders get an empty span) of ``text``; BOS first when the tokenizer has one.
+
+        ``template`` (default: :attr:`prompt_template`) decides how text chunks are tokenized (see
+        :attr:`PromptTemplate.sentencepiece_chunks`).
+        """
+        template = template or self.prompt_template
+        if template not in TEMPLATES:
+            raise ValueError(f"template {template!r} is unknown; allowed: {sorted(TEMPLATES)}")
+        sentencepiece_chunks = TEMPLATES[template].sentencepiece_chunks
         text = text.replace(BBOX_ALIAS, REGION_TOKEN)
         ids: list[int] = []
         spans: list[tuple[int, int]] = []
@@ -220,22 +302,30 @@ class ArtemisProcessor:
                 ids += expanded
                 spans += [(pos, pos)] * len(expanded)
             elif piece:
-                enc = self.tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
-                ids += enc["input_ids"]
-                spans += [(pos + s, pos + e) for s, e in enc["offset_mapping"]]
+                piece_ids, offsets = self._tokenize_piece(piece, sentencepiece_chunks)
+                ids += piece_ids
+                spans += [(pos + s, pos + e) for s, e in offsets]
             pos += len(piece)
         return ids, spans
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a rendered prompt with the placeholders expanded."""
-        return self._tokenize(text)[0]
+    def encode(self, text: str, *, template: str | None = None) -> list[int]:
+        """Token ids of a prompt rendered with ``template`` (default :attr:`prompt_template`), placeholders expanded."""
+        return self._tokenize(text, template)[0]
 
     def __call__(
-        self, text: str | Sequence[str], *, padding_side: str = "left", return_tensors: str = "pt"
+        self,
+        text: str | Sequence[str],
+        *,
+        template: str | None = None,
+        padding_side: str = "left",
+        return_tensors: str = "pt",
     ) -> BatchFeature:
-        """Tokenize rendered prompt(s) -> ``input_ids``, ``attention_mask`` (left padded for generation)."""
+        """Tokenize rendered prompt(s) -> ``input_ids``, ``attention_mask`` (left padded for generation).
+
+        ``template``: the template the prompts were rendered with (default :attr:`prompt_template`).
+        """
         texts = [text] if isinstance(text, str) else list(text)
-        encoded = [self.encode(t) for t in texts]
+        encoded = [self.encode(t, template=template) for t in texts]
         return BatchFeature(self.pad(encoded, padding_side=padding_side), tensor_type=return_tensors)
 
     def pad(
@@ -288,7 +378,7 @@ class ArtemisProcessor:
             end = start + len(a) + len(tpl.sep2)
             targets.append((start, end))
             cursor = end
-        ids, spans = self._tokenize(text)
+        ids, spans = self._tokenize(text, template)
         labels = []
         for tok, (s, e) in zip(ids, spans, strict=True):
             supervised = e > s and any(e > ts and s < te for ts, te in targets)
@@ -353,6 +443,11 @@ class ArtemisProcessor:
             "resize_mode": self.resize_mode,
             "prompt_template": self.prompt_template,
         }
+        if self.sentencepiece_model is not None:
+            target = directory / SENTENCEPIECE_FILE
+            if self.sentencepiece_model.resolve() != target.resolve():
+                shutil.copyfile(self.sentencepiece_model, target)
+            settings["sentencepiece_model"] = SENTENCEPIECE_FILE
         (directory / PROCESSOR_FILE).write_text(json.dumps(settings, indent=2))
 
     @classmethod
@@ -362,6 +457,8 @@ class ArtemisProcessor:
         if not settings_file.is_file():
             raise FileNotFoundError(f"{settings_file} not found: not a saved ArtemisProcessor")
         settings = {**json.loads(settings_file.read_text()), **overrides}
+        if settings.get("sentencepiece_model") is not None:
+            settings["sentencepiece_model"] = directory / settings["sentencepiece_model"]
         tokenizer = AutoTokenizer.from_pretrained(directory)
         image_processor = CLIPImageProcessor.from_pretrained(directory)
         return cls(tokenizer, image_processor, **settings)

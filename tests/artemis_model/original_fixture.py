@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from transformers import CLIPConfig, CLIPModel, CLIPVisionModel, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, CLIPConfig, CLIPModel, CLIPVisionModel, PreTrainedTokenizerFast
 
 from artemis_model.configuration_artemis import ArtemisConfig
 from artemis_model.testing import _tokenizer_json
+from tests.original_behaviour.sentencepiece_models import write_slow_tokenizer_dir
 
 # Artemis fields that do not follow from the stage-2 config.json (tiny values differ from Artemis-7B).
 REGION_FIELDS = (
@@ -208,20 +209,33 @@ def write_original_checkpoint(
     clip_layout: str = "openai",
     seed: int = 0,
     mutate: Callable[[dict[str, dict[str, torch.Tensor]]], None] | None = None,
+    tokenizer_model: Path | None = None,
+    generation_config: dict | None = None,
 ) -> OriginalCheckpoint:
-    """Write ``root/{base,lora,clip}`` in the original layout; ``mutate`` edits the dicts before saving."""
+    """Write ``root/{base,lora,clip}`` in the original layout; ``mutate`` edits the dicts before saving.
+
+    ``tokenizer_model``: a SentencePiece model; the base then holds only ``tokenizer.model`` +
+    ``tokenizer_config.json`` (as the original saved Vicuna's tokenizer) instead of a fast ``tokenizer.json``.
+    ``generation_config``: written as the base's ``generation_config.json``.
+    """
     base, lora, clip = root / "base", root / "lora", root / "clip"
     for d in (base, lora, clip):
         d.mkdir(parents=True)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-    )
-    tokenizer.save_pretrained(base)
-    vocab = len(tokenizer)
+    if tokenizer_model is not None:
+        write_slow_tokenizer_dir(base, tokenizer_model)
+        vocab = len(AutoTokenizer.from_pretrained(base, local_files_only=True))
+    else:
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
+            unk_token="<unk>",
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+        )
+        tokenizer.save_pretrained(base)
+        vocab = len(tokenizer)
+    if generation_config is not None:
+        (base / "generation_config.json").write_text(json.dumps(generation_config, indent=2))
     clip_vision = _save_clip(clip, cfg, clip_layout, seed)
 
     gen = torch.Generator().manual_seed(seed)
