@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.planner import Planner, RulePlanner
-from tools.describers import Describer, HeuristicDescriber
+from tools.describers import Describer, default_describer
 from tools.grounding import GroundingBackend, GroundingSettings
 from tools.summarize import TextLLM
 from tools.video import VideoLike, load_video
@@ -16,9 +16,10 @@ from tools.video import VideoLike, load_video
 
 @dataclass
 class AgentDeps:
-    """Injected into every node. ``describer`` is the seam to ``artemis_model.pipeline.describe``."""
+    """Injected into every node. ``describer`` is the seam to ``artemis_model.pipeline.describe``; by default
+    the one every entry point gets (:func:`tools.describers.default_describer`: the embedded model when present)."""
 
-    describer: Describer = field(default_factory=HeuristicDescriber)
+    describer: Describer = field(default_factory=default_describer)
     planner: Planner = field(default_factory=RulePlanner)
     summarizer: TextLLM | Literal["auto", "smollm2", "merge"] = "merge"
     grounding_backend: GroundingBackend | None = None

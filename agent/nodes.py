@@ -15,13 +15,12 @@ from agent.state import AgentState, Candidate, Clarification, Evidence, Step, Ta
 from tools.annotate import annotate_frames
 from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
-from tools.grounding_offline import name_region
 from tools.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
 from tools.segment import segment
 from tools.summarize import merge, summarize
-from tools.track import track
+from tools.track import user_target
 
 logger = logging.getLogger(__name__)
 
@@ -73,25 +72,12 @@ def plan(state: AgentState, deps: AgentDeps) -> dict:
 
 
 def use_box(state: AgentState, deps: AgentDeps) -> dict:
-    """The user's box (on ``frame_idx``) becomes target 0, tracked over the video."""
+    """The user's box (on ``frame_idx``) becomes target 0, tracked over the video; the box itself, unchanged,
+    on its frame, is the key box the describer receives (:func:`tools.track.user_target`)."""
     video = deps.open_video(state["video"])
     box, frame_idx = state["box"], state.get("frame_idx", 0)
-    trk = track(video, box, frame_idx=frame_idx)
-    boxes = list(trk.boxes)
-    boxes[frame_idx] = tuple(box)
-    colour, shape = name_region(video.get_frames([frame_idx])[0], box)
-    label = " ".join(w for w in (colour, shape) if w) or "boxed object"
-    target = Target(
-        id=0,
-        label=label,
-        colour=colour,
-        shape=shape,
-        boxes=boxes,
-        width=video.width,
-        height=video.height,
-        score=1.0,
-        source="user_box",
-    )
+    target = user_target(video, box, frame_idx=frame_idx)
+    label = target.label
     step = Step(
         turn=state["turn"],
         node="use_box",

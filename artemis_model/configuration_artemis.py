@@ -10,6 +10,8 @@ from typing import Any
 
 from transformers import AutoConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
 
+from artemis_model.selection import KMEANS_INITS
+
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
 NUM_REGION_LEVELS = 4
 
@@ -60,6 +62,8 @@ class ArtemisConfig(PretrainedConfig):
         num_tracked_boxes: tracked boxes per query before selection (8).
         num_region_tokens: tracked region tokens kept by K-means (4); ``== num_tracked_boxes`` turns selection off.
         kmeans_iters / kmeans_restarts / kmeans_seed: the deterministic K-means of :mod:`artemis_model.selection`.
+        kmeans_init: its initialisation, ``"k-means++"`` (default; our trained models) or ``"random"`` (the
+            original's torch_kmeans ``'rnd'`` draw; written by the converter for the original weights).
         region_motion_embedding: **not in the paper** (off in the released checkpoints): each tracked region token
             also embeds its box's displacement from the previous tracked box (centre shift in units of the previous
             box's size, log size ratios; zero for the key box and the first tracked box), through an MLP of the
@@ -93,6 +97,7 @@ class ArtemisConfig(PretrainedConfig):
         kmeans_iters: int = 3,
         kmeans_restarts: int = 8,
         kmeans_seed: int = 123,
+        kmeans_init: str = "k-means++",
         region_motion_embedding: bool = False,
         num_temporal_tokens: int = 100,
         projector_type: str = "mlp2x_gelu",
@@ -127,6 +132,7 @@ class ArtemisConfig(PretrainedConfig):
         self.kmeans_iters = int(kmeans_iters)
         self.kmeans_restarts = int(kmeans_restarts)
         self.kmeans_seed = int(kmeans_seed)
+        self.kmeans_init = kmeans_init
         self.region_motion_embedding = bool(region_motion_embedding)
         self.num_temporal_tokens = int(num_temporal_tokens)
         self.projector_type = projector_type
@@ -216,6 +222,8 @@ class ArtemisConfig(PretrainedConfig):
             raise ValueError(
                 f"kmeans_iters {self.kmeans_iters} and kmeans_restarts {self.kmeans_restarts} must be >= 1"
             )
+        if self.kmeans_init not in KMEANS_INITS:
+            raise ValueError(f"kmeans_init {self.kmeans_init!r} is unknown; allowed: {KMEANS_INITS}")
         if self.num_temporal_tokens < 1:
             raise ValueError(f"num_temporal_tokens {self.num_temporal_tokens} must be >= 1")
         if self.projector_type not in PROJECTOR_TYPES:

@@ -243,7 +243,8 @@ def build_config(
     """``ArtemisConfig`` from the stage-2 ``config.json`` (LLaMA part, ``mm_*`` fields) and the CLIP config.
 
     ``token_ids`` maps ``<image>``, ``<video>``, ``<region>`` to their ids; ``overrides`` replace top-level
-    Artemis fields (``text_config`` / ``vision_config`` dicts are merged).
+    Artemis fields (``text_config`` / ``vision_config`` dicts are merged). The K-means takes the original's
+    initialisation (``kmeans_init="random"``: torch_kmeans' seeded ``'rnd'`` draw, original_checkpoint.md §5.6).
     """
     missing = [k for k in _LLAMA_REQUIRED if k not in base_config]
     if missing:
@@ -271,6 +272,7 @@ def build_config(
         "image_token_id": token_ids["<image>"],
         "video_token_id": token_ids["<video>"],
         "region_token_id": token_ids["<region>"],
+        "kmeans_init": "random",  # the original's torch_kmeans init_method='rnd' (seed 123, 8 restarts)
     }
     overrides = dict(overrides or {})
     text.update(overrides.pop("text_config", None) or {})

@@ -9,21 +9,49 @@ per-row video features stacked ``[B, Tv, Cv]``).
 ``strategy="prefix"``: when the rows of a call share one video (the same feature tensor) and their prompts have
 equal lengths, the LM runs the common prefix -- system text and the video tokens -- once and its KV cache is
 repeated for the rows; otherwise (and always with ``"batched"``) the rows are generated as a padded batch.
+Neither ever generates a placeholder id (``<image>``, ``<video>``, ``<region>``: ``suppress_tokens``).
+
+Fast decoding (``GenerationOptions.cache`` / ``GenerationOptions.compile``): ``cache="static"`` decodes with
+a transformers ``StaticCache`` of the call's ``B`` rows (on the prefix path the shared prefix's KV is written into
+it), and ``compile=True`` lets ``generate`` ``torch.compile`` its decoding step (:func:`decode_kwargs`:
+``CompileConfig``, CUDA graphs on a GPU). Static caches are **kept between calls** per language model, batch size
+and length bucket (:data:`STATIC_CACHE_BUCKET` positions): a CUDA graph replays only on the buffers it was recorded
+with, so a fresh cache per call would re-record the graphs every call (transformers' own
+``cache_implementation="static"`` allocates one per call). :func:`release_static_caches` frees them. Both
+strategies support both options; greedy tokens are those of the plain path
+(``tests/artemis_model/test_fast_generation.py``).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from transformers import CompileConfig, StaticCache
 
 from artemis_model.types import Box, GenerationOptions, Track
 
+logger = logging.getLogger(__name__)
+
 Strategy = Literal["batched", "prefix"]
 STRATEGIES: tuple[str, ...] = ("batched", "prefix")
+COMPILE_DEVICE_TYPES: tuple[str, ...] = ("cuda", "xpu", "mps")
+"""Device types where ``compile=True`` uses transformers' default ``CompileConfig``
+(``mode="reduce-overhead"``: CUDA graphs); elsewhere (CPU: tests, dry runs) it compiles with
+``mode="default"``."""
+STATIC_CACHE_BUCKET = 64
+"""Static caches are sized to prompt + ``max_new_tokens`` rounded up to a multiple of this: prompts of nearby
+lengths share one cache (and one compiled graph); the extra positions are masked."""
+STATIC_CACHES_KEPT = 4
+"""Free static caches kept per language model (the least recently used beyond this are dropped)."""
 
 
 @dataclass(frozen=True)
@@ -43,20 +71,60 @@ class PreparedTarget:
     """Key frame first, then the frames of the K selected tracked tokens."""
 
 
+def placeholder_ids(processor: Any) -> list[int]:
+    """The ids of ``<image>``, ``<video>``, ``<region>`` in ``processor``'s tokenizer, sorted."""
+    return sorted(int(i) for i in processor.token_ids.values())
+
+
+def with_suppressed(kwargs: dict[str, Any], ids: Sequence[int]) -> dict[str, Any]:
+    """``kwargs`` (modified in place) with ``ids`` added to its ``suppress_tokens`` (a caller's list is kept)."""
+    given = kwargs.get("suppress_tokens") or []
+    kwargs["suppress_tokens"] = sorted({int(i) for i in given} | {int(i) for i in ids})
+    return kwargs
+
+
 def generation_kwargs(processor: Any, options: GenerationOptions) -> dict[str, Any]:
-    """``generate`` keyword arguments of ``options`` (greedy unless ``do_sample``)."""
+    """``generate`` keyword arguments of ``options`` (greedy unless ``do_sample``).
+
+    ``suppress_tokens`` holds the placeholder ids (``<image>``, ``<video>``, ``<region>``): rows of the
+    vocabulary (32003 for Artemis-7B) that are not words, so no strategy ever generates them.
+    """
     kwargs: dict[str, Any] = {
         "max_new_tokens": options.max_new_tokens,
         "do_sample": options.do_sample,
         "use_cache": options.use_cache,
         "eos_token_id": processor.tokenizer.eos_token_id,
+        "suppress_tokens": placeholder_ids(processor),
     }
     if options.do_sample:
         kwargs["temperature"] = options.temperature
         if options.top_p is not None:
             kwargs["top_p"] = options.top_p
+        if options.top_k is not None:
+            kwargs["top_k"] = options.top_k
         kwargs["seed"] = options.seed if options.seed is not None else 0
     return kwargs
+
+
+@dataclass(frozen=True)
+class GeneratedAnswer:
+    """One generated answer: its text, how many tokens it took (``</s>`` included) and whether it hit
+    ``max_new_tokens`` before ``</s>`` (then it may be cut short)."""
+
+    text: str
+    num_tokens: int
+    hit_limit: bool
+
+
+def _answer_lengths(new_tokens: torch.Tensor, eos_token_id: int | None) -> list[tuple[int, bool]]:
+    """Per row of ``[B, N]`` generated ids: (tokens up to and including the first ``</s>``, no ``</s>`` at all)."""
+    lengths = []
+    for row in new_tokens.tolist():
+        if eos_token_id is not None and eos_token_id in row:
+            lengths.append((row.index(eos_token_id) + 1, False))
+        else:
+            lengths.append((len(row), True))
+    return lengths
 
 
 @torch.no_grad()
@@ -70,21 +138,84 @@ def generate_prepared(
     strategy: Strategy = "batched",
     extra_generate_kwargs: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Answers of ``targets`` (any videos), ``batch_size`` rows per ``generate`` call, in order.
+    """Answers of ``targets`` (any videos), ``batch_size`` rows per ``generate`` call, in order (the texts of
+    :func:`generate_answers`)."""
+    answers = generate_answers(
+        model,
+        processor,
+        targets,
+        options,
+        batch_size=batch_size,
+        strategy=strategy,
+        extra_generate_kwargs=extra_generate_kwargs,
+    )
+    return [a.text for a in answers]
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any,
+    processor: Any,
+    targets: Sequence[PreparedTarget],
+    options: GenerationOptions = GenerationOptions(),
+    *,
+    batch_size: int = 8,
+    strategy: Strategy = "batched",
+    extra_generate_kwargs: dict[str, Any] | None = None,
+) -> list[GeneratedAnswer]:
+    """Answers of ``targets`` (any videos) with their token counts, ``batch_size`` rows per ``generate`` call.
 
     Greedy answers do not depend on ``batch_size`` or ``strategy`` (up to floating-point ties); sampled ones
     do (one seeded generator per call). ``extra_generate_kwargs`` go to ``generate`` as they are
-    (e.g. ``min_new_tokens``).
+    (e.g. ``min_new_tokens``), except that a ``suppress_tokens`` there is merged with the placeholder ids.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} is unknown; allowed: {STRATEGIES}")
-    kwargs = {**generation_kwargs(processor, options), **(extra_generate_kwargs or {})}
-    answers: list[str] = []
+    device = next(model.language_model.parameters()).device
+    kwargs = {
+        **generation_kwargs(processor, options),
+        **decode_kwargs(options, device),
+        **(extra_generate_kwargs or {}),
+    }
+    with_suppressed(kwargs, placeholder_ids(processor))  # extra kwargs may add to the list, never drop it
+    answers: list[GeneratedAnswer] = []
     for lo in range(0, len(targets), batch_size):
-        answers += _generate_chunk(model, processor, targets[lo : lo + batch_size], dict(kwargs), strategy)
+        answers += _generate_chunk(
+            model, processor, targets[lo : lo + batch_size], dict(kwargs), strategy, options.cache == "static"
+        )
+    hits = sum(a.hit_limit for a in answers)
+    if hits:
+        logger.warning(
+            "%d of %d answers hit max_new_tokens=%d before </s> and may be cut short",
+            hits,
+            len(answers),
+            kwargs["max_new_tokens"],
+        )
     return answers
+
+
+def decode_kwargs(options: GenerationOptions, device: torch.device | str) -> dict[str, Any]:
+    """``generate`` keyword arguments of the compilation of ``options`` on ``device`` (the static cache itself is
+    passed by :func:`generate_prepared`).
+
+    ``cache="dynamic"``: none (transformers' default ``DynamicCache``, no compilation). ``cache="static"``:
+    ``disable_compile=not options.compile`` (transformers would otherwise compile a static-cache decode on a GPU
+    on its own); with ``compile=True`` a ``CompileConfig`` (the default one on :data:`COMPILE_DEVICE_TYPES`;
+    elsewhere ``mode="default"`` with the flag that lets ``generate`` compile there).
+    """
+    if options.cache == "dynamic":
+        return {}
+    kwargs: dict[str, Any] = {"disable_compile": not options.compile}
+    if options.compile:
+        if torch.device(device).type in COMPILE_DEVICE_TYPES:
+            config = CompileConfig()
+        else:
+            config = CompileConfig(mode="default")
+            config._compile_all_devices = True  # transformers' own switch for compiling off-GPU (tests, CPU)
+        kwargs["compile_config"] = config
+    return kwargs
 
 
 def _generate_chunk(
@@ -93,7 +224,8 @@ def _generate_chunk(
     chunk: Sequence[PreparedTarget],
     kwargs: dict[str, Any],
     strategy: Strategy,
-) -> list[str]:
+    static: bool = False,
+) -> list[GeneratedAnswer]:
     enc = processor([t.prompt for t in chunk])  # left padded
     device = next(model.language_model.parameters()).device
     input_ids = enc["input_ids"].to(device)
@@ -107,19 +239,30 @@ def _generate_chunk(
     video = video.to(device)
     region = torch.stack([t.region_tokens for t in chunk]).to(device)  # B x [1+K, D] -> [B, 1+K, D]
     prefix = _shared_prefix_length(input_ids, attention_mask, model.config.region_token_id) if shared else 0
-    if strategy == "prefix" and batch > 1 and prefix > 0 and kwargs["use_cache"]:
-        generated = _generate_with_shared_prefix(
-            model, input_ids, attention_mask, video, region, prefix, kwargs, device
-        )
-    else:
-        generated = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            video_features=video,
-            region_features=region,
-            **kwargs,
-        )
-    return processor.batch_decode(generated[:, input_ids.shape[1] :])
+    with _static_cache(
+        model.language_model, batch, input_ids.shape[1] + kwargs["max_new_tokens"], static
+    ) as cache:
+        if strategy == "prefix" and batch > 1 and prefix > 0 and kwargs["use_cache"]:
+            generated = _generate_with_shared_prefix(
+                model, input_ids, attention_mask, video, region, prefix, kwargs, device, cache
+            )
+        else:
+            if cache is not None:
+                kwargs[_cache_kwarg(model.language_model)] = cache
+            generated = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                video_features=video,
+                region_features=region,
+                **kwargs,
+            )
+    new_tokens = generated[:, input_ids.shape[1] :]
+    texts = processor.batch_decode(new_tokens)
+    lengths = _answer_lengths(new_tokens, kwargs.get("eos_token_id"))
+    return [
+        GeneratedAnswer(text, count, no_eos and count >= kwargs["max_new_tokens"])
+        for text, (count, no_eos) in zip(texts, lengths, strict=True)
+    ]
 
 
 def _generate_with_shared_prefix(
@@ -131,13 +274,21 @@ def _generate_with_shared_prefix(
     prefix: int,
     kwargs: dict[str, Any],
     device: torch.device,
+    static_cache: StaticCache | None = None,
 ) -> torch.Tensor:
-    """Run the first ``prefix`` tokens once, repeat their KV cache for the ``B`` rows, generate from there."""
+    """Run the first ``prefix`` tokens once, repeat their KV cache for the ``B`` rows, generate from there.
+
+    With a (reset) ``static_cache`` of ``B`` rows the repeated prefix is written into it and generation goes on
+    in it; else the prefix's ``DynamicCache`` is repeated.
+    """
     batch = input_ids.shape[0]
     embeds = model.embed_inputs(input_ids, video_features=video, region_features=region)
     out = model.language_model(inputs_embeds=embeds[:1, :prefix], use_cache=True)
     past = out.cache if "cache" in out else out.past_key_values  # renamed in recent transformers
-    past.batch_repeat_interleave(batch)
+    if static_cache is not None:
+        past = _write_repeated(static_cache, past, batch)
+    else:
+        past.batch_repeat_interleave(batch)
     seed = kwargs.pop("seed", None)
     call = dict(
         input_ids=input_ids,
@@ -154,6 +305,56 @@ def _generate_with_shared_prefix(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         return model.language_model.generate(**call)
+
+
+def _write_repeated(cache: StaticCache, prefix_cache: Any, batch: int) -> StaticCache:
+    """``cache`` (empty, ``batch`` rows) with the one-row ``prefix_cache`` written into each row (positions 0..P-1)."""
+    if len(cache.layers) != len(prefix_cache.layers):
+        raise ValueError(
+            f"the prefix cache has {len(prefix_cache.layers)} layers, the static cache {len(cache.layers)}"
+        )
+    for idx, layer in enumerate(prefix_cache.layers):  # [1, H, P, d] -> [B, H, P, d], written in place
+        cache.update(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1), idx)
+    return cache
+
+
+_FREE_CACHES: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], StaticCache]] = (
+    weakref.WeakKeyDictionary()
+)
+_FREE_CACHES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _static_cache(language_model: Any, batch: int, length: int, wanted: bool) -> Iterator[StaticCache | None]:
+    """A reset ``StaticCache`` for ``batch`` rows of ``length`` positions (rounded up to
+    :data:`STATIC_CACHE_BUCKET`), taken from the language model's free caches or new, and given back to them
+    afterwards (held by one call at a time); ``None`` unless ``wanted``."""
+    if not wanted:
+        yield None
+        return
+    ref = next(language_model.parameters())
+    max_cache_len = -(-length // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET
+    key = (batch, max_cache_len, ref.dtype, ref.device)
+    with _FREE_CACHES_LOCK:
+        cache = _FREE_CACHES.setdefault(language_model, OrderedDict()).pop(key, None)
+    if cache is None:
+        cache = StaticCache(config=language_model.config, max_cache_len=max_cache_len)
+    else:
+        cache.reset()  # zeroes the buffers in place: their addresses (what a CUDA graph replays on) stay
+    yield cache
+    with _FREE_CACHES_LOCK:
+        free = _FREE_CACHES.setdefault(language_model, OrderedDict())
+        free[key] = cache
+        while len(free) > STATIC_CACHES_KEPT:
+            free.popitem(last=False)
+
+
+def release_static_caches(model: Any) -> int:
+    """Drop the static KV caches kept for ``model`` (an Artemis model or its language model); how many."""
+    language_model = getattr(model, "language_model", model)
+    with _FREE_CACHES_LOCK:
+        free = _FREE_CACHES.pop(language_model, None)
+    return len(free) if free else 0
 
 
 def _cache_kwarg(language_model: Any) -> str:

@@ -222,6 +222,7 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
             iters=cfg.kmeans_iters,
             restarts=cfg.kmeans_restarts,
             seed=cfg.kmeans_seed,
+            init=cfg.kmeans_init,
         )
 
     def build_region_features(
@@ -359,6 +360,8 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
 
         Returns ``[B, L + new]`` like every HF decoder: the prompt ids then the new tokens (slice off
         ``input_ids.shape[1]`` to get the answer). Batches must be left padded. The KV cache is on by default.
+        The placeholder ids (``<image>``, ``<video>``, ``<region>``) are added to ``suppress_tokens``: they are
+        never generated.
         """
         if input_ids is None:
             raise ValueError("generate needs input_ids (the processor's output)")
@@ -367,6 +370,10 @@ class ArtemisForConditionalGeneration(ArtemisPreTrainedModel, GenerationMixin):
             attention_mask = torch.ones_like(input_ids)
         kwargs.setdefault("do_sample", False)
         kwargs.setdefault("use_cache", True)
+        cfg = self.config
+        suppressed = {int(i) for i in kwargs.get("suppress_tokens") or []}
+        suppressed |= {cfg.image_token_id, cfg.video_token_id, cfg.region_token_id}
+        kwargs["suppress_tokens"] = sorted(suppressed)
         gen_cfg = self.language_model.generation_config
         if kwargs.get("pad_token_id") is None and gen_cfg.pad_token_id is None:
             kwargs["pad_token_id"] = self.config.text_config.pad_token_id

@@ -1,10 +1,12 @@
 """Video + box -> answer: :func:`describe` (one target) and :func:`describe_many` (several targets of one video).
 
 Steps: open the video; validate each box on its frame; track it (unless a track is given); choose 8 tracked
-frames uniformly over the frames where the target is visible (:func:`choose_track_frames`, deterministic), key
-frame + box first; get the global features and the fused region maps of the union of all targets' RoI frames
-from the :class:`~artemis_model.features.FeatureCache` (one decode pass, each frame through the vision tower
-once); region tokens + K-means selection per target; then one generation for all targets.
+frames uniformly over the frames where the track has a usable box (:func:`choose_track_frames`, deterministic;
+as the original and our training, the key frame is NOT added to these candidates when the track lacks it; only
+a track with no usable box at all falls back on the key frame and box), key frame + box first; get the global
+features and the fused region maps of the union of all targets' RoI frames from the
+:class:`~artemis_model.features.FeatureCache` (one decode pass, each frame through the vision tower once);
+region tokens + K-means selection per target; then one generation for all targets.
 
 The two steps are public: :func:`prepare_targets` (planning, features, region tokens, prompt -> one
 :class:`~artemis_model.generation.PreparedTarget` per target of one video) and
@@ -14,6 +16,11 @@ The two steps are public: :func:`prepare_targets` (planning, features, region to
 Several targets share the video prefix of the prompt either by **batched** generation (left padded, the
 default) or by **prefix** sharing (the LM runs the common prefix -- system text and the 356 video tokens --
 once and its KV cache is repeated for the targets; used when the prompts have equal lengths, else batched).
+
+Boxes are clipped to the frame unless the processor keeps the original's behaviour (``processor.clip_boxes``
+False, resize mode ``"original"``): then a box partly outside the frame is normalised as it is (coordinates
+below 0 or above 1, RoIAlign samples zeros outside), as the original did. A box entirely outside the frame,
+inverted, empty or NaN is refused either way (the tracker always gets the clipped key box).
 
 ``snap=True`` (several targets) moves a target's tracked frame to a frame already chosen for an earlier target
 (or already cached) when the target is visible there and it lies within half a sampling interval: fewer frames
@@ -33,7 +40,14 @@ import torch
 
 from artemis_model.errors import ArtemisInputError, InvalidBoxError, NotAnArtemisModelError
 from artemis_model.features import FeatureCache, stack_region_maps
-from artemis_model.generation import STRATEGIES, PreparedTarget, Strategy, generate_prepared
+from artemis_model.generation import (
+    STRATEGIES,
+    GeneratedAnswer,
+    PreparedTarget,
+    Strategy,
+    generate_answers,
+    generate_prepared,
+)
 from artemis_model.processing_artemis import render_prompt
 from artemis_model.prompts import normalize_question, referring_prompt
 from artemis_model.selection import choose_track_frames
@@ -44,12 +58,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ArtemisPipeline",
+    "GeneratedAnswer",
     "PreparedTarget",
     "Strategy",
     "TargetRequest",
     "check_artemis_dir",
     "describe",
     "describe_many",
+    "generate_answers",
     "generate_prepared",
     "prepare_targets",
 ]
@@ -149,7 +165,8 @@ def describe_many(
     checked = []
     for box, f in zip(boxes, frame_idxs, strict=True):
         validate_frame_idx(f, source.num_frames)
-        checked.append(validate_box(box, source.width, source.height))
+        # Kept unclipped here: prepare_targets clips per processor; the tracker gets the clipped box.
+        checked.append(validate_box(box, source.width, source.height, clip=False))
     questions_n = [normalize_question(q) for q in qs]
     timings["open"] = time.perf_counter() - start
 
@@ -158,7 +175,7 @@ def describe_many(
         from artemis_model.tracking import track_box
 
         tracks = [
-            track_box(source, box, frame_idx=f, tracker=tracker)
+            track_box(source, validate_box(box, source.width, source.height), frame_idx=f, tracker=tracker)
             for box, f in zip(checked, frame_idxs, strict=True)
         ]
     timings["track"] = time.perf_counter() - start
@@ -171,17 +188,18 @@ def describe_many(
         model, processor, source, requests, cache=cache, template=template, snap=snap, timings=timings
     )
     start = time.perf_counter()
-    answers = generate_prepared(model, processor, prepared, options, batch_size=batch_size, strategy=strategy)
+    answers = generate_answers(model, processor, prepared, options, batch_size=batch_size, strategy=strategy)
     timings["generate"] = time.perf_counter() - start
     return [
         Description(
-            answer=a,
+            answer=a.text,
             question=t.question,
             frame_idx=t.frame_idx,
             box=t.box,
             track=t.track,
             selected_frames=t.selected_frames,
             timings=dict(timings),
+            hit_token_limit=a.hit_limit,
         )
         for a, t in zip(answers, prepared, strict=True)
     ]
@@ -201,9 +219,10 @@ def prepare_targets(
 ) -> list[PreparedTarget]:
     """Plan, encode and tokenise several targets of one video: one :class:`PreparedTarget` per request, in order.
 
-    Per target: key frame + ``num_tracked_boxes`` frames uniform over the frames where its (valid) track is
-    visible (snapped onto shared frames with ``snap``); the global features and fused region maps of the union
-    of all targets' frames from ``cache`` (one decode pass; ``None``: a throw-away cache); region tokens with the
+    Per target: key frame + ``num_tracked_boxes`` frames uniform over the frames where its track has a usable
+    box (the key frame is not added; snapped onto shared frames with ``snap``); boxes clipped to the frame
+    unless ``processor.clip_boxes`` is False (the original's resize mode); the global features and fused region
+    maps of the union of all targets' frames from ``cache`` (one decode pass; ``None``: a throw-away cache); region tokens with the
     K-means selection; the rendered prompt (``template=None``: the processor's ``prompt_template``).
     ``timings``, when given, receives the seconds of the ``"features"`` and ``"region"`` steps.
     """
@@ -212,14 +231,18 @@ def prepare_targets(
     cfg = model.config
     cache = cache if cache is not None else FeatureCache(max_bytes=0)
     known = cache.cached_region_frames(model, processor, source) if snap else set()
+    clip = bool(getattr(processor, "clip_boxes", True))
     targets: list[_Target] = []
     for req in requests:
         validate_frame_idx(req.frame_idx, source.num_frames)
-        box = validate_box(req.box, source.width, source.height)
+        box = validate_box(req.box, source.width, source.height, clip=clip)
         question = normalize_question(req.question)
-        target = _plan_target(source, box, req.frame_idx, question, req.track, cfg.num_tracked_boxes)
+        target = _plan_target(
+            source, box, req.frame_idx, question, req.track, cfg.num_tracked_boxes, clip=clip
+        )
         if snap:
-            target = _snap(target, known | {t for tg in targets for t in (tg.frame_idx, *tg.tracked_frames)})
+            shared = known | {t for tg in targets for t in (tg.frame_idx, *tg.tracked_frames)}
+            target = _snap(target, shared, clip=clip)
         targets.append(target)
 
     start = time.perf_counter()
@@ -267,9 +290,14 @@ def _per_target(value: Any, count: int, name: str) -> list[Any]:
 
 
 def _plan_target(
-    source: VideoSource, box: Box, frame_idx: int, question: str, track: Track, n: int
+    source: VideoSource, box: Box, frame_idx: int, question: str, track: Track, n: int, *, clip: bool = True
 ) -> _Target:
-    """Key frame + ``n`` tracked frames uniform over the frames where the (valid) track is visible."""
+    """Key frame + ``n`` tracked frames uniform over the frames where the track has a usable box.
+
+    As the original (``track_list`` non-empty frames, artemis_reference.md §1.9) and our training
+    (``training/referring_data.py``), the key frame is a candidate only when the track has a box there. A track
+    without any usable box falls back on the key frame and box (repeated ``n`` times), with a warning.
+    """
     if track.num_frames != source.num_frames or (track.width, track.height) != (source.width, source.height):
         raise ArtemisInputError(
             f"track of {track.num_frames} frames at {track.width}x{track.height} does not fit the video "
@@ -277,10 +305,12 @@ def _plan_target(
         )
     usable: dict[int, Box] = {}
     for f in track.visible_frames:
-        valid = _valid_box(track, f)
+        valid = _valid_box(track, f, clip=clip)
         if valid is not None:
             usable[f] = valid
-    usable.setdefault(frame_idx, box)
+    if not usable:
+        logger.warning("no usable box in the track: key frame %d stands in for the tracked ones", frame_idx)
+        usable[frame_idx] = box
     frames = tuple(choose_track_frames(sorted(usable), n))
     return _Target(
         box=box,
@@ -292,19 +322,20 @@ def _plan_target(
     )
 
 
-def _valid_box(track: Track, frame_idx: int) -> Box | None:
-    """The track's box on ``frame_idx``, clipped, or ``None`` (absent or degenerate, e.g. a collapsed tracker)."""
+def _valid_box(track: Track, frame_idx: int, *, clip: bool = True) -> Box | None:
+    """The track's box on ``frame_idx`` (clipped with ``clip``), or ``None`` (absent or degenerate, e.g. a
+    collapsed tracker, or entirely outside the frame)."""
     box = track.boxes[frame_idx]
     if box is None:
         return None
     try:
-        return validate_box(box, track.width, track.height)
+        return validate_box(box, track.width, track.height, clip=clip)
     except InvalidBoxError as exc:
         logger.warning("ignoring the tracked box on frame %d: %s", frame_idx, exc)
         return None
 
 
-def _snap(target: _Target, shared: set[int]) -> _Target:
+def _snap(target: _Target, shared: set[int], *, clip: bool = True) -> _Target:
     """Move each tracked frame to the nearest shared frame where the target is visible, within half an interval."""
     visible = [f for f in target.track.visible_frames if f in shared]
     if not visible:
@@ -314,7 +345,7 @@ def _snap(target: _Target, shared: set[int]) -> _Target:
     frames, boxes = [], []
     for f, b in zip(target.tracked_frames, target.tracked_boxes, strict=True):
         nearest = min(visible, key=lambda g: (abs(g - f), g))
-        snapped = _valid_box(target.track, nearest) if abs(nearest - f) <= tolerance else None
+        snapped = _valid_box(target.track, nearest, clip=clip) if abs(nearest - f) <= tolerance else None
         if snapped is not None:
             f, b = nearest, snapped
         frames.append(f)

@@ -20,10 +20,12 @@ Rendered ``system + " USER: " + q + " ASSISTANT: " + a + "</s>"`` per turn; a ge
 Resize modes:
 
 - ``"consistent"`` (default for our models): global and RoI frames are both squashed to SxS, so a box
-  normalised by the frame's width/height maps exactly onto the CLIP input.
+  normalised by the frame's width/height maps exactly onto the CLIP input. A box partly outside the frame is
+  clipped to it (``clip_boxes``).
 - ``"original"`` (to reproduce the released checkpoint): global frames squashed to SxS (nearest), RoI frames
   resized by the shortest side and center-cropped by CLIP's processor, while the box is still normalised
-  against the un-cropped frame (the official mismatch for non-square videos).
+  against the un-cropped frame (the official mismatch for non-square videos). A box partly outside the frame
+  is NOT clipped: it is normalised as it is (coordinates below 0 or above 1), as the original did.
 """
 
 from __future__ import annotations
@@ -420,14 +422,22 @@ class ArtemisProcessor:
             return_tensors="pt",
         )["pixel_values"]
 
+    @property
+    def clip_boxes(self) -> bool:
+        """Whether boxes partly outside the frame are clipped to it: yes in the ``consistent`` mode; no in the
+        ``original`` mode (the original normalised the raw box, RoIAlign samples zeros outside the frame)."""
+        return self.resize_mode != "original"
+
     def normalize_boxes(self, boxes: Sequence[Box], width: int, height: int) -> torch.Tensor:
-        """Pixel ``xyxy`` boxes of a ``width`` x ``height`` frame -> ``[N, 4]`` in [0, 1] (validated, clipped).
+        """Pixel ``xyxy`` boxes of a ``width`` x ``height`` frame -> ``[N, 4]`` normalised (validated).
 
         Same formula in both resize modes: ``box / [W, H, W, H]`` against the un-cropped frame. In the
         ``consistent`` mode this maps exactly onto the squashed CLIP input; in the ``original`` mode it does not
-        for non-square frames (the official behaviour).
+        for non-square frames (the official behaviour). Boxes partly outside the frame are clipped to [0, 1]
+        when :attr:`clip_boxes` (``consistent``), kept as they are otherwise (``original``). Boxes NaN,
+        inverted, empty or entirely outside the frame raise :class:`~artemis_model.errors.InvalidBoxError`.
         """
-        rows = [validate_box(b, width, height) for b in boxes]
+        rows = [validate_box(b, width, height, clip=self.clip_boxes) for b in boxes]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
         return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4) / scale
 

@@ -3,10 +3,12 @@
 Numerics follow ``original_checkpoint.md`` §5.2-5.4 (GPT4RoI's multi-level RoI module as used by Artemis):
 
 1. 4 CLIP hidden states (CLS dropped) -> grids ``[F, C, g, g]`` -> bilinear upsample (``align_corners=True``)
-   to ``g * factor`` (128, 64, 32, 16 at real size).
-2. Fuse: append ``[x, y]`` coordinate channels, a 1x1 conv per level, then ``fuse_rounds`` rounds of ONE
-   shared conv3x3 -> GroupNorm -> ReLU per round over channel-exchanged inputs
-   ``[own[:r] | top[r+s:] | down[r:r+s]]`` (r = C - 2s), all levels updated simultaneously.
+   to ``g * factor`` (128, 64, 32, 16 at real size), computed in at least float32 (§5.5).
+2. Fuse: append ``[x, y]`` coordinate channels (``linspace`` in at least float32, concatenated to the float32
+   levels, then cast to the weights' dtype, §5.5: an fp16 model gets the original's bits), a 1x1 conv per
+   level, then ``fuse_rounds`` rounds of ONE shared conv3x3 -> GroupNorm -> ReLU per round over
+   channel-exchanged inputs ``[own[:r] | top[r+s:] | down[r:r+s]]`` (r = C - 2s), all levels updated
+   simultaneously (in the weights' dtype).
 3. Per box: RoIAlign (``aligned=True``) on every level, a 3x3 conv per level, sum, ReLU, flatten (C, H, W),
    ``flatten_linear`` -> C, plus the box position MLP on the normalised box, then ``up_proj`` -> LLM width.
 
@@ -74,8 +76,15 @@ def box_motion(boxes_norm: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return out
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the upsampling and the coordinate channels for weights of ``dtype``: at least float32
+    (float16 / bfloat16 -> float32, float32 / float64 unchanged), as the original (§5.5)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def coordinate_channels(height: int, width: int, *, like: torch.Tensor) -> torch.Tensor:
-    """``[1, 2, H, W]``: channel 0 = x in [-1, 1] along the width, channel 1 = y in [-1, 1] along the height."""
+    """``[1, 2, H, W]``: channel 0 = x in [-1, 1] along the width, channel 1 = y in [-1, 1] along the height,
+    in ``like``'s dtype and device (the encoder passes its float32 levels)."""
     x = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
     y = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
     yy, xx = torch.meshgrid(y, x, indexing="ij")  # [H, W] each
@@ -144,25 +153,34 @@ class ArtemisRegionEncoder(nn.Module):
     def prepare_levels(
         self, hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor]
     ) -> list[torch.Tensor]:
-        """CLIP hidden states (each ``[F, 1 + g*g, C]``) -> the 4 upsampled levels ``[F, C, g*f, g*f]``."""
+        """CLIP hidden states (each ``[F, 1 + g*g, C]``) -> the 4 upsampled levels ``[F, C, g*f, g*f]``.
+
+        The levels come out in :func:`compute_dtype` of the weights (float32 for an fp16 / bf16 encoder): the
+        original cast the CLIP states to float32 before upsampling (§5.5)."""
         grid = self.config.patch_grid
+        work = compute_dtype(self.input_convs[0].weight.dtype)
         levels = []
         for layer, size in zip(self.config.region_feature_layers, self.config.region_map_sizes, strict=True):
-            tokens = hidden_states[layer][:, 1:]  # [F, 1 + g*g, C] -> [F, g*g, C]
+            tokens = hidden_states[layer][:, 1:].to(work)  # [F, 1 + g*g, C] -> [F, g*g, C]
             frames = tokens.shape[0]
             grid_map = tokens.reshape(frames, grid, grid, self.channels).permute(0, 3, 1, 2)  # [F, C, g, g]
             levels.append(_resize(grid_map.contiguous(), (size, size)))  # [F, C, g*f, g*f]
         return levels
 
     def fuse(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Coordinate channels, per-level 1x1 conv, then the channel-exchanging fuse rounds."""
+        """Coordinate channels, per-level 1x1 conv, then the channel-exchanging fuse rounds.
+
+        The coordinates are built and concatenated in :func:`compute_dtype` (float32 for fp16 / bf16 weights),
+        then the ``C + 2`` channels are cast to the weights' dtype (§5.5); the rest runs in that dtype."""
         dtype = self.input_convs[0].weight.dtype
+        work = compute_dtype(dtype)
         maps = []
         for conv, level in zip(self.input_convs, levels, strict=True):
-            level = level.to(dtype)
+            level = level.to(work)
             coords = coordinate_channels(level.shape[-2], level.shape[-1], like=level)
             coords = coords.expand(level.shape[0], -1, -1, -1)  # [F, 2, H, W]
-            maps.append(conv(torch.cat([level, coords], dim=1)))  # [F, C + 2, H, W] -> [F, C, H, W]
+            inputs = torch.cat([level, coords], dim=1).to(dtype)  # [F, C + 2, H, W]
+            maps.append(conv(inputs))  # [F, C + 2, H, W] -> [F, C, H, W]
         last = len(maps) - 1
         shuffle = self.config.fuse_shuffle_channels
         remain = self.channels - 2 * shuffle

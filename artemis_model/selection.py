@@ -2,9 +2,22 @@
 
 - :func:`choose_track_frames`: ``n`` frames out of the frames where the target was tracked (uniform at
   inference, jittered "average" mode for training; the last frame is repeated when there are fewer than ``n``).
-- :func:`kmeans`: a deterministic batched K-means (k-means++ init from a fixed seed in a local generator,
-  several restarts, best inertia). It never touches the global RNGs and runs in float64 on the CPU, so the
-  same input gives the same partition whatever the global seeds and the thread count.
+- :func:`kmeans`: a deterministic batched K-means (Lloyd in float64 on the CPU, several restarts, best
+  inertia), seeded by a local generator: it never touches the global RNGs, so the same input gives the same
+  partition whatever the global seeds and the thread count. Two initialisations (``KMEANS_INITS``):
+
+  * ``"k-means++"`` (default; our trained models): k-means++ seeding, drawn in float64 on the CPU;
+  * ``"random"`` (converted original weights): the original's -- ``torch_kmeans.KMeans`` ``init_method='rnd'``
+    (original_checkpoint.md §5.6): per restart ``k`` distinct tokens drawn uniformly, all restarts in one
+    ``torch.multinomial`` call without replacement over a ``[restarts, n]`` matrix of ``1 / n`` in the tokens'
+    dtype, from a fresh generator on the tokens' device seeded with ``seed``. The original clustered each query
+    alone (batch 1), so the draw is made for one query and shared by every query of a batch. The draw depends
+    on ``(n, k, restarts, seed)``, dtype and device, never on the tokens: every query starts from the same 8
+    index sets. From those centres our Lloyd loop gives torch_kmeans' partition
+    (tests/original_behaviour/test_kmeans_init.py) unless a cluster empties (tokens repeated for a track of
+    fewer than 8 frames): we keep its centroid, torch_kmeans moves it to the origin in float32 and to NaN in
+    float16 (then every token gets one label). ``benchmarks/bench_kmeans_init.py`` measures how often the two
+    initialisations pick other tokens.
 - :func:`select_tokens`: K-means over the tracked region tokens, then per cluster the member NEAREST its
   centroid (the original picked a random member), padded by repeating the last pick, sorted by frame order.
   The tokens are gathered, so gradients flow to the chosen ones.
@@ -13,8 +26,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+
+KMeansInit = Literal["k-means++", "random"]
+KMEANS_INITS: tuple[str, ...] = ("k-means++", "random")
 
 
 @dataclass(frozen=True)
@@ -86,19 +103,63 @@ def _kmeanspp_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch
     return torch.stack(centroids, dim=1)  # [R, k, D]
 
 
-def kmeans(x: torch.Tensor, k: int, *, iters: int = 3, restarts: int = 8, seed: int = 123) -> KMeansResult:
-    """Deterministic batched K-means of ``x`` ``[B, n, D]`` into ``k`` clusters (Lloyd, best of ``restarts``)."""
+def check_kmeans_init(init: str) -> str:
+    """``init`` if it is one of :data:`KMEANS_INITS`, else a ``ValueError`` naming the allowed values."""
+    if init not in KMEANS_INITS:
+        raise ValueError(f"kmeans init {init!r} is unknown; allowed: {', '.join(map(repr, KMEANS_INITS))}")
+    return init
+
+
+def random_init_indices(
+    n: int, k: int, restarts: int, seed: int, *, dtype: torch.dtype, device: torch.device | str
+) -> torch.Tensor:
+    """The original's initial centres for ONE query of ``n`` tokens: ``LongTensor[restarts, k]`` token indices.
+
+    ``torch_kmeans`` ``init_method='rnd'``: a new generator on ``device`` seeded with ``seed``, then one
+    uniform draw of ``k`` distinct indices per restart -- a single ``torch.multinomial`` without replacement
+    over a ``[restarts, n]`` matrix filled with ``1 / n`` in ``dtype`` (the dtype of the clustered tokens).
+    Row ``r`` holds restart ``r``'s centres in draw order. The device and dtype take part in the draw: pass
+    those of the tokens to see what the original saw on them.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"k {k} must be in [1, n={n}]")
+    if restarts < 1:
+        raise ValueError(f"restarts {restarts} must be >= 1")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    weights = torch.full((restarts, n), 1.0 / n, dtype=dtype, device=device)
+    return torch.multinomial(weights, k, replacement=False, generator=generator).cpu()  # [R, k]
+
+
+def kmeans(
+    x: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 3,
+    restarts: int = 8,
+    seed: int = 123,
+    init: KMeansInit = "k-means++",
+) -> KMeansResult:
+    """Deterministic batched K-means of ``x`` ``[B, n, D]`` into ``k`` clusters (Lloyd, best of ``restarts``).
+
+    ``init``: ``"k-means++"`` or ``"random"`` (the original's; see the module docstring). An emptied cluster
+    keeps its previous centroid.
+    """
     if x.ndim != 3:
         raise ValueError(f"x must be [B, n, D], got shape {tuple(x.shape)}")
+    check_kmeans_init(init)
     batch, n, dim = x.shape
     if not 1 <= k <= n:
         raise ValueError(f"k {k} must be in [1, n={n}]")
     if iters < 1 or restarts < 1:
         raise ValueError(f"iters {iters} and restarts {restarts} must be >= 1")
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     data = x.detach().to(device="cpu", dtype=torch.float64)
     data = data[:, None].expand(batch, restarts, n, dim).reshape(batch * restarts, n, dim)  # [B*R, n, D]
-    centroids = _kmeanspp_init(data, k, generator)  # [B*R, k, D]
+    if init == "random":
+        picks = random_init_indices(n, k, restarts, seed, dtype=x.dtype, device=x.device)  # [R, k]
+        picks = picks[None].expand(batch, restarts, k).reshape(batch * restarts, k)  # same draw per query
+        centroids = data[torch.arange(batch * restarts)[:, None], picks]  # [B*R, k, D]
+    else:
+        centroids = _kmeanspp_init(data, k, torch.Generator(device="cpu").manual_seed(seed))  # [B*R, k, D]
     for _ in range(iters):
         labels = _sq_dist(data, centroids).argmin(-1)  # [B*R, n]
         onehot = torch.nn.functional.one_hot(labels, k).to(data.dtype)  # [B*R, n, k]
@@ -118,15 +179,22 @@ def kmeans(x: torch.Tensor, k: int, *, iters: int = 3, restarts: int = 8, seed: 
 
 
 def select_token_indices(
-    tokens: torch.Tensor, k: int, *, iters: int = 3, restarts: int = 8, seed: int = 123
+    tokens: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 3,
+    restarts: int = 8,
+    seed: int = 123,
+    init: KMeansInit = "k-means++",
 ) -> torch.Tensor:
     """Indices ``[B, k]`` (sorted) of the tokens ``[B, n, D]`` nearest each K-means centroid."""
+    check_kmeans_init(init)
     batch, n, _ = tokens.shape
     if n <= k:
         pad = torch.full((k - n,), n - 1, dtype=torch.long)
         row = torch.cat([torch.arange(n), pad])
         return row.expand(batch, k).to(tokens.device).clone()
-    result = kmeans(tokens, k, iters=iters, restarts=restarts, seed=seed)
+    result = kmeans(tokens, k, iters=iters, restarts=restarts, seed=seed, init=init)
     data = tokens.detach().to(device="cpu", dtype=torch.float64)
     dist = _sq_dist(data, result.centroids)  # [B, n, k]
     out = []
@@ -143,11 +211,19 @@ def select_token_indices(
 
 
 def select_tokens(
-    tokens: torch.Tensor, k: int, *, iters: int = 3, restarts: int = 8, seed: int = 123
+    tokens: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 3,
+    restarts: int = 8,
+    seed: int = 123,
+    init: KMeansInit = "k-means++",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """K-means selection: ``[B, n, D]`` -> (chosen tokens ``[B, k, D]`` with gradients, indices ``[B, k]``)."""
+    """K-means selection: ``[B, n, D]`` -> (chosen tokens ``[B, k, D]`` with gradients, indices ``[B, k]``).
+
+    ``init`` picks the K-means initialisation (``"k-means++"`` or the original's ``"random"``)."""
     if tokens.ndim != 3:
         raise ValueError(f"tokens must be [B, n, D], got shape {tuple(tokens.shape)}")
-    indices = select_token_indices(tokens, k, iters=iters, restarts=restarts, seed=seed)
+    indices = select_token_indices(tokens, k, iters=iters, restarts=restarts, seed=seed, init=init)
     chosen = tokens.gather(1, indices[..., None].expand(-1, -1, tokens.shape[-1]))  # [B, k, D]
     return chosen, indices

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from artemis_model.errors import FrameIndexError, InvalidBoxError
 
@@ -19,7 +20,8 @@ def validate_box(box: Sequence[float], width: int, height: int, *, clip: bool = 
     """Check a pixel ``xyxy`` box against a ``width`` x ``height`` frame and return it clipped.
 
     Raises :class:`InvalidBoxError` when the box has not 4 finite numbers, is inverted, has zero area,
-    or lies entirely outside the frame. A box partly outside the frame is clipped (``clip=True``).
+    or lies entirely outside the frame. A box partly outside the frame is clipped (``clip=True``) or returned
+    as it is (``clip=False``: the original's behaviour, see ``ArtemisProcessor.clip_boxes``).
     """
     try:
         values = [float(v) for v in box]
@@ -88,23 +90,57 @@ class Track:
         return [list(b) if b is not None else [] for b in self.boxes]
 
     @classmethod
-    def from_track_list(cls, track_list: Sequence[Sequence[float]], width: int, height: int) -> Track:
+    def from_track_list(
+        cls, track_list: Sequence[Sequence[float]], width: int, height: int, *, clip: bool = True
+    ) -> Track:
+        """A track from the data sets' ``track_list`` (boxes validated; clipped to the frame with ``clip``)."""
         boxes: list[Box | None] = []
         for entry in track_list:
-            boxes.append(validate_box(entry, width, height) if len(entry) else None)
+            boxes.append(validate_box(entry, width, height, clip=clip) if len(entry) else None)
         return cls(boxes=tuple(boxes), width=width, height=height)
+
+
+CacheImplementation = Literal["dynamic", "static"]
+CACHE_IMPLEMENTATIONS: tuple[str, ...] = ("dynamic", "static")
 
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """Decoding settings. Greedy and deterministic by default."""
+    """Decoding settings. Greedy and deterministic by default.
+
+    ``cache``: the KV cache of generation -- ``"dynamic"`` (grows by one position per token; transformers'
+    default) or ``"static"`` (transformers' ``StaticCache``, preallocated to prompt + ``max_new_tokens`` rounded
+    up to 64 positions: fixed shapes, what ``torch.compile`` and CUDA graphs need; kept between calls, freed by
+    :func:`artemis_model.generation.release_static_caches`). ``compile``: ``torch.compile`` the decoding step
+    (transformers' ``CompileConfig``: ``mode="reduce-overhead"``, i.e. CUDA graphs, on a GPU); needs
+    ``cache="static"``. Greedy tokens do not depend on either (up to floating-point ties; see
+    ``tests/artemis_model/test_fast_generation.py``). :func:`artemis_model.generation.generate_prepared` applies
+    them to both strategies (batched and prefix sharing).
+    """
 
     max_new_tokens: int = 64
     do_sample: bool = False
     temperature: float = 0.2
     top_p: float | None = None
+    top_k: int | None = None
+    """With ``do_sample``: keep the ``top_k`` most likely tokens (``None``: no top-k filter of ours)."""
     seed: int | None = None
     use_cache: bool = True
+    cache: CacheImplementation = "dynamic"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cache not in CACHE_IMPLEMENTATIONS:
+            raise ValueError(
+                f"cache={self.cache!r} is unknown; allowed: {', '.join(map(repr, CACHE_IMPLEMENTATIONS))}"
+            )
+        if self.cache == "static" and not self.use_cache:
+            raise ValueError("cache='static' needs use_cache=True (use_cache=False keeps no KV cache at all)")
+        if self.compile and self.cache != "static":
+            raise ValueError(
+                f"compile=True needs cache='static' (got cache={self.cache!r}): torch.compile of the decoding "
+                "step needs the fixed shapes of a static KV cache"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,3 +155,5 @@ class Description:
     selected_frames: tuple[int, ...]
     """Frame indices of the region tokens fed to the LLM: key frame first, then the K-means picks."""
     timings: dict[str, float] = field(default_factory=dict)
+    hit_token_limit: bool = False
+    """The answer reached ``max_new_tokens`` before ``</s>``: it may be cut short."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from artemis_model.errors import ArtemisInputError
+from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
 
 
 def chat(
@@ -17,9 +18,8 @@ def chat(
     question: str = typer.Argument(..., help='Question, e.g. "What do the red objects do?"'),
     box: str | None = typer.Option(None, "--box", help="x1,y1,x2,y2 in pixels on --frame: the first target."),
     frame: int = typer.Option(0, "--frame", help="Frame index of --box."),
-    model: Path | None = typer.Option(
-        None, "--model", help="Artemis model dir (default: weight-free heuristic describer)."
-    ),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
     planner: str = typer.Option("rule", "--planner", help="rule | llm"),
     llm: str | None = typer.Option(
         None, "--llm", help="module:factory returning a LangChain chat model (planner llm)."
@@ -40,7 +40,7 @@ def chat(
     from agent.graph import build_agent, sqlite_checkpointer
     from agent.lc_tools import as_text_llm
     from agent.planner import LLMPlanner, RulePlanner
-    from tools.describers import HeuristicDescriber, ModelDescriber
+    from tools.describers import describer_name
 
     if planner not in ("rule", "llm"):
         raise typer.BadParameter(f"--planner {planner!r} must be 'rule' or 'llm'")
@@ -48,12 +48,11 @@ def chat(
     if planner == "llm" and chat_model is None:
         raise typer.BadParameter("--planner llm needs --llm module:factory (a LangChain chat model)")
     deps = AgentDeps(
-        describer=ModelDescriber.from_pretrained(model) if model else HeuristicDescriber(),
+        describer=make_describer(model, describer),
         planner=LLMPlanner(chat_model) if planner == "llm" else RulePlanner(),
         summarizer=as_text_llm(chat_model) if chat_model is not None else summarizer,
     )
-    if model is None:
-        typer.echo("(no --model: using the weight-free heuristic describer)")
+    typer.echo(f"describer: {describer_name(deps.describer)}")
     thread = thread or uuid.uuid4().hex[:8]
     graph = build_agent(deps, checkpointer=sqlite_checkpointer(db))
     parsed_box = _parse_box(box) if box else None

@@ -1,9 +1,9 @@
 """``artemis demo`` (what ``make demo`` runs): the agent answers a multi-target question about a world video.
 
 The video is generated deterministically by the synthetic world (seed 0 onwards: the first clip where two
-objects share a colour), so the demo needs no download. The describer is the embedded default model
-(``models/artemis-tiny-world``) when it is present, else a randomly initialised tiny Artemis (its words are
-noise; the plan, grounding, tracking and evidence are real).
+objects share a colour), so the demo needs no download. The describer follows the rule of every entry point
+(:func:`tools.describers.choose_describer`): ``--model``, else the embedded ``models/artemis-tiny-world``, else
+the weight-free heuristic describer.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import typer
 
-logger = logging.getLogger(__name__)
+from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
+logger = logging.getLogger(__name__)
 
 
 def _demo_clip(max_seed: int = 200):
@@ -34,18 +34,15 @@ def _demo_clip(max_seed: int = 200):
 
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", help="Where the video and evidence frames go."),
-    model: Path | None = typer.Option(
-        None, "--model", help=f"Artemis model dir (default: {DEFAULT_MODEL_DIR} if present)."
-    ),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
 ) -> None:
     """Generate a world clip and ask the agent what the objects of one colour do."""
     from agent.deps import AgentDeps
     from agent.graph import build_agent, sqlite_checkpointer
-    from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
     from cli.chat import run_turn
     from synth import write_mp4
-    from tools.describers import ModelDescriber
+    from tools.describers import describer_name
 
     out.mkdir(parents=True, exist_ok=True)
     seed, clip, colour = _demo_clip()
@@ -54,18 +51,11 @@ def demo(
     names = ", ".join(o.name for o in clip.objects)
     typer.echo(f"video {video} ({len(clip.frames)} frames; objects: {names})")
 
-    model_dir = model or (DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "config.json").is_file() else None)
-    if model_dir is not None:
-        pipe = ArtemisPipeline.from_pretrained(model_dir)
-        describer = ModelDescriber(pipe.model, pipe.processor, cache=pipe.cache)
-        typer.echo(f"model {model_dir}")
-    else:
-        tiny, processor = tiny_model_and_processor(seed=0)
-        describer = ModelDescriber(tiny.eval(), processor)
-        typer.echo("model: randomly initialised tiny Artemis (no trained default found; answers are noise)")
+    describe = make_describer(model, describer)
+    typer.echo(f"describer: {describer_name(describe)}")
 
     graph = build_agent(
-        AgentDeps(describer=describer), checkpointer=sqlite_checkpointer(out / "memory.sqlite")
+        AgentDeps(describer=describe), checkpointer=sqlite_checkpointer(out / "memory.sqlite")
     )
     question = f"What do the {colour} objects do?"
     typer.echo(f"question: {question}")

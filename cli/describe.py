@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,9 +30,8 @@ def describe_cmd(
     question: str | None = typer.Option(
         None, "--question", help="Question; may contain <region> for the target."
     ),
-    model_dir: Path | None = typer.Option(
-        None, "--model", help="Artemis model directory (default: tiny random)."
-    ),
+    model_dir: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
     save_evidence: Path | None = typer.Option(
         None, "--save-evidence", help="Write annotated frames + GIF here."
     ),
@@ -41,42 +42,24 @@ def describe_cmd(
     from tqdm import tqdm
 
     from artemis_model.errors import ArtemisInputError
-    from artemis_model.features import FeatureCache
-    from artemis_model.pipeline import ArtemisPipeline, describe
     from artemis_model.types import GenerationOptions
     from artemis_model.video import open_video
+    from tools.describers import describer_name
+    from tools.refer import refer
 
     box_xyxy = parse_box(box)
     try:
         with tqdm(total=4, desc="loading model", unit="step", leave=False) as bar:
-            if model_dir is None:
-                from artemis_model.testing import tiny_model_and_processor
-
-                logger.warning(
-                    "no --model given: using the tiny RANDOM model (answers are meaningless) until a trained "
-                    "default exists"
-                )
-                model, processor = tiny_model_and_processor()
-                if device is not None:
-                    model = model.to(device)
-            else:
-                pipe = ArtemisPipeline.from_pretrained(model_dir, device=device)
-                model, processor = pipe.model, pipe.processor
+            describe = make_describer(
+                model_dir, describer, device=device, options=GenerationOptions(max_new_tokens=max_new_tokens)
+            )
+            logger.info("describer: %s", describer_name(describe))
             bar.update()
             bar.set_description("opening video")
             source = open_video(video)
             bar.update()
             bar.set_description("tracking + features + answer")
-            result = describe(
-                model,
-                processor,
-                source,
-                box_xyxy,
-                frame_idx=frame,
-                question=question,
-                options=GenerationOptions(max_new_tokens=max_new_tokens),
-                cache=FeatureCache(),
-            )
+            result = refer(source, box_xyxy, frame_idx=frame, question=question, describer=describe)
             bar.update()
             paths = []
             if save_evidence is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
+
 logger = logging.getLogger(__name__)
 
 eval_app = typer.Typer(
@@ -28,9 +30,14 @@ def _shard(num_shards: int, shard_id: int):  # noqa: ANN202 - typed in evals.run
 
 
 def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int | None, device: str | None):  # noqa: ANN202
+    """The Artemis model the evaluation describes with: the README's describer rule (``--model``, else the
+    embedded world model); a random tiny model only when neither exists (set-up checks)."""
     from evals.predictors import PipelineUnavailableError, generation_options, load_artemis_predictor
+    from tools.describers import choose_describer
 
-    options = generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens)
+    choice = choose_describer(model, "auto")
+    model = choice.model_dir if choice.kind == "model" else None
+    options = generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens, model_dir=model)
     if model is None:
         return _tiny_predictor(options, device)
     try:
@@ -46,7 +53,7 @@ def _tiny_predictor(options, device: str | None):  # noqa: ANN001, ANN202
     from evals.artemis_predictor import ArtemisPredictor
 
     typer.echo(
-        "warning: no --model given: describing with the tiny RANDOM model (descriptions are meaningless; "
+        "warning: no --model given and no embedded model: describing with the tiny RANDOM model (descriptions are meaningless; "
         "use it to check the set-up only)",
         err=True,
     )
@@ -120,9 +127,18 @@ def referring_cmd(
     num_shards: int = typer.Option(1, "--num-shards", min=1),
     shard_id: int = typer.Option(0, "--shard-id", min=0),
     merge: bool = typer.Option(False, "--merge", help="After this shard, merge all shards and score."),
-    sample: bool = typer.Option(False, "--sample", help="The original's sampling (T=0.2) instead of greedy."),
+    sample: bool = typer.Option(
+        False,
+        "--sample",
+        help="The original's sampling instead of greedy: T=0.2, 1024 new tokens, top_p/top_k of the model's "
+        "generation_config.json (a converted Artemis-7B: Vicuna's top_p 0.6, top_k 50).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (with --sample)."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    max_new_tokens: int | None = typer.Option(
+        None,
+        "--max-new-tokens",
+        help="Answer length limit (default 1024, the original's; hits are reported).",
+    ),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Records per batch (with a model: records generated together)."
     ),
@@ -130,13 +146,17 @@ def referring_cmd(
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
     """Describe every boxed target and score with BLEU/METEOR/ROUGE_L/CIDEr (SPICE when installed)."""
-    from evals.referring import load_referring_eval, run_referring
+    from evals.referring import count_hit_limit, load_referring_eval, run_referring
+    from evals.runner import read_jsonl
 
     shard = _shard(num_shards, shard_id)
     records = load_referring_eval(data, video_root)
     predictor = _predictor(model, sample, seed, max_new_tokens, device)
     summary = run_referring(records, predictor, out, shard=shard, batch_size=batch_size)
     typer.echo(f"{summary.output}: {summary.predicted} predicted, {summary.skipped} resumed")
+    hits = count_hit_limit(read_jsonl(summary.output))
+    if hits is not None:
+        typer.echo(f"answers that hit the length limit (may be cut short): {hits} of {summary.total}")
     if num_shards > 1 and not merge:
         return
     if num_shards > 1:
@@ -232,7 +252,11 @@ def videorefer_q_cmd(
     ),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    max_new_tokens: int | None = typer.Option(
+        None,
+        "--max-new-tokens",
+        help="Answer length limit (default 1024, the original's; hits are reported).",
+    ),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
     """Each <region> -> a target described by Artemis; the chat model picks a letter; score accuracy.
@@ -276,7 +300,11 @@ def videorefer_d_cmd(
     ),
     sample: bool = typer.Option(False, "--sample"),
     seed: int = typer.Option(0, "--seed"),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    max_new_tokens: int | None = typer.Option(
+        None,
+        "--max-new-tokens",
+        help="Answer length limit (default 1024, the original's; hits are reported).",
+    ),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
     """Write Bench-D descriptions; with --judge (after all shards), judge and score them."""
@@ -359,10 +387,6 @@ def tools_cmd(
         typer.echo(f"wrote {metrics.write_json(out)}")
 
 
-DEFAULT_AGENT_MODEL = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
-DESCRIBERS = ("model", "heuristic")
-
-
 @eval_app.command("agent")
 def agent_cmd(
     data: Path | None = typer.Option(
@@ -375,10 +399,8 @@ def agent_cmd(
     max_videos: int | None = typer.Option(
         None, "--max-videos", min=1, help="With --data: only the records of the first N videos."
     ),
-    describer: str = typer.Option("model", "--describer", help=f"One of {DESCRIBERS}."),
-    model: Path | None = typer.Option(
-        None, "--model", help="Artemis model dir for --describer model (default models/artemis-tiny-world)."
-    ),
+    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
     device: str | None = typer.Option(None, "--device", help="Device of the model (default: auto)."),
     sets: list[str] = typer.Option(
         ["template", "heldout"], "--set", help="Question sets: template, heldout."
@@ -389,27 +411,19 @@ def agent_cmd(
     """The agent (rule planner) on the synthetic world's complex questions, template and held-out wording:
     target-set F1, attribute and motion accuracy, clarification handling, per question kind."""
     from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
+    from tools.describers import ModelDescriber, describer_name
 
     if (data is None) == (generate is None):
         raise typer.BadParameter("give exactly one of --data DIR and --generate N")
-    if describer not in DESCRIBERS:
-        raise typer.BadParameter(f"--describer {describer!r}; allowed: {DESCRIBERS}")
     for s in sets:
         if s not in SETS:
             raise typer.BadParameter(f"--set {s!r}; allowed: {SETS}")
-    if describer == "heuristic":
-        from tools.describers import HeuristicDescriber
-
-        desc, name = HeuristicDescriber(), "heuristic"
-    else:
-        from tools.describers import ModelDescriber
-
-        model_dir = model or DEFAULT_AGENT_MODEL
-        if not (model_dir / "config.json").is_file():
-            raise typer.BadParameter(
-                f"--model {model_dir} holds no config.json; or use --describer heuristic"
-            )
-        desc, name = ModelDescriber.from_pretrained(model_dir, device=device), f"model {model_dir}"
+    desc = make_describer(model, describer, device=device)
+    name = (
+        f"model {desc.model_dir}"
+        if isinstance(desc, ModelDescriber) and desc.model_dir is not None
+        else describer_name(desc)
+    )
     if data is not None:
         try:
             bench = load_bench(data, max_videos=max_videos)

@@ -32,14 +32,17 @@ def _source_key(record: EvalRecord) -> Path:
 
 
 def record_track(record: EvalRecord, num_frames: int, width: int, height: int) -> Track:
-    """The record's sparse track as a dense :class:`Track` over the opened video (boxes clipped to the frame)."""
+    """The record's sparse track as a dense :class:`Track` over the opened video.
+
+    Boxes are validated but not clipped: the pipeline clips them unless the processor keeps the original's
+    behaviour (``clip_boxes`` False), which normalised a box partly outside the frame as it was."""
     boxes: list[Box | None] = [None] * num_frames
     for frame_idx, box in record.track:
         if frame_idx >= num_frames:
             raise ArtemisInputError(
                 f"record {record.record_id!r}: track frame {frame_idx} is beyond the video's {num_frames} frames"
             )
-        boxes[frame_idx] = validate_box(box, width, height)
+        boxes[frame_idx] = validate_box(box, width, height, clip=False)
     return Track(boxes=tuple(boxes), width=width, height=height)
 
 
@@ -51,7 +54,7 @@ class ArtemisPredictor:
         pipeline: Any,
         *,
         options: GenerationOptions = GenerationOptions(),
-        template: str = "train",
+        template: str | None = None,
         batching: Batching = "across_videos",
         generation_batch_size: int = 8,
     ) -> None:
@@ -72,7 +75,7 @@ class ArtemisPredictor:
         *,
         options: GenerationOptions = GenerationOptions(),
         device: str | None = None,
-        template: str = "train",
+        template: str | None = None,
         **kwargs: Any,
     ) -> ArtemisPredictor:
         from artemis_model.pipeline import ArtemisPipeline
@@ -101,9 +104,13 @@ class ArtemisPredictor:
         return groups
 
     def predict(self, records: list[EvalRecord]) -> list[str]:
+        return [text for text, _ in self.predict_with_limits(records)]
+
+    def predict_with_limits(self, records: list[EvalRecord]) -> list[tuple[str, bool]]:
+        """Each record's answer and whether it hit ``max_new_tokens`` before ``</s>`` (it may be cut short)."""
         if self.batching == "across_videos":
             return self._predict_across_videos(records)
-        answers: dict[str, str] = {}
+        answers: dict[str, tuple[str, bool]] = {}
         for key, group in self._groups(records).items():
             source = self._open(group[0])
             tracks = [record_track(r, source.num_frames, source.width, source.height) for r in group]
@@ -118,11 +125,11 @@ class ArtemisPredictor:
             )
             logger.debug("described %d targets of %s", len(group), key)
             for rec, desc in zip(group, descriptions, strict=True):
-                answers[rec.record_id] = desc.answer
+                answers[rec.record_id] = (desc.answer, desc.hit_token_limit)
         return [answers[r.record_id] for r in records]
 
-    def _predict_across_videos(self, records: list[EvalRecord]) -> list[str]:
-        from artemis_model.pipeline import TargetRequest, generate_prepared, prepare_targets
+    def _predict_across_videos(self, records: list[EvalRecord]) -> list[tuple[str, bool]]:
+        from artemis_model.pipeline import TargetRequest, generate_answers, prepare_targets
 
         pipe = self.pipeline
         prepared = {}
@@ -147,6 +154,7 @@ class ArtemisPredictor:
                 prepared[pos] = target
             logger.debug("prepared %d targets of %s", len(group), key)
         ordered = [prepared[pos] for pos in range(len(records))]
-        return generate_prepared(
+        answers = generate_answers(
             pipe.model, pipe.processor, ordered, self.options, batch_size=self.generation_batch_size
         )
+        return [(a.text, a.hit_limit) for a in answers]

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,33 @@ from evals.protocol import Predictor
 
 logger = logging.getLogger(__name__)
 
-#: The original's decoding (do_sample=True, temperature 0.2); ours is greedy unless this is asked for.
-ORIGINAL_SAMPLING = GenerationOptions(max_new_tokens=1024, do_sample=True, temperature=0.2)
+EVAL_MAX_NEW_TOKENS = 1024
+"""The answer length limit of the referring evaluation: the original's, long enough not to cut an answer (how
+many answers still hit it is reported by the run)."""
+#: transformers' ``top_k`` default, which the original's ``generate(do_sample=True, ...)`` sampled with.
+TRANSFORMERS_DEFAULT_TOP_K = 50
+
+
+def original_sampling(model_dir: Path | None = None, *, seed: int | None = 0) -> GenerationOptions:
+    """The original protocol's decoding: ``do_sample=True, temperature=0.2, max_new_tokens=1024`` over the model's
+    ``generation_config.json`` (the converter carries the base's over: Vicuna v1.5's ``top_p`` 0.6), with
+    transformers' ``top_k`` 50 unless that file sets another. Without a file: ``top_p`` 1.0, ``top_k`` 50.
+    """
+    top_p, top_k = 1.0, TRANSFORMERS_DEFAULT_TOP_K
+    if model_dir is not None and (Path(model_dir) / "generation_config.json").is_file():
+        from transformers import GenerationConfig
+
+        generation = GenerationConfig.from_pretrained(model_dir, local_files_only=True)
+        top_p = generation.top_p if generation.top_p is not None else top_p
+        top_k = generation.top_k if generation.top_k is not None else top_k
+    return GenerationOptions(
+        max_new_tokens=EVAL_MAX_NEW_TOKENS,
+        do_sample=True,
+        temperature=0.2,
+        top_p=top_p,
+        top_k=top_k,
+        seed=seed,
+    )
 
 
 class PipelineUnavailableError(RuntimeError):
@@ -28,18 +54,19 @@ class PipelineUnavailableError(RuntimeError):
 
 
 def generation_options(
-    *, sample: bool, seed: int | None = 0, max_new_tokens: int | None = None
+    *,
+    sample: bool,
+    seed: int | None = 0,
+    max_new_tokens: int | None = None,
+    model_dir: Path | None = None,
 ) -> GenerationOptions:
-    """Greedy by default; ``sample=True`` gives the original's sampling (T=0.2) with ``seed``."""
-    base = ORIGINAL_SAMPLING if sample else GenerationOptions()
-    return GenerationOptions(
-        max_new_tokens=max_new_tokens or base.max_new_tokens,
-        do_sample=base.do_sample,
-        temperature=base.temperature,
-        top_p=base.top_p,
-        seed=seed if sample else None,
-        use_cache=base.use_cache,
-    )
+    """The evaluation's decoding: greedy, or with ``sample=True`` :func:`original_sampling` of ``model_dir``
+    (seeded with ``seed``); ``max_new_tokens`` defaults to :data:`EVAL_MAX_NEW_TOKENS` either way."""
+    if sample:
+        base = original_sampling(model_dir, seed=seed)
+    else:
+        base = GenerationOptions(max_new_tokens=EVAL_MAX_NEW_TOKENS)
+    return replace(base, max_new_tokens=max_new_tokens or base.max_new_tokens)
 
 
 def load_artemis_predictor(

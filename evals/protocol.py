@@ -68,3 +68,11 @@ class Predictor(Protocol):
     default, or the original's sampling at temperature 0.2) belong to the predictor's construction."""
 
     def predict(self, records: list[EvalRecord]) -> list[str]: ...
+
+
+@runtime_checkable
+class LimitReportingPredictor(Predictor, Protocol):
+    """A :class:`Predictor` that also tells, per answer, whether it hit the answer length limit before ``</s>``
+    (an answer that may be cut short): ``predict_with_limits`` -> ``[(text, hit_limit), ...]``."""
+
+    def predict_with_limits(self, records: list[EvalRecord]) -> list[tuple[str, bool]]: ...

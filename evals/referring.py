@@ -25,7 +25,7 @@ from typing import Any
 from artemis_model.errors import ArtemisInputError, VideoDecodeError
 from artemis_model.types import Box
 from evals.metrics import CaptionMetrics, CaptionScorer, LengthFilter, metrics_markdown, score_captions
-from evals.protocol import EvalRecord, Predictor
+from evals.protocol import EvalRecord, LimitReportingPredictor, Predictor
 from evals.runner import RunSummary, Shard, merge_shards, read_jsonl, run_resumable, shard_output_path
 
 logger = logging.getLogger(__name__)
@@ -204,14 +204,27 @@ def load_referring_eval(path: Path, video_root: Path, *, check_files: bool = Tru
 
 
 def predict_rows(predictor: Predictor, records: list[EvalRecord]) -> list[dict[str, Any]]:
-    """One batch through the predictor -> ``{video_name, groundtruth, pred}`` rows."""
-    preds = predictor.predict(records)
-    if len(preds) != len(records):
-        raise ValueError(f"predictor returned {len(preds)} answers for {len(records)} records")
-    return [
-        {"video_name": r.video_name, "groundtruth": r.groundtruth, "pred": str(p)}
-        for r, p in zip(records, preds, strict=True)
-    ]
+    """One batch through the predictor -> ``{video_name, groundtruth, pred}`` rows (+ ``hit_token_limit`` when
+    the predictor reports it: the answer reached the length limit before ``</s>``)."""
+    if isinstance(predictor, LimitReportingPredictor):
+        answers = predictor.predict_with_limits(records)
+    else:
+        answers = [(p, None) for p in predictor.predict(records)]
+    if len(answers) != len(records):
+        raise ValueError(f"predictor returned {len(answers)} answers for {len(records)} records")
+    rows = []
+    for r, (pred, hit) in zip(records, answers, strict=True):
+        row = {"video_name": r.video_name, "groundtruth": r.groundtruth, "pred": str(pred)}
+        if hit is not None:
+            row["hit_token_limit"] = bool(hit)
+        rows.append(row)
+    return rows
+
+
+def count_hit_limit(rows: Sequence[dict[str, Any]]) -> int | None:
+    """How many prediction rows hit the answer length limit (``None`` when the predictor did not report it)."""
+    flags = [row["hit_token_limit"] for row in rows if "hit_token_limit" in row]
+    return sum(bool(f) for f in flags) if flags else None
 
 
 def run_referring(
@@ -252,7 +265,15 @@ def score_referring(
     if not rows:
         raise FileNotFoundError(f"no predictions in {pred_path}; run (and merge) first")
     metrics = score_captions(rows, scorer=scorer, length_filter=length_filter)
-    payload = {"task": "referring", "predictions": str(pred_path), **metrics.to_dict()}
+    hits = count_hit_limit(rows)
+    if hits:
+        logger.warning("%d of %d predictions hit the answer length limit (may be cut short)", hits, len(rows))
+    payload = {
+        "task": "referring",
+        "predictions": str(pred_path),
+        "hit_token_limit": hits,
+        **metrics.to_dict(),
+    }
     (out_dir / "metrics.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     (out_dir / "metrics.md").write_text(metrics_markdown(metrics, title=title), encoding="utf-8")
     return metrics

@@ -1,12 +1,12 @@
 """Plain typed tools over videos: ground, track, refer, segment, summarize (no LangChain here)."""
 
-from tools.describers import Describer, HeuristicDescriber, ModelDescriber
+from tools.describers import Describer, HeuristicDescriber, ModelDescriber, default_describer
 from tools.grounding import GroundingSettings, ground
 from tools.refer import refer, refer_segments, refer_targets
 from tools.schemas import Segment, Target, TargetDescription
 from tools.segment import segment
 from tools.summarize import merge, summarize, validate_summary
-from tools.track import track
+from tools.track import track, user_target
 from tools.video import ArrayVideo, SubVideo, VideoLike, load_video
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Target",
     "TargetDescription",
     "VideoLike",
+    "default_describer",
     "ground",
     "load_video",
     "merge",
@@ -29,5 +30,6 @@ __all__ = [
     "segment",
     "summarize",
     "track",
+    "user_target",
     "validate_summary",
 ]

@@ -2,13 +2,16 @@
 
 ``Describer`` is the seam to the model: ``ModelDescriber`` calls ``artemis_model.pipeline.describe``;
 ``HeuristicDescriber`` is a weight-free stand-in (colour/shape of the box and the direction it moves).
+:func:`default_describer` is the one factory every entry point (CLI, agent, service) builds its describer with;
+:func:`choose_describer` is its rule.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +22,15 @@ from tools.video import VideoLike, as_video_source
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "What is the <region> doing in this video?"
+
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
+"""The embedded world model shipped with the repository (``models/`` beside the package folders)."""
+
+DescriberKind = Literal["auto", "model", "heuristic", "random"]
+DESCRIBER_KINDS: tuple[str, ...] = get_args(DescriberKind)
+"""``auto``: the rule of :func:`choose_describer`; ``model``: an Artemis model (the given directory, else the
+embedded one); ``heuristic``: the weight-free :class:`HeuristicDescriber`; ``random``: a randomly initialised
+tiny Artemis (tests and benchmarks; its words are noise)."""
 
 
 @runtime_checkable
@@ -38,12 +50,22 @@ class ModelDescriber:
     """
 
     def __init__(
-        self, model, processor, *, options: GenerationOptions = GenerationOptions(), cache=None
+        self,
+        model,
+        processor,
+        *,
+        options: GenerationOptions = GenerationOptions(),
+        cache=None,
+        model_dir: Path | None = None,
+        name: str | None = None,
     ) -> None:
         from artemis_model.pipeline import ArtemisPipeline
 
         self.pipeline = ArtemisPipeline(model, processor, cache)
         self.options = options
+        self.model_dir = model_dir
+        """Where the weights were loaded from (``None``: built in memory)."""
+        self.name = name or (model_dir.name if model_dir is not None else "artemis")
 
     @property
     def model(self):
@@ -55,13 +77,22 @@ class ModelDescriber:
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | Path, *, device: str | None = None, dtype=None, **kwargs
+        cls,
+        model_dir: str | Path,
+        *,
+        device: str | None = None,
+        dtype=None,
+        cache=None,
+        options: GenerationOptions = GenerationOptions(),
     ) -> ModelDescriber:
-        """Load the model and processor saved in ``model_dir`` (on first use of the CLI/agent, never at import)."""
+        """Load the model and processor saved in ``model_dir`` (on first use of the CLI/agent, never at import).
+
+        ``cache``: the feature cache to share (default: a fresh in-memory one)."""
         from artemis_model.pipeline import ArtemisPipeline
 
-        pipe = ArtemisPipeline.from_pretrained(model_dir, device=device, dtype=dtype)
-        return cls(pipe.model, pipe.processor, cache=pipe.cache, **kwargs)
+        model_dir = Path(model_dir)
+        pipe = ArtemisPipeline.from_pretrained(model_dir, device=device, dtype=dtype, cache=cache)
+        return cls(pipe.model, pipe.processor, cache=pipe.cache, options=options, model_dir=model_dir)
 
     def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
         return self.pipeline.describe(
@@ -93,6 +124,8 @@ class HeuristicDescriber:
 
     ``tracker`` maps ``(video, box, frame_idx)`` to a Track (default: ``tools.track.track``).
     """
+
+    name = "heuristic"
 
     def __init__(self, tracker=None) -> None:
         self.tracker = tracker
@@ -134,3 +167,104 @@ def motion_phrase(trk: Track) -> str:
     if not parts:
         return "stays in place"
     return "moves " + " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class DescriberChoice:
+    """What :func:`choose_describer` decided: an Artemis model in ``model_dir``, the heuristic, or a random tiny
+    model."""
+
+    kind: Literal["model", "heuristic", "random"]
+    model_dir: Path | None = None
+
+
+def has_model(model_dir: Path) -> bool:
+    """``model_dir`` holds a saved model (a ``config.json``)."""
+    return (model_dir / "config.json").is_file()
+
+
+def choose_describer(
+    model_dir: str | Path | None = None, kind: str = "auto", *, embedded_dir: Path | None = None
+) -> DescriberChoice:
+    """The one rule that picks the describer of every entry point (CLI, agent, service).
+
+    1. An explicit model directory (``--model``, ``ARTEMIS_MODEL_DIR``): that Artemis model.
+    2. Otherwise the embedded world model (``embedded_dir``, default :data:`EMBEDDED_MODEL_DIR`) when present.
+    3. The weight-free heuristic describer when asked for (``kind="heuristic"``), or, with a warning, when no
+       embedded model exists. A random tiny model only when asked for (``kind="random"``).
+
+    ``kind="model"`` is rule 1-2 without the fallback (an error when there is no model). Raises ``ValueError``
+    for an unknown ``kind`` or a model directory given with ``kind`` 'heuristic' or 'random'.
+    """
+    if kind not in DESCRIBER_KINDS:
+        raise ValueError(f"describer {kind!r} is unknown; allowed: {', '.join(DESCRIBER_KINDS)}")
+    if model_dir is not None:
+        if kind not in ("auto", "model"):
+            raise ValueError(
+                f"a model directory ({model_dir}) and describer {kind!r} exclude each other; with a model "
+                "directory the describer is 'auto' or 'model'"
+            )
+        return DescriberChoice("model", Path(model_dir))
+    if kind in ("heuristic", "random"):
+        return DescriberChoice(kind)  # type: ignore[arg-type]
+    embedded = embedded_dir if embedded_dir is not None else EMBEDDED_MODEL_DIR
+    if has_model(embedded):
+        return DescriberChoice("model", embedded)
+    if kind == "model":
+        raise ValueError(
+            f"describer 'model' needs a model: no model directory given and the embedded model {embedded} is "
+            f"absent (no config.json); pass a model directory or choose one of {', '.join(DESCRIBER_KINDS)}"
+        )
+    logger.warning(
+        "the embedded model %s is absent (no config.json): describing with the weight-free heuristic "
+        "describer; pass a model directory for real descriptions",
+        embedded,
+    )
+    return DescriberChoice("heuristic")
+
+
+def build_describer(
+    choice: DescriberChoice,
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+    options: GenerationOptions = GenerationOptions(),
+    cache: Any = None,
+) -> Describer:
+    """The describer ``choice`` names (loads the model's weights: call it once per process)."""
+    if choice.kind == "heuristic":
+        return HeuristicDescriber()
+    if choice.kind == "random":
+        from artemis_model.testing import tiny_model_and_processor
+
+        logger.warning("describing with a randomly initialised tiny Artemis: its answers are noise")
+        model, processor = tiny_model_and_processor(seed=0)
+        if device is not None:
+            model = model.to(device)
+        return ModelDescriber(model, processor, options=options, cache=cache, name="random tiny artemis")
+    assert choice.model_dir is not None  # DescriberChoice("model") always names its directory
+    describer = ModelDescriber.from_pretrained(
+        choice.model_dir, device=device, dtype=dtype, cache=cache, options=options
+    )
+    logger.info("describing with the Artemis model in %s", choice.model_dir)
+    return describer
+
+
+def default_describer(
+    model_dir: str | Path | None = None,
+    kind: str = "auto",
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+    options: GenerationOptions = GenerationOptions(),
+    cache: Any = None,
+    embedded_dir: Path | None = None,
+) -> Describer:
+    """The describer of every entry point: :func:`choose_describer`'s rule, then :func:`build_describer`."""
+    choice = choose_describer(model_dir, kind, embedded_dir=embedded_dir)
+    return build_describer(choice, device=device, dtype=dtype, options=options, cache=cache)
+
+
+def describer_name(describer: Describer) -> str:
+    """A short name of ``describer`` for logs and reports (its ``name``, else its class name)."""
+    return str(getattr(describer, "name", type(describer).__name__))

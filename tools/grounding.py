@@ -2,8 +2,9 @@
 
 A backend detects objects on sampled frames; detections are linked into tracks by IoU (with a centre-distance
 fallback for fast motion), interpolated to every frame, labelled (colour by majority, shape by a vote weighted by
-confidence over the frames where the object is whole, see :func:`vote_shape`) and filtered by the query. The
-tracks of a video are cached (:func:`track_cache`), so further queries on it only filter.
+confidence over the frames where the object is whole, see :func:`vote_shape`), given a key frame
+(:func:`key_detection`: the box the describer receives) and filtered by the query. The tracks of a video are
+cached (:func:`track_cache`), so further queries on it only filter.
 """
 
 from __future__ import annotations
@@ -325,6 +326,7 @@ def _to_target(
     label = " ".join(w for w in (colour, shape) if w) or dets[0].label
     coverage = len(dets) / max(n_sampled, 1)
     score = float(np.mean([d.score for d in dets])) * (0.5 + 0.5 * min(1.0, coverage))
+    key = key_detection(dets, width, height)
     return Target(
         id=tid,
         label=label,
@@ -336,7 +338,29 @@ def _to_target(
         height=height,
         score=min(1.0, score),
         source=source,
+        key_frame=key.frame_idx,
     )
+
+
+def is_whole(det: Detection, width: int, height: int, *, margin: float = 1.0) -> bool:
+    """The object is seen whole: the backend did not mark it partial (cut or touching another object) and
+    its box keeps ``margin`` pixels from every border of the ``width`` x ``height`` frame."""
+    x1, y1, x2, y2 = det.box
+    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
+    return inside and not det.partial
+
+
+def key_detection(dets: Sequence[Detection], width: int, height: int) -> Detection:
+    """The detection whose frame and box a grounded target is described from (its key box).
+
+    Rule: the highest detection score among the detections where the object is whole (:func:`is_whole`);
+    when it is never whole, the highest score among all. Ties go to the earliest frame. Only real
+    detections compete (never an interpolated box).
+    """
+    if not dets:
+        raise ValueError("key_detection needs at least one detection")
+    candidates = [d for d in dets if is_whole(d, width, height)] or list(dets)
+    return min(candidates, key=lambda d: (-d.score, d.frame_idx))
 
 
 def vote_shape(dets: Sequence[Detection]) -> str | None:

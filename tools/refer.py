@@ -36,7 +36,8 @@ def refer_targets(
     question: str | None = None,
     describer: Describer,
 ) -> list[TargetDescription]:
-    """One description per target, each from its first visible frame's box.
+    """One description per target, each from its key box (:meth:`Target.key_box`): the user's box on the
+    user's frame, unchanged, for a user box; the chosen key detection for a grounded target.
 
     All targets of a video go to the describer together when it has ``describe_many`` (one frame decode and
     feature pass), with the tracks the targets already carry (grounding or the user-box tracker made them:
@@ -44,7 +45,7 @@ def refer_targets(
     """
     video = load_video(video)
     question = question or DEFAULT_QUESTION
-    boxes = [(t.box_at(t.first_frame), t.first_frame) for t in targets]
+    boxes = [(box, frame) for frame, box in (t.key_box() for t in targets)]
     many = getattr(describer, "describe_many", None)
     if callable(many):
         descs = many(
@@ -67,8 +68,16 @@ def refer_segments(
     question: str | None = None,
     describer: Describer,
 ) -> list[TargetDescription]:
-    """Describe ``target`` within each segment where it is visible (long-video path); frames stay absolute."""
+    """Describe ``target`` within each segment where it is visible (long-video path); frames stay absolute.
+
+    The key box is the target's own (:meth:`Target.key_box`) in the segment that holds it; in any other segment,
+    the box on the segment's visible frame nearest to it (ties: the earlier frame).
+    """
     video = load_video(video)
+    if all(b is None for b in target.boxes):
+        logger.debug("target %d is visible on no frame", target.id)
+        return []
+    key, _ = target.key_box()
     out = []
     for seg in segments:
         visible = [f for f in range(seg.start, seg.end) if target.box_at(f) is not None]
@@ -76,9 +85,9 @@ def refer_segments(
             logger.debug("target %d is not visible in segment %d", target.id, seg.index)
             continue
         sub = SubVideo(video, seg.start, seg.end)
-        first = visible[0]
+        frame = min(visible, key=lambda f: (abs(f - key), f))
         desc = describer(
-            sub, target.box_at(first), frame_idx=first - seg.start, question=question or DEFAULT_QUESTION
+            sub, target.box_at(frame), frame_idx=frame - seg.start, question=question or DEFAULT_QUESTION
         )
         out.append(_to_target_description(target, desc, offset=seg.start, segment=seg))
     return out

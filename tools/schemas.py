@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from artemis_model.types import Box, Track
 
@@ -22,6 +22,21 @@ class Target(BaseModel):
     height: int
     score: float = Field(ge=0.0, le=1.0)
     source: str = Field(description="Which tool/backend produced it, e.g. 'offline:colour', 'user_box'")
+    key_frame: int | None = Field(
+        default=None,
+        description="Frame of the key box the describer receives: the user's frame for a user box, the most "
+        "confident whole detection for a grounded target (see tools.grounding.key_detection); None: the "
+        "first visible frame",
+    )
+
+    @model_validator(mode="after")
+    def _key_frame_visible(self) -> Target:
+        if self.key_frame is not None and self.box_at(self.key_frame) is None:
+            vis = [i for i, b in enumerate(self.boxes) if b is not None]
+            raise ValueError(
+                f"key_frame {self.key_frame} has no box; the target is visible on frames {_ranges(vis)}"
+            )
+        return self
 
     @property
     def span(self) -> tuple[int, int]:
@@ -36,6 +51,14 @@ class Target(BaseModel):
     def box_at(self, frame_idx: int) -> Box | None:
         return self.boxes[frame_idx] if 0 <= frame_idx < len(self.boxes) else None
 
+    def key_box(self) -> tuple[int, Box]:
+        """``(frame_idx, box)`` the describer receives: ``key_frame``'s box, else the first visible frame's."""
+        frame = self.key_frame if self.key_frame is not None else self.first_frame
+        box = self.box_at(frame)
+        if box is None:
+            raise ValueError(f"target {self.id} ({self.label!r}) is visible on no frame: nothing to describe")
+        return frame, box
+
     def track(self) -> Track:
         return Track(boxes=tuple(self.boxes), width=self.width, height=self.height)
 
@@ -46,6 +69,19 @@ class Target(BaseModel):
             return vis
         picks = {vis[round(j * (len(vis) - 1) / (k - 1))] for j in range(k)} if k > 1 else {vis[0]}
         return sorted(picks)
+
+
+def _ranges(frames: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``'0-2, 5'`` (``'none'`` when empty)."""
+    if not frames:
+        return "none"
+    runs: list[list[int]] = [[frames[0], frames[0]]]
+    for f in frames[1:]:
+        if f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
 
 
 class Segment(BaseModel):

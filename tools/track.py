@@ -1,4 +1,5 @@
-"""``track(video, box, *, frame_idx=0) -> Track``: follow a boxed target over the whole video."""
+"""``track(video, box, *, frame_idx=0) -> Track``: follow a boxed target over the whole video;
+``user_target``: the user's box as a described target."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import cv2
 import numpy as np
 
 from artemis_model.types import Box, Track, validate_box, validate_frame_idx
+from tools.grounding_offline import name_region
+from tools.schemas import Target
 from tools.video import VideoLike, load_video
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,30 @@ def track(video: VideoLike | str | Path, box: Box, *, frame_idx: int = 0) -> Tra
     from tools.video import as_video_source
 
     return track_box(as_video_source(video), box, frame_idx=frame_idx)
+
+
+def user_target(video: VideoLike | str | Path, box: Box, *, frame_idx: int = 0, target_id: int = 0) -> Target:
+    """The user's ``box`` (pixels on frame ``frame_idx``) as a target: tracked over the video for the other
+    frames, while the box itself, unchanged, on its frame, is the key box (:meth:`Target.key_box`) that the
+    describer receives. Named by the colour and shape inside the box."""
+    video = load_video(video)
+    box = validate_box(box, video.width, video.height)
+    trk = track(video, box, frame_idx=frame_idx)
+    boxes = list(trk.boxes)
+    boxes[frame_idx] = box  # the tracker may refine the first box; the user's reference stays as drawn
+    colour, shape = name_region(video.get_frames([frame_idx])[0], box)
+    return Target(
+        id=target_id,
+        label=" ".join(w for w in (colour, shape) if w) or "boxed object",
+        colour=colour,
+        shape=shape,
+        boxes=boxes,
+        width=video.width,
+        height=video.height,
+        score=1.0,
+        source="user_box",
+        key_frame=frame_idx,
+    )
 
 
 def _kcf_track(video: VideoLike, box: Box, frame_idx: int) -> Track:

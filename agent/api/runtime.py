@@ -23,7 +23,13 @@ from agent.deps import AgentDeps
 from agent.graph import build_agent, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
 from artemis_model.types import Box, Description, Track
-from tools.describers import Describer, HeuristicDescriber, ModelDescriber
+from tools.describers import (
+    Describer,
+    ModelDescriber,
+    build_describer,
+    choose_describer,
+    describer_name,
+)
 from tools.video import VideoLike, load_video
 
 logger = logging.getLogger(__name__)
@@ -135,18 +141,19 @@ def _torch_dtype(name: str):
 
 
 def load_describer(settings: Settings) -> tuple[Describer, Any, str]:
-    """(describer, feature cache or None, model name) for ``settings.model_dir`` (None: the heuristic one)."""
-    if settings.model_dir is None:
-        return HeuristicDescriber(), None, "heuristic"
-    from artemis_model.features import FeatureCache
-    from artemis_model.pipeline import ArtemisPipeline
+    """(describer, feature cache or None, name) by the rule of every entry point
+    (:func:`tools.describers.choose_describer` on ``settings.model_dir`` and ``settings.describer``); a model
+    shares one feature cache sized by the settings."""
+    choice = choose_describer(settings.model_dir, settings.describer)
+    cache = None
+    if choice.kind != "heuristic":
+        from artemis_model.features import FeatureCache
 
-    cache = FeatureCache(max_bytes=settings.feature_cache_bytes, disk_dir=settings.features_dir)
-    pipeline = ArtemisPipeline.from_pretrained(
-        settings.model_dir, device=settings.device, dtype=_torch_dtype(settings.dtype), cache=cache
+        cache = FeatureCache(max_bytes=settings.feature_cache_bytes, disk_dir=settings.features_dir)
+    describer = build_describer(
+        choice, device=settings.device, dtype=_torch_dtype(settings.dtype), cache=cache
     )
-    logger.info("loaded the Artemis model from %s", settings.model_dir)
-    return ModelDescriber(pipeline.model, pipeline.processor, cache=cache), cache, settings.model_dir.name
+    return describer, cache, describer_name(describer)
 
 
 def _load_chat_model(spec: str):
@@ -162,7 +169,9 @@ def build_runtime(settings: Settings, *, describer: Describer | None = None) -> 
     store = Store(settings.data_dir)
     cache = None
     if describer is not None:
-        name = type(describer).__name__
+        name = describer_name(describer)
+        if isinstance(describer, ModelDescriber):
+            cache = describer.pipeline.cache
     else:
         describer, cache, name = load_describer(settings)
     chat_model = _load_chat_model(settings.llm) if settings.llm else None

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.describers import DescriberKind
+
 
 class Settings(BaseSettings):
     """Everything the service needs to start. ``ARTEMIS_DATA_DIR=/srv/artemis artemis serve`` etc."""
@@ -19,7 +21,12 @@ class Settings(BaseSettings):
         description="Videos, frames, evidence, the metadata DB and the conversation checkpoints live here.",
     )
     model_dir: Path | None = Field(
-        default=None, description="Artemis model directory; None uses the agent's weight-free describer."
+        default=None,
+        description="Artemis model directory; None: the embedded model (see tools.describers.choose_describer).",
+    )
+    describer: DescriberKind = Field(
+        default="auto",
+        description="auto (model_dir, else the embedded model, else the heuristic), model, heuristic or random.",
     )
     device: str | None = Field(default=None, description="torch device for the model (None: as loaded).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -9,6 +9,7 @@ from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
 from artemis_model.types import box_iou
 from tests.agent.conftest import ScriptedChatModel
+from tools.describers import HeuristicDescriber
 
 
 def plan_call(**args) -> AIMessage:
@@ -49,7 +50,11 @@ def test_multi_target_question_describes_each_red_object(reds, tmp_path, planner
         from agent.lc_tools import as_text_llm
 
         summarizer = as_text_llm(llm)
-    graph = build_agent(AgentDeps(summarizer=summarizer), planner, sqlite_checkpointer(tmp_path / "m.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber(), summarizer=summarizer),
+        planner,
+        sqlite_checkpointer(tmp_path / "m.db"),
+    )
     events, state = run(graph, "t", "What do the red objects do?", video=video)
     nodes = [n for n, _ in events]
     assert nodes == ["understand", "plan", "ground", "refer", "summarize", "answer"]
@@ -77,7 +82,9 @@ def test_ambiguous_reference_asks_back_then_resolves(two_circles, tmp_path, plan
                 ]
             )
         )
-    graph = build_agent(AgentDeps(), planner, sqlite_checkpointer(tmp_path / "c.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), planner, sqlite_checkpointer(tmp_path / "c.db")
+    )
     events, _ = run(graph, "c", "What does the circle do?", video=video)
     assert events[-1][0] == "__interrupt__"
     ask_back = events[-1][1]["clarification"]
@@ -104,7 +111,9 @@ def test_ambiguous_reference_asks_back_then_resolves(two_circles, tmp_path, plan
 
 def test_unclear_clarification_asks_again(two_circles, tmp_path):
     _, video = two_circles
-    graph = build_agent(AgentDeps(), None, sqlite_checkpointer(tmp_path / "u.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), None, sqlite_checkpointer(tmp_path / "u.db")
+    )
     run(graph, "u", "What is the circle doing?", video=video)
     events, _ = run(graph, "u", "hmm, not sure")
     assert events[-1][0] == "__interrupt__" and "did not get" in events[-1][1]["clarification"]["question"]
@@ -132,7 +141,9 @@ def test_long_video_goes_through_segments_and_summary(two_circles, tmp_path, pla
                 ]
             )
         )
-    graph = build_agent(AgentDeps(), planner, sqlite_checkpointer(tmp_path / "l.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), planner, sqlite_checkpointer(tmp_path / "l.db")
+    )
     events, state = run(graph, "l", question, video=video)
     assert [n for n, _ in events] == ["understand", "plan", "ground", "refer_long", "summarize", "answer"]
     segs = [d.segment for d in state["descriptions"]]
@@ -146,14 +157,20 @@ def test_long_video_goes_through_segments_and_summary(two_circles, tmp_path, pla
 
 def test_length_alone_triggers_the_long_video_path(reds, tmp_path):
     _, video = reds
-    graph = build_agent(AgentDeps(long_video_frames=10), None, sqlite_checkpointer(tmp_path / "n.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber(), long_video_frames=10),
+        None,
+        sqlite_checkpointer(tmp_path / "n.db"),
+    )
     events, state = run(graph, "n", "What does the blue star do?", video=video)
     assert "refer_long" in [n for n, _ in events] and len(state["descriptions"]) == 4
 
 
 def test_user_box_becomes_the_first_target(reds, tmp_path):
     clip, video = reds
-    graph = build_agent(AgentDeps(), None, sqlite_checkpointer(tmp_path / "b.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), None, sqlite_checkpointer(tmp_path / "b.db")
+    )
     box = clip.boxes[2][6]
     events, state = run(graph, "b", "What is this doing?", video=video, box=box, frame_idx=6)
     assert [n for n, _ in events][:3] == ["understand", "plan", "use_box"]
@@ -166,7 +183,9 @@ def test_multi_round_pronoun_and_entity_from_the_answer(reds, tmp_path):
     _, video = reds
     llm_answer = "The red circle moves to the right, away from the blue star."
     graph = build_agent(
-        AgentDeps(summarizer=lambda p: llm_answer), None, sqlite_checkpointer(tmp_path / "r.db")
+        AgentDeps(describer=HeuristicDescriber(), summarizer=lambda p: llm_answer),
+        None,
+        sqlite_checkpointer(tmp_path / "r.db"),
     )
     _, s1 = run(graph, "r", "What does the red circle do?", video=video)
     assert [t.label for t in s1["targets"]] == ["red circle"]
@@ -181,7 +200,9 @@ def test_multi_round_pronoun_and_entity_from_the_answer(reds, tmp_path):
 
 def test_annotated_frames_on_request(reds, tmp_path):
     _, video = reds
-    graph = build_agent(AgentDeps(), None, sqlite_checkpointer(tmp_path / "a.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), None, sqlite_checkpointer(tmp_path / "a.db")
+    )
     _, state = run(graph, "a", "What does the blue star do?", video=video, annotate_dir=str(tmp_path / "ev"))
     frames = state["evidence"].frames
     assert len(frames) >= 2 and all(f.endswith(".jpg") for f in frames)
@@ -192,7 +213,9 @@ def test_annotated_frames_on_request(reds, tmp_path):
 
 def test_nothing_found_answers_so(reds, tmp_path):
     _, video = reds
-    graph = build_agent(AgentDeps(), None, sqlite_checkpointer(tmp_path / "x.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), None, sqlite_checkpointer(tmp_path / "x.db")
+    )
     events, state = run(graph, "x", "What does the purple triangle do?", video=video)
     assert [n for n, _ in events][-1] == "answer" and "could not find" in state["answer"]
     assert state["evidence"].targets == []
@@ -201,7 +224,9 @@ def test_nothing_found_answers_so(reds, tmp_path):
 def test_llm_plan_without_tool_call_falls_back_to_rules(reds, tmp_path):
     _, video = reds
     planner = LLMPlanner(ScriptedChatModel(responses=[AIMessage("I think you should look at it.")]))
-    graph = build_agent(AgentDeps(), planner, sqlite_checkpointer(tmp_path / "f.db"))
+    graph = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), planner, sqlite_checkpointer(tmp_path / "f.db")
+    )
     _, state = run(graph, "f", "What does the blue star do?", video=video)
     assert state["plan"].target_source == "ground" and [t.label for t in state["targets"]] == ["blue star"]
     assert np.isfinite(state["targets"][0].score)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_graph_shape():
-    g = build_agent().get_graph()
+    g = build_agent(AgentDeps(describer=HeuristicDescriber())).get_graph()
     assert set(g.nodes) == set(NODES) | {"__start__", "__end__"}
     edges = {(e.source, e.target) for e in g.edges}
     expected = {
@@ -44,7 +44,7 @@ def test_graph_shape():
 
 def test_tools_as_python_functions_and_as_langchain_tools(reds):
     clip, video = reds
-    lc = {t.name: t for t in make_langchain_tools(AgentDeps())}
+    lc = {t.name: t for t in make_langchain_tools(AgentDeps(describer=HeuristicDescriber()))}
     assert set(lc) == {"ground", "track", "refer", "segment", "summarize"}
 
     py_targets = ground(video, "the blue star")
@@ -68,8 +68,10 @@ def test_tools_as_python_functions_and_as_langchain_tools(reds):
 
 SCRIPT = """
 import sys, json
+from agent.deps import AgentDeps
 from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
-graph = build_agent(checkpointer=sqlite_checkpointer(sys.argv[1]))
+from tools.describers import HeuristicDescriber
+graph = build_agent(AgentDeps(describer=HeuristicDescriber()), checkpointer=sqlite_checkpointer(sys.argv[1]))
 kw = {"video": sys.argv[4]} if len(sys.argv) > 4 else {}
 for _ in ask(graph, sys.argv[2], sys.argv[3], **kw):
     pass
@@ -103,7 +105,7 @@ def test_follow_up_from_a_separate_process_sees_the_history(reds, tmp_path):
     assert second["messages"][:2] == ["What does the red square do?", first["answer"]]
     assert len(second["messages"]) == 4
     # another thread in the same file has no history
-    other = build_agent(checkpointer=sqlite_checkpointer(db)).get_state(
-        {"configurable": {"thread_id": "conv-2"}}
-    )
+    other = build_agent(
+        AgentDeps(describer=HeuristicDescriber()), checkpointer=sqlite_checkpointer(db)
+    ).get_state({"configurable": {"thread_id": "conv-2"}})
     assert other.values == {}

@@ -16,7 +16,7 @@ def test_chat_asks_back_and_the_follow_up_resolves(tmp_path):
     )
     video = str(write_mp4(clip.frames, tmp_path / "c.mp4"))
     runner = CliRunner()
-    common = ["--thread", "t1", "--db", str(tmp_path / "chat.sqlite")]
+    common = ["--thread", "t1", "--db", str(tmp_path / "chat.sqlite"), "--describer", "heuristic"]
     first = runner.invoke(app, ["chat", video, "What does the circle do?", *common])
     assert first.exit_code == 0, first.output
     assert "plan (rule)" in first.output and "ground(" in first.output and "Which one" in first.output

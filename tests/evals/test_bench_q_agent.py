@@ -100,10 +100,10 @@ def _bench_q_fixture(tmp_path):
 
 def test_bench_q_cli_end_to_end_with_tiny_artemis_and_a_fake_chat_model(tmp_path, one_thread):
     from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
     from artemis_model.types import GenerationOptions
     from evals.artemis_predictor import ArtemisPredictor
     from evals.videorefer.data import bench_q_object_records, load_bench_q
+    from tools.describers import EMBEDDED_MODEL_DIR
 
     path, frames = _bench_q_fixture(tmp_path)
     out = tmp_path / "q"
@@ -117,10 +117,11 @@ def test_bench_q_cli_end_to_end_with_tiny_artemis_and_a_fake_chat_model(tmp_path
         "agent:FakeListChatModel"
     }
 
-    # One Artemis description per referred object, in <region> order: the tiny model's own answers.
+    # One Artemis description per referred object, in <region> order: the default (embedded) model's answers.
     recs, _ = load_bench_q(path)
-    model, proc = tiny_model_and_processor()
-    artemis = ArtemisPredictor(ArtemisPipeline(model, proc), options=GenerationOptions(max_new_tokens=4))
+    artemis = ArtemisPredictor(
+        ArtemisPipeline.from_pretrained(EMBEDDED_MODEL_DIR), options=GenerationOptions(max_new_tokens=4)
+    )
     for rec, row in zip(recs, rows, strict=True):
         expected = artemis.predict(bench_q_object_records(rec, frames, "single"))
         assert [d["text"] for d in row["descriptions"]] == expected
@@ -225,7 +226,7 @@ def test_bench_d_cli_end_to_end_with_tiny_model(tmp_path, one_thread):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "tiny RANDOM model" in res.output
+    assert "tiny RANDOM model" not in res.output  # the README's rule: no --model -> the embedded model
     rows = read_jsonl(out / "predictions.jsonl")
     assert [r["id"] for r in rows] == ["0", "1"] and all(isinstance(r["pred"], str) for r in rows)
     assert [r["caption"] for r in rows] == ["Reference 0.", "Reference 1."] and {r["mode"] for r in rows} == {

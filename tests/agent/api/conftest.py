@@ -62,11 +62,14 @@ class SlowDescriber:
 
 @pytest.fixture
 def make_client(tmp_path) -> Callable[..., TestClient]:
-    """``make_client(**settings)`` -> a started TestClient (data_dir under tmp_path unless given)."""
+    """``make_client(**settings)`` -> a started TestClient (data_dir under tmp_path unless given; the cheap
+    heuristic describer unless a describer, a model_dir or a describer kind is given)."""
     stack: list = []
 
     def factory(*, describer=None, **kwargs) -> TestClient:
         kwargs.setdefault("data_dir", tmp_path / "data")
+        if describer is None and "model_dir" not in kwargs:
+            kwargs.setdefault("describer", "heuristic")
         client = TestClient(
             create_app(Settings(**kwargs), describer=describer), raise_server_exceptions=False
         )

@@ -26,7 +26,7 @@ MAX_EXAMPLES = 12
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path / "data", api_key="schema-key"))
+    app = create_app(Settings(data_dir=tmp_path / "data", api_key="schema-key", describer="heuristic"))
     yield app
     st_asgi.shutdown_lifespans()
 

@@ -18,7 +18,14 @@ def test_serve_passes_settings_and_address(monkeypatch, tmp_path):
     monkeypatch.setattr(uvicorn, "run", fake_run)
     monkeypatch.setenv("ARTEMIS_API_KEY", "from-env")
     monkeypatch.setenv("ARTEMIS_QUEUE_SIZE", "3")
-    serve(host="0.0.0.0", port=8123, data_dir=tmp_path / "d", model_dir=None, log_level="warning")
+    serve(
+        host="0.0.0.0",
+        port=8123,
+        data_dir=tmp_path / "d",
+        model_dir=None,
+        describer=None,
+        log_level="warning",
+    )
     app = seen["app"]
     assert isinstance(app, FastAPI) and (seen["host"], seen["port"]) == ("0.0.0.0", 8123)
     settings = app.state.settings

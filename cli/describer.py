@@ -1,0 +1,38 @@
+"""The ``--model`` / ``--describer`` flags every command that describes shares, over the one factory
+:func:`tools.describers.default_describer` (imported on use: ``artemis --help`` loads no model code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from tools.describers import Describer
+
+DESCRIBER_HELP = (
+    "auto (default): the --model dir, else the embedded models/artemis-tiny-world, else the weight-free "
+    "heuristic (with a warning); model; heuristic; random (a random tiny model, for tests). "
+    "See the README's 'Which describer answers'."
+)
+MODEL_HELP = "Artemis model directory (default: the embedded models/artemis-tiny-world)."
+
+
+def make_describer(model: Path | None, describer: str, **kwargs: Any) -> Describer:
+    """:func:`tools.describers.default_describer` for the command's flags (its rule, then its builder); a bad
+    combination of flags or a directory that holds no Artemis model is a usage error.
+
+    ``kwargs``: ``device``, ``dtype``, ``options``, ``cache`` as :func:`tools.describers.build_describer` takes them.
+    """
+    from artemis_model.errors import NotAnArtemisModelError
+    from tools.describers import build_describer, choose_describer
+
+    try:
+        choice = choose_describer(model, describer)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--describer' / '--model'") from exc
+    try:
+        return build_describer(choice, **kwargs)
+    except NotAnArtemisModelError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--model'") from exc
