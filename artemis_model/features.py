@@ -42,9 +42,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from artemis_model.array_video import ArrayVideo  # noqa: F401  (re-exported: older imports)
 from artemis_model.types import validate_frame_idx
 from artemis_model.video import VideoInput, VideoSource, open_video, sample_global_indices
+from artemis_model.video.array import ArrayVideo  # noqa: F401  (re-exported: older imports)
 
 logger = logging.getLogger(__name__)
 

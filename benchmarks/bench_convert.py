@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_convert.py [--layers 8] [--shards 4] [--work-dir /tmp/artemis_bench_convert]
 
-Writes an original-layout checkpoint (tests/artemis_model/original_fixture.py) with a LLaMA of width 1024 and
+Writes an original-layout checkpoint (artemis_model/convert/synthetic.py) with a LLaMA of width 1024 and
 ``--layers`` layers in bf16, split into ``--shards`` ``.bin`` shards (~50 MB each at the defaults), then in
 fresh child processes measures resident memory (psutil, sampled every 5 ms) above the post-import baseline:
 
@@ -24,13 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 _CHILD = r"""
 import json, sys, threading, time
 import psutil, torch
-sys.path.insert(0, {root!r})
 from artemis_model.convert import ConvertOptions, convert_checkpoint
 proc = psutil.Process()
 baseline = proc.memory_info().rss
@@ -61,7 +57,6 @@ print(json.dumps({{"growth_mb": (peak[0] - baseline) / 1e6, "baseline_mb": basel
 
 def _child(mode: str, ckpt, out: Path, env: dict | None = None) -> dict:
     code = _CHILD.format(
-        root=str(ROOT),
         mode=mode,
         overrides=json.dumps(ckpt.overrides),
         base=str(ckpt.base),
@@ -91,8 +86,8 @@ def main() -> None:
 
     import torch
 
-    from artemis_model.testing import tiny_config
-    from tests.artemis_model.original_fixture import write_original_checkpoint
+    from artemis_model.convert.synthetic import write_original_checkpoint
+    from artemis_model.tiny import tiny_config
 
     if args.work_dir.exists():
         shutil.rmtree(args.work_dir)

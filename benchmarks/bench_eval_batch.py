@@ -21,7 +21,6 @@ work at any batch size, so on a CPU it bounds the gain; on a GPU it runs in para
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from scaled import scaled_model as _scaled  # noqa: E402  (benchmarks/ is on sys.path)
 
 from artemis_model.features import FeatureCache  # noqa: E402

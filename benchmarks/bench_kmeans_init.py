@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -38,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from artemis_model.region_encoder import box_motion  # noqa: E402
 from artemis_model.selection import choose_track_frames, kmeans, select_token_indices  # noqa: E402

@@ -13,21 +13,16 @@ Tracks are the synthetic truth (tracking is timed separately by the tracker's ow
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from scaled import scaled_model as _scaled  # noqa: E402  (benchmarks/ is on sys.path)
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.features import FeatureCache  # noqa: E402
 from artemis_model.pipeline import describe, describe_many  # noqa: E402
 from artemis_model.types import GenerationOptions, Track  # noqa: E402
+from artemis_model.video.array import ArrayVideo
 
 
 def scaled_model(device: str):

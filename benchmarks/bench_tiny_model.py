@@ -1,4 +1,4 @@
-"""Forward / generate / region-encoder time of the tiny test model (``artemis_model.testing``), 1 thread.
+"""Forward / generate / region-encoder time of the tiny test model (``artemis_model.tiny``), 1 thread.
 
     .venv/bin/python benchmarks/bench_tiny_model.py
 
@@ -8,16 +8,12 @@ Medians of 20 forwards and 5 ``generate`` calls of exactly 20 new tokens. Not a 
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from artemis_model.processing_artemis import EVAL_QUESTION, render_prompt  # noqa: E402
-from artemis_model.testing import tiny_model_and_processor  # noqa: E402
+from artemis_model.tiny import tiny_model_and_processor  # noqa: E402
 
 
 def _median_ms(fn, repeats: int) -> float:

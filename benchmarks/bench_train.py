@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from training.config import LoraSection, TrainableSection
 from training.data import ArtemisCollator
 from training.media import GlobalFeatureProvider

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from artemis_model.tracking import track_box  # noqa: E402
 from artemis_model.types import box_iou  # noqa: E402

@@ -3,9 +3,9 @@
 The model has the shapes of Artemis-7B -- CLIP ViT-L/14-224 (24 layers, width 1024), the region encoder, Vicuna-7B
 (hidden 4096, 32 layers, 32 heads, intermediate 11008, vocabulary 32003) -- with **random weights**, built directly
 on the device in ``--dtype`` (bf16 by default; no CPU copy, nothing is read from disk or downloaded). The prompt
-comes from the tiny BPE tokenizer of :mod:`artemis_model.testing` (the LM's placeholder ids are set to its ids):
+comes from the tiny BPE tokenizer of :mod:`artemis_model.tiny` (the LM's placeholder ids are set to its ids):
 the ``train`` template gives ~430 positions, as Vicuna's does. The video is synthetic, already decoded
-(:class:`~artemis_model.array_video.ArrayVideo`): ``--frames`` frames with 8 moving targets visible throughout.
+(:class:`~artemis_model.video.array.ArrayVideo`): ``--frames`` frames with 8 moving targets visible throughout.
 Answers are compared as token ids (the processor's ``batch_decode`` is replaced by one that prints the ids) and
 every generation makes exactly ``--new-tokens`` tokens (``min_new_tokens``), greedy.
 
@@ -63,22 +63,19 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import transformers  # noqa: E402
 from transformers import AutoModelForImageTextToText, CLIPImageProcessor  # noqa: E402
 
-from artemis_model.array_video import ArrayVideo  # noqa: E402
 from artemis_model.configuration_artemis import ArtemisConfig  # noqa: E402
 from artemis_model.features import FeatureCache  # noqa: E402
 from artemis_model.generation import PreparedTarget, generate_prepared  # noqa: E402
 from artemis_model.pipeline import TargetRequest, prepare_targets  # noqa: E402
 from artemis_model.processing_artemis import PLACEHOLDER_TOKENS, ArtemisProcessor  # noqa: E402
 from artemis_model.selection import choose_track_frames  # noqa: E402
-from artemis_model.testing import tiny_config, tiny_tokenizer  # noqa: E402
+from artemis_model.tiny import tiny_config, tiny_tokenizer  # noqa: E402
 from artemis_model.types import GenerationOptions, Track  # noqa: E402
 from artemis_model.video import sample_global_indices  # noqa: E402
+from artemis_model.video.array import ArrayVideo  # noqa: E402
 
 NOMINAL_BANDWIDTH = {  # bytes/s, from the vendors' data sheets (HBM)
     "H100 PCIe": 2.0e12,

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 QUESTIONS = [
     {"text": "What is the boxed object doing?", "box": None},
     {"text": "Where does it go?"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 
 
 def scaled_model(

@@ -64,6 +64,6 @@ def convert_cmd(
             raise typer.Exit(code=2) from exc
         typer.echo(json.dumps(asdict(report), indent=2, default=str))
     if verify is not None:
-        from artemis_model.convert_verify import verify_converted
+        from artemis_model.convert.verify import verify_converted
 
         typer.echo(verify_converted(verify, device=device).summary())

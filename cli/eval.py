@@ -49,7 +49,7 @@ def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int 
 
 def _tiny_predictor(options, device: str | None):  # noqa: ANN001, ANN202
     from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
     from evals.artemis_predictor import ArtemisPredictor
 
     typer.echo(

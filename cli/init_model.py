@@ -32,9 +32,9 @@ def init_model_cmd(
     if dtype is not None and dtype not in DTYPE_NAMES:
         raise typer.BadParameter(f"--dtype {dtype!r} is unknown; allowed: {list(DTYPE_NAMES)}")
     overrides = json.loads(config_overrides.read_text()) if config_overrides is not None else None
-    from artemis_model.assemble import assemble_model
-    from artemis_model.checkpoint_io import ConversionError
     from artemis_model.convert import DTYPES
+    from artemis_model.convert.assemble import assemble_model
+    from artemis_model.convert.checkpoint_io import ConversionError
 
     try:
         path = assemble_model(

@@ -98,9 +98,9 @@ try:
 except ImportError:  # synth/__init__ imports its PyAV writer eagerly; the clip here stays in memory
     sys.modules["av"] = types.ModuleType("av")
     print("no PyAV here: an empty 'av' module stands in (synth.video_io is not used)")
-from artemis_model.array_video import ArrayVideo
+from artemis_model.video.array import ArrayVideo
 from artemis_model.pipeline import describe
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
 from synth.world import generate_clip
 
@@ -180,7 +180,7 @@ import re, subprocess, sys
 import xml.etree.ElementTree as ET
 xml = sys.argv[1]
 cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", "-k", "not decord and not pyav",
-       "--ignore=tests/artemis_model/test_video.py", f"--junitxml={xml}", "tests/artemis_model"]
+       "--ignore=tests/artemis_model/video/test_video.py", f"--junitxml={xml}", "tests/artemis_model"]
 print(" ".join(cmd), flush=True)
 subprocess.run(cmd)
 ABSENT = re.compile(r"No module named '(av|decord|pycocoevalcap|langgraph|langchain\w*|fastapi)|"

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tests.training.datagen import videoref_records, write_json
 from tests.training.conftest import _pretrain_language_model
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from training.config import load_config
 from training.train import run_training
 

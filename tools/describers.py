@@ -235,7 +235,7 @@ def build_describer(
     if choice.kind == "heuristic":
         return HeuristicDescriber()
     if choice.kind == "random":
-        from artemis_model.testing import tiny_model_and_processor
+        from artemis_model.tiny import tiny_model_and_processor
 
         logger.warning("describing with a randomly initialised tiny Artemis: its answers are noise")
         model, processor = tiny_model_and_processor(seed=0)

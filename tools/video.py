@@ -2,7 +2,7 @@
 
 Every tool takes a :class:`VideoLike`: anything with ``num_frames``, ``fps``, ``width``, ``height`` and
 ``get_frames(indices) -> uint8 [N, H, W, 3] RGB``. ``artemis_model.video.open_video`` returns one; tests and
-segment views use :class:`ArrayVideo` (``artemis_model.array_video``) and :class:`SubVideo`, both
+segment views use :class:`ArrayVideo` (``artemis_model.video.array``) and :class:`SubVideo`, both
 ``VideoSource`` s like it, so the tracker and the pipeline take any of them as they are.
 """
 
@@ -16,9 +16,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from artemis_model.array_video import ArrayVideo, resize_frames
 from artemis_model.errors import FrameIndexError
 from artemis_model.video import VideoSource, open_video
+from artemis_model.video.array import ArrayVideo, resize_frames
 
 logger = logging.getLogger(__name__)
 

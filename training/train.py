@@ -68,7 +68,7 @@ def _checked_config_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 def build_model_and_processor(cfg: TrainConfig) -> tuple[ArtemisForConditionalGeneration, ArtemisProcessor]:
     """The initial model: a saved Artemis checkpoint (``model.path``, processor beside it) or a tiny one."""
     if cfg.model.tiny and cfg.model.path is None:
-        from artemis_model.testing import tiny_model_and_processor
+        from artemis_model.tiny import tiny_model_and_processor
 
         model, processor = tiny_model_and_processor(seed=cfg.model.tiny_seed, **cfg.model.tiny_overrides)
     else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.evidence import PALETTE, save_evidence
 from artemis_model.types import Description, Track
+from artemis_model.video.array import ArrayVideo
 from tests.clipgen import make_squares
 
 

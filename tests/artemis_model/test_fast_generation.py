@@ -27,7 +27,7 @@ from artemis_model.generation import (
 )
 from artemis_model.processing_artemis import render_prompt
 from artemis_model.prompts import normalize_question, referring_prompt
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
 
 NEW = 10

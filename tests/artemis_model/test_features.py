@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.features import FeatureCache, stack_region_maps
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.video import open_video, sample_global_indices
+from artemis_model.video.array import ArrayVideo
 from tests.clipgen import make_squares, write_squares_mp4
 
 
@@ -75,7 +75,7 @@ def test_one_decode_pass_each_frame_once_then_all_hits(model_proc, mp4):
 
 def test_original_resize_mode_encodes_global_and_roi_pixels_separately(clip):
     model, _ = tiny_model_and_processor(seed=0)
-    from artemis_model.testing import tiny_processor
+    from artemis_model.tiny import tiny_processor
 
     proc = tiny_processor(model.config, resize_mode="original")
     cache = FeatureCache()

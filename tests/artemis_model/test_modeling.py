@@ -14,7 +14,7 @@ from artemis_model.configuration_artemis import ArtemisConfig
 from artemis_model.errors import FrameIndexError
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import EVAL_QUESTION, render_prompt
-from artemis_model.testing import tiny_config, tiny_model_and_processor
+from artemis_model.tiny import tiny_config, tiny_model_and_processor
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_region_encoder_init_follows_the_original():
 
 def test_from_pretrained_with_loading_info_keeps_tower_frozen(tmp_path):
     from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
 
     model, _ = tiny_model_and_processor(seed=0)
     model.save_pretrained(tmp_path)

@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.errors import (
     ArtemisInputError,
     FrameIndexError,
@@ -18,9 +17,10 @@ from artemis_model.errors import (
 )
 from artemis_model.features import FeatureCache
 from artemis_model.pipeline import ArtemisPipeline, describe, describe_many
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
 from artemis_model.video import open_video, sample_global_indices
+from artemis_model.video.array import ArrayVideo
 from tests.clipgen import make_squares, write_squares_mp4
 
 OPTS = GenerationOptions(max_new_tokens=8)

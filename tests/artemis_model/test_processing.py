@@ -8,7 +8,7 @@ import torch
 
 from artemis_model.errors import InvalidBoxError
 from artemis_model.processing_artemis import IGNORE_INDEX, TEMPLATES, ArtemisProcessor, render_prompt
-from artemis_model.testing import tiny_config, tiny_processor
+from artemis_model.tiny import tiny_config, tiny_processor
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_prompt_template_is_saved_and_validated(tmp_path):
     import pytest
 
     from artemis_model.processing_artemis import ArtemisProcessor
-    from artemis_model.testing import tiny_processor
+    from artemis_model.tiny import tiny_processor
 
     proc = tiny_processor()
     assert proc.prompt_template == "train"

@@ -13,7 +13,7 @@ import torch
 
 from artemis_model.errors import FrameIndexError, InvalidBoxError
 from artemis_model.region_encoder import ArtemisRegionEncoder
-from artemis_model.testing import tiny_config
+from artemis_model.tiny import tiny_config
 
 
 def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:

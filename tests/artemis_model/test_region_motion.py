@@ -12,7 +12,7 @@ import torch
 
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.region_encoder import ArtemisRegionEncoder, box_motion
-from artemis_model.testing import tiny_config
+from artemis_model.tiny import tiny_config
 
 
 def test_box_motion_is_the_centre_shift_in_box_units_and_log_size_ratio():

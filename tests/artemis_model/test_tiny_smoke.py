@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from artemis_model.processing_artemis import EVAL_QUESTION, render_prompt
-from artemis_model.testing import tiny_config, tiny_model_and_processor
+from artemis_model.tiny import tiny_config, tiny_model_and_processor
 
 
 def _inputs(model, processor, seed: int = 0):

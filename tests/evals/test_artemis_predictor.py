@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_referring_end_to_end_with_tiny_model(tmp_path, scorer):
     from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
     from artemis_model.types import GenerationOptions
     from evals.artemis_predictor import ArtemisPredictor
     from evals.referring import load_referring_eval, run_referring, score_referring
@@ -38,7 +38,7 @@ def test_bench_q_describer_is_the_tiny_model(tmp_path):
     import json
 
     from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
     from artemis_model.types import GenerationOptions
     from evals.artemis_predictor import ArtemisPredictor
     from evals.runner import read_jsonl

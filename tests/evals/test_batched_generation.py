@@ -57,7 +57,7 @@ def _records(root: Path) -> list[EvalRecord]:
 
 def test_cross_video_batches_equal_pipeline_batch_1_in_float64(tmp_path, one_thread):
     from artemis_model.pipeline import ArtemisPipeline
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
     from artemis_model.types import GenerationOptions
     from evals.artemis_predictor import ArtemisPredictor
 

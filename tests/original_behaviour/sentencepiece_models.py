@@ -6,7 +6,7 @@
   SentencePiece BPE ``ModelProto``: byte fallback, dummy prefix, no whitespace folding, and each merged piece
   scored by the rank of its first merge (so the whitespace runs ``▁▁``... merge last, as in LLaMA).
 - :func:`train_tiny_tokenizer_model`: a tiny BPE model trained with the ``sentencepiece`` package.
-- :func:`write_slow_tokenizer_dir`: ``tokenizer.model`` + ``tokenizer_config.json`` as a Vicuna directory holds.
+- :func:`~artemis_model.convert.synthetic.write_slow_tokenizer_dir` (re-exported): a Vicuna-like slow directory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import re
 import struct
 import tarfile
@@ -24,7 +23,8 @@ import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-from artemis_model.testing import _corpus
+from artemis_model.convert.synthetic import write_slow_tokenizer_dir
+from artemis_model.tiny import tiny_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 LLAMA_TOKENIZER_JS = REPO / ".cache" / "test-assets" / "llama-tokenizer-js-1.2.2.tgz"
@@ -96,7 +96,7 @@ def train_tiny_tokenizer_model(path: Path, vocab_size: int = 400) -> Path:
     """A tiny BPE SentencePiece model (byte fallback, LLaMA's special ids) trained on the tiny models' corpus."""
     stream = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_corpus() * 4),
+        sentence_iterator=iter(tiny_corpus() * 4),
         model_writer=stream,
         model_type="bpe",
         vocab_size=vocab_size,
@@ -114,28 +114,6 @@ def train_tiny_tokenizer_model(path: Path, vocab_size: int = 400) -> Path:
     )
     path.write_bytes(stream.getvalue())
     return path
-
-
-def write_slow_tokenizer_dir(directory: Path, model_file: Path, *, legacy: bool | None = False) -> Path:
-    """``tokenizer.model`` + ``tokenizer_config.json`` (LlamaTokenizer, as Vicuna's) in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tokenizer.model").write_bytes(model_file.read_bytes())
-    config = {
-        "tokenizer_class": "LlamaTokenizer",
-        "add_bos_token": True,
-        "add_eos_token": False,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "pad_token": None,
-        "model_max_length": 4096,
-        "padding_side": "right",
-        "clean_up_tokenization_spaces": False,
-    }
-    if legacy is not None:
-        config["legacy"] = legacy
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    return directory
 
 
 def write_llama_tokenizer_json(directory: Path, *, legacy: bool) -> Path:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from artemis_model import pipeline as pipeline_module
-from artemis_model.array_video import ArrayVideo
 from artemis_model.pipeline import ArtemisPipeline, TargetRequest, generate_answers, prepare_targets
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
+from artemis_model.video.array import ArrayVideo
 from evals.artemis_predictor import ArtemisPredictor
 from evals.referring import load_referring_eval, predict_rows, run_referring, score_referring
 from evals.runner import read_jsonl

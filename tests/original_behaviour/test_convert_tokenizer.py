@@ -13,8 +13,8 @@ import sentencepiece as spm
 from transformers import GenerationConfig
 
 from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
-from tests.artemis_model.original_fixture import write_original_checkpoint
-from tests.artemis_model.test_convert import _cfg, _convert
+from artemis_model.convert.synthetic import write_original_checkpoint
+from tests.artemis_model.convert.test_convert import _cfg, _convert
 from tests.original_behaviour.sentencepiece_models import (
     train_tiny_tokenizer_model,
     write_llama_tokenizer_model,

@@ -22,11 +22,11 @@ import warnings
 import pytest
 import torch
 
-from artemis_model.assemble import build_assembled_config
 from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.convert_keys import build_config
+from artemis_model.convert.assemble import build_assembled_config
+from artemis_model.convert.keys import build_config
 from artemis_model.selection import KMEANS_INITS, kmeans, random_init_indices, select_tokens
-from artemis_model.testing import tiny_config, tiny_model_and_processor
+from artemis_model.tiny import tiny_config, tiny_model_and_processor
 
 torch_kmeans = pytest.importorskip("torch_kmeans")
 

@@ -20,7 +20,7 @@ import torch
 from artemis_model.generation import PreparedTarget, generate_prepared, generation_kwargs
 from artemis_model.processing_artemis import PLACEHOLDER_TOKENS, render_prompt
 from artemis_model.prompts import normalize_question, referring_prompt
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions, Track
 
 NEW = 8

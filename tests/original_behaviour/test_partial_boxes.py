@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.errors import InvalidBoxError
 from artemis_model.pipeline import TargetRequest, describe, prepare_targets
-from artemis_model.testing import tiny_model_and_processor, tiny_processor
+from artemis_model.tiny import tiny_model_and_processor, tiny_processor
 from artemis_model.types import GenerationOptions, Track, validate_box
+from artemis_model.video.array import ArrayVideo
 from evals.artemis_predictor import record_track
 from evals.protocol import EvalRecord
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from artemis_model.region_encoder import ArtemisRegionEncoder, compute_dtype
-from artemis_model.testing import tiny_config
+from artemis_model.tiny import tiny_config
 
 
 def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -12,11 +12,11 @@ import json
 
 import torch
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.generation import generation_kwargs
 from artemis_model.pipeline import ArtemisPipeline
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import GenerationOptions
+from artemis_model.video.array import ArrayVideo
 from evals.predictors import generation_options, original_sampling
 from tests.original_behaviour.test_convert_tokenizer import VICUNA_GENERATION_CONFIG
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from artemis_model.array_video import ArrayVideo
 from artemis_model.pipeline import TargetRequest, _plan_target, prepare_targets
 from artemis_model.selection import choose_track_frames
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from artemis_model.types import Track
+from artemis_model.video.array import ArrayVideo
 from training.referring_data import ReferringDataset
 
 W, H, T = 64, 48, 30

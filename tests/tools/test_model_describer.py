@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from tools.describers import ModelDescriber
 from tools.refer import refer_targets
 from tools.schemas import Target

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from artemis_model.processing_artemis import render_prompt
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from tests.training.datagen import COLOURS, MOTIONS, llava_records, videoref_records, write_json
 from training.config import TrainConfig, load_config
 

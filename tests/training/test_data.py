@@ -11,7 +11,7 @@ import torch
 
 from artemis_model.processing_artemis import IGNORE_INDEX, REGION_TOKEN, VIDEO_TOKEN
 from artemis_model.selection import choose_track_frames
-from artemis_model.testing import tiny_processor
+from artemis_model.tiny import tiny_processor
 from tests.training.datagen import make_clips
 from training.config import load_config
 from training.data import (

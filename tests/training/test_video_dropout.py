@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from artemis_model.testing import tiny_model_and_processor
+from artemis_model.tiny import tiny_model_and_processor
 from training.config import TrainConfig
 from training.media import GlobalFeatureProvider
 from training.trainer import ArtemisTrainer

@@ -10,7 +10,7 @@ from tests.agent.api.conftest import ask, upload
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from artemis_model.testing import tiny_model_and_processor
+    from artemis_model.tiny import tiny_model_and_processor
 
     model, processor = tiny_model_and_processor(seed=0)
     out = tmp_path_factory.mktemp("tiny_artemis")

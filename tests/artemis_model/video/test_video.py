@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from artemis_model import video as video_mod
 from artemis_model.errors import FrameIndexError, VideoDecodeError
 from artemis_model.video import (
     DecordVideo,
@@ -20,7 +19,8 @@ from artemis_model.video import (
     read_frames_union,
     sample_global_indices,
 )
-from artemis_model.video_pyav import PyAVVideo
+from artemis_model.video import source as video_mod
+from artemis_model.video.pyav import PyAVVideo
 from tests.artemis_model.synthetic_clips import textured_background, write_mp4
 
 N_FRAMES = 90

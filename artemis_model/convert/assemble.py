@@ -8,12 +8,12 @@ Stage 1 (reference §2.1) starts from Vicuna-v1.5-7B + CLIP ViT-L/14 with a fres
   placeholder rows) and the CLIP vision config (``CLIPVisionConfig.from_pretrained`` reads either a full
   ``CLIPModel`` or a ``CLIPVisionModel`` directory); the Artemis knobs at their defaults unless overridden;
 - weights: the LLM's ``LlamaForCausalLM`` tensors (``language_model.*``) and CLIP's vision tensors
-  (``vision_tower.*``, keys mapped by :func:`artemis_model.convert_keys.map_clip_key`), read with the safe
-  readers of :mod:`artemis_model.checkpoint_io` (safetensors, or ``torch.load(weights_only=True)``). Every
+  (``vision_tower.*``, keys mapped by :func:`artemis_model.convert.keys.map_clip_key`), read with the safe
+  readers of :mod:`artemis_model.convert.checkpoint_io` (safetensors, or ``torch.load(weights_only=True)``). Every
   name and shape is checked before any data is read; unmatched, missing or mis-shaped tensors are all listed
   in one :class:`AssemblyError`;
 - tokenizer: the LLM's, plus ``<image>``, ``<video>``, ``<region>``; ``embed_tokens`` / ``lm_head`` grow by
-  one row per new token, each the mean of the existing rows (as :mod:`artemis_model.convert`);
+  one row per new token, each the mean of the existing rows (as :mod:`artemis_model.convert.converter`);
 - projector + region encoder: the model's own initialisation (``_init_weights``) under ``seed``, in float32,
   then cast: the same seed and config give the same weights whatever the output dtype;
 - saved: ``save_pretrained`` (safetensors), the processor (resize mode ``"consistent"``, prompt template
@@ -38,10 +38,10 @@ from torch import nn
 from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig
 from transformers.initialization import no_init_weights
 
-from artemis_model.checkpoint_io import ConversionError, TensorFile, resolve_weight_files
 from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.convert import DTYPES, _append_mean_rows, _load_tokenizer, _read_json
-from artemis_model.convert_keys import EMBED_KEY, LM_HEAD_KEY, KeyAction, map_clip_key
+from artemis_model.convert.checkpoint_io import ConversionError, TensorFile, resolve_weight_files
+from artemis_model.convert.converter import DTYPES, _append_mean_rows, _load_tokenizer, _read_json
+from artemis_model.convert.keys import EMBED_KEY, LM_HEAD_KEY, KeyAction, map_clip_key
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration, ArtemisProjector
 from artemis_model.processing_artemis import ArtemisProcessor, add_placeholder_tokens
 from artemis_model.region_encoder import ArtemisRegionEncoder

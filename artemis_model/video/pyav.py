@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from artemis_model.errors import VideoDecodeError
-from artemis_model.video import DEFAULT_FOLDER_FPS, VideoSource, file_content_hash
+from artemis_model.video.source import DEFAULT_FOLDER_FPS, VideoSource, file_content_hash
 
 SEEK_COST_FRAMES = 20
 

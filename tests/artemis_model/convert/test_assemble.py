@@ -23,12 +23,12 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-from artemis_model.assemble import ASSEMBLY_FILE, AssemblyError, assemble_model
+from artemis_model.convert.assemble import ASSEMBLY_FILE, AssemblyError, assemble_model
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import PLACEHOLDER_TOKENS, ArtemisProcessor, render_prompt
-from artemis_model.testing import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, tiny_tokenizer
+from artemis_model.tiny import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, tiny_tokenizer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VISION = {
     "hidden_size": 32,
     "intermediate_size": 64,
@@ -38,7 +38,7 @@ VISION = {
     "patch_size": TINY_PATCH_SIZE,
     "projection_dim": 32,
 }
-# The Artemis knobs of artemis_model.testing.tiny_config, made cheaper (8x8 / 4x4 region maps).
+# The Artemis knobs of artemis_model.tiny.tiny_config, made cheaper (8x8 / 4x4 region maps).
 OVERRIDES = {
     "region_feature_layers": [-5, -4, -3, -2],
     "region_upsample_factors": [2, 1, 1, 1],

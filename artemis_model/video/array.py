@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 
 from artemis_model.errors import VideoDecodeError
-from artemis_model.video import VideoSource
+from artemis_model.video.source import VideoSource
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""Pass 1 of :mod:`artemis_model.convert`: map every key and check names, shapes and LoRA pairs (no data read).
+"""Pass 1 of :mod:`artemis_model.convert.converter`: map every key and check names, shapes and LoRA pairs (no data read).
 
 :func:`plan_conversion` reads only metadata (safetensors headers; memory-mapped ``.bin`` pickles) and raises one
-:class:`~artemis_model.checkpoint_io.ConversionError` listing every unmatched, missing, duplicated or mis-shaped
+:class:`~artemis_model.convert.checkpoint_io.ConversionError` listing every unmatched, missing, duplicated or mis-shaped
 key, or an incomplete LoRA pair, before anything is written.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from artemis_model.checkpoint_io import (
+from artemis_model.configuration_artemis import ArtemisConfig
+from artemis_model.convert.checkpoint_io import (
     ADAPTER_WEIGHT_NAMES,
     MODEL_WEIGHT_NAMES,
     ConversionError,
@@ -23,8 +24,7 @@ from artemis_model.checkpoint_io import (
     TensorMeta,
     resolve_weight_files,
 )
-from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.convert_keys import (
+from artemis_model.convert.keys import (
     EMBED_KEY,
     LM_HEAD_KEY,
     KeyAction,

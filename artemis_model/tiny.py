@@ -99,7 +99,7 @@ WORDS = (
 )
 
 
-def _corpus() -> list[str]:
+def tiny_corpus() -> list[str]:
     lines = [tpl.system for tpl in TEMPLATES.values()]
     lines += [EVAL_QUESTION, "USER: ASSISTANT: </s>", WORDS, "0 1 2 3 4 5 6 7 8 9 . , ? ! : ; ' \" ( ) - \n"]
     for colour in COLOURS:
@@ -110,7 +110,7 @@ def _corpus() -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _tokenizer_json() -> str:
+def tiny_tokenizer_json() -> str:
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -120,7 +120,7 @@ def _tokenizer_json() -> str:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer)
+    tok.train_from_iterator(tiny_corpus(), trainer)
     return tok.to_str()
 
 
@@ -128,7 +128,7 @@ def tiny_tokenizer(*, placeholders: bool = True) -> PreTrainedTokenizerFast:
     """A fresh tiny tokenizer: ``<unk>``=0, ``<s>``=1, ``</s>``=2, ``<pad>``=3, placeholders last (omitted with
     ``placeholders=False``: a stand-in for a plain language model's tokenizer)."""
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
+        tokenizer_object=Tokenizer.from_str(tiny_tokenizer_json()),
         unk_token="<unk>",
         bos_token="<s>",
         eos_token="</s>",

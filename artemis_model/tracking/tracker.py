@@ -6,7 +6,7 @@
     for frame_idx, box in tracker.propagate(state):   # key frame, forward to the end, then backward
         ...                                             # box is None where the target is absent
 
-A backend (KCF by default, see :mod:`artemis_model.tracking_backends`) follows the box frame to frame at a
+A backend (KCF by default, see :mod:`artemis_model.tracking.backends`) follows the box frame to frame at a
 reduced resolution. On every frame an appearance check (colour histogram of the box vs the prompt box) and
 a shot-cut detector (thumbnail difference) decide whether the target is still there; when it is not the
 frame reports ``None`` and template-matching re-detection looks for the target on the following frames,
@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from artemis_model.tracking_appearance import (
+from artemis_model.tracking.appearance import (
     Appearance,
     describe_appearance,
     redetect,
@@ -30,7 +30,7 @@ from artemis_model.tracking_appearance import (
     similarity,
     thumbnail,
 )
-from artemis_model.tracking_backends import BackendFactory, TrackerBackend, make_backend
+from artemis_model.tracking.backends import BackendFactory, TrackerBackend, make_backend
 from artemis_model.types import Box, Track, box_iou, validate_box, validate_frame_idx
 from artemis_model.video import VideoInput, VideoSource, iter_frames, open_video
 
@@ -109,8 +109,8 @@ class Tracker:
     """Single-target tracker: ``init_state`` -> ``add_box`` -> ``propagate``.
 
     ``backend`` is a registered name (``kcf``, ``csrt``, ``mil``, or one added with
-    :func:`~artemis_model.tracking_backends.register_backend`) or a factory returning a
-    :class:`~artemis_model.tracking_backends.TrackerBackend`. Keyword overrides change ``config`` fields,
+    :func:`~artemis_model.tracking.backends.register_backend`) or a factory returning a
+    :class:`~artemis_model.tracking.backends.TrackerBackend`. Keyword overrides change ``config`` fields,
     e.g. ``Tracker("csrt", stride=2)``.
     """
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from artemis_model.tracking import Tracker, TrackerConfig, TrackingState, track_box
-from artemis_model.tracking_backends import OpenCVTracker, available_backends, register_backend
+from artemis_model.tracking.backends import OpenCVTracker, available_backends, register_backend
 from artemis_model.types import Box, Track, box_iou
 from artemis_model.video import open_video
 from tests.artemis_model.synthetic_clips import Clip, cut_clip, distractor_clip, occlusion_clip

@@ -1,4 +1,4 @@
-"""Name mapping and config building for :mod:`artemis_model.convert` (original_checkpoint.md §1-§4, §6).
+"""Name mapping and config building for :mod:`artemis_model.convert.converter` (original_checkpoint.md §1-§4, §6).
 
 Every original key is either mapped to one of our parameter names, dropped for a stated reason, or unmatched
 (which stops a conversion). The rules are full-string regular expressions; nothing is matched by substring.
@@ -29,8 +29,8 @@ from typing import Any
 
 from transformers import CLIPVisionConfig
 
-from artemis_model.checkpoint_io import ConversionError
 from artemis_model.configuration_artemis import PROJECTOR_TYPES, ArtemisConfig
+from artemis_model.convert.checkpoint_io import ConversionError
 
 EMBED_KEY = "language_model.model.embed_tokens.weight"
 LM_HEAD_KEY = "language_model.lm_head.weight"

@@ -7,7 +7,7 @@ Inputs (original_checkpoint.md): the stage-2 checkpoint ``Artemis-7b-ftune`` (``
 
 What it does, in two passes:
 
-1. **Plan** (metadata only, nothing written): map every key (:mod:`artemis_model.convert_keys`) and check it
+1. **Plan** (metadata only, nothing written): map every key (:mod:`artemis_model.convert.keys`) and check it
    against the shapes of an Artemis model built on the meta device. Any unmatched, missing, duplicated or
    mis-shaped key, or an incomplete LoRA pair, stops the conversion with a :class:`ConversionError` listing
    all of them.
@@ -50,14 +50,14 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from artemis_model.checkpoint_io import (
+from artemis_model.convert.checkpoint_io import (
     ConversionError,
     OutputTensor,
     StreamingShardWriter,
     TensorFile,
     plan_shards,
 )
-from artemis_model.convert_keys import (
+from artemis_model.convert.keys import (
     DROP_IMAGE_TOWER,
     EMBED_KEY,
     LM_HEAD_KEY,
@@ -66,7 +66,7 @@ from artemis_model.convert_keys import (
     clip_key_for_image_tower,
     read_lora_settings,
 )
-from artemis_model.convert_plan import ConversionPlan, Source, expected_shapes, plan_conversion
+from artemis_model.convert.plan import ConversionPlan, Source, expected_shapes, plan_conversion
 from artemis_model.processing_artemis import ArtemisProcessor, add_placeholder_tokens
 
 __all__ = [
@@ -475,12 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.verify is None:
         parser.error("give --base/--lora/--clip/--out to convert, or --verify DIR")
     if args.verify is not None:
-        from artemis_model.convert_verify import verify_converted
+        from artemis_model.convert.verify import verify_converted
 
         result = verify_converted(args.verify, device=args.device)
         print(result.summary())  # noqa: T201 - command-line output
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

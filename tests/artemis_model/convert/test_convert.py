@@ -9,13 +9,19 @@ import weakref
 import pytest
 import torch
 
-from artemis_model import checkpoint_io
-from artemis_model.checkpoint_io import TensorFile
-from artemis_model.convert import ConversionError, ConvertOptions, convert_checkpoint, main, parse_size
+from artemis_model.convert import (
+    ConversionError,
+    ConvertOptions,
+    checkpoint_io,
+    convert_checkpoint,
+    main,
+    parse_size,
+)
+from artemis_model.convert.checkpoint_io import TensorFile
 from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
 from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
-from artemis_model.testing import tiny_config
-from tests.artemis_model.original_fixture import (
+from artemis_model.tiny import tiny_config
+from artemis_model.convert.synthetic import (
     LORA_TARGETS,
     OriginalCheckpoint,
     clip_table,
@@ -328,7 +334,7 @@ def test_artemis_convert_command_reports_errors(tmp_path):
 def test_streaming_shard_writer_round_trip(tmp_path):
     from safetensors import safe_open
 
-    from artemis_model.checkpoint_io import OutputTensor, StreamingShardWriter, plan_shards
+    from artemis_model.convert.checkpoint_io import OutputTensor, StreamingShardWriter, plan_shards
 
     gen = torch.Generator().manual_seed(0)
     tensors = {

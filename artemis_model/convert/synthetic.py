@@ -1,8 +1,9 @@
-"""A tiny checkpoint in the ORIGINAL Artemis layout, written from the key tables of original_checkpoint.md.
+"""A randomly initialised checkpoint in the ORIGINAL Artemis layout (stage-2 base, stage-3 LoRA, CLIP), written
+from the key tables of original_checkpoint.md, at any size: a dry run of ``artemis convert`` without the
+released weights, and the input of the converter's tests and benchmark.
 
-Deliberately independent of ``artemis_model.convert_keys``: every original name below is spelled out from the
-spec (§1.2 LLaMA, §1.3 projector, §1.4 CLIP, §2.2 non-LoRA, §3.2 LoRA), with the tiny config's sizes.
-Used by tests/artemis_model/test_convert.py and benchmarks/bench_convert.py.
+Deliberately independent of ``artemis_model.convert.keys``: every original name below is spelled out from the
+spec (§1.2 LLaMA, §1.3 projector, §1.4 CLIP, §2.2 non-LoRA, §3.2 LoRA), with the given config's sizes.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, CLIPConfig, CLIPModel, CLIPVisionModel, PreTrainedTokenizerFast
 
 from artemis_model.configuration_artemis import ArtemisConfig
-from artemis_model.testing import _tokenizer_json
-from tests.original_behaviour.sentencepiece_models import write_slow_tokenizer_dir
+from artemis_model.tiny import tiny_tokenizer_json
 
 # Artemis fields that do not follow from the stage-2 config.json (tiny values differ from Artemis-7B).
 REGION_FIELDS = (
@@ -226,7 +226,7 @@ def write_original_checkpoint(
         vocab = len(AutoTokenizer.from_pretrained(base, local_files_only=True))
     else:
         tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
+            tokenizer_object=Tokenizer.from_str(tiny_tokenizer_json()),
             unk_token="<unk>",
             bos_token="<s>",
             eos_token="</s>",
@@ -332,3 +332,26 @@ def write_original_checkpoint(
         lora_alpha=lora_alpha,
         overrides={k: getattr(cfg, k) for k in REGION_FIELDS},
     )
+
+
+def write_slow_tokenizer_dir(directory: Path, model_file: Path, *, legacy: bool | None = False) -> Path:
+    """``tokenizer.model`` (a SentencePiece model) + ``tokenizer_config.json`` (LlamaTokenizer, as Vicuna's) in
+    ``directory``: a tokenizer saved slow, as the original saved it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tokenizer.model").write_bytes(Path(model_file).read_bytes())
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": None,
+        "model_max_length": 4096,
+        "padding_side": "right",
+        "clean_up_tokenization_spaces": False,
+    }
+    if legacy is not None:
+        config["legacy"] = legacy
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return directory
