@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from artemis_model.types import Box
-from tools.query import parse_query, words
+from tools.grounding.query import parse_query, words
 from tools.schemas import Target
 
 ORDINALS = {

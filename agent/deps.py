@@ -1,31 +1,53 @@
-"""What the agent's nodes use: the describer, grounding, the summary LLM, the planner and video opening."""
+"""What the agent's nodes use: the runtime (opened videos, caches, describer, grounding, summary LLM), the planner
+and when a video counts as long."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import os
 from dataclasses import dataclass, field
-from typing import Literal
 
 from agent.planner import Planner, RulePlanner
-from tools.describers import Describer, default_describer
-from tools.grounding import GroundingBackend, GroundingSettings
+from tools.describers import Describer
+from tools.grounding import GroundingBackend, GroundingSettings, TrackCache
+from tools.runtime import Runtime
 from tools.summarize import TextLLM
-from tools.video import VideoLike, load_video
+from tools.video import VideoLike
 
 
-@dataclass
+@dataclass(frozen=True)
 class AgentDeps:
-    """Injected into every node. ``describer`` is the seam to ``artemis_model.pipeline.describe``; by default
-    the one every entry point gets (:func:`tools.describers.default_describer`: the embedded model when present)."""
+    """Injected into every node (never mutated: :func:`agent.graph.build_agent` replaces what it overrides).
 
-    describer: Describer = field(default_factory=default_describer)
+    ``runtime``: by default one with the describer every entry point gets
+    (:func:`tools.describers.default_describer`: the embedded model when present). The properties below are the
+    runtime's pieces the registered tools ask for by name (:data:`tools.registry.NEEDS`).
+    """
+
+    runtime: Runtime = field(default_factory=Runtime)
     planner: Planner = field(default_factory=RulePlanner)
-    summarizer: TextLLM | Literal["auto", "smollm2", "merge"] = "merge"
-    grounding_backend: GroundingBackend | None = None
-    grounding_settings: GroundingSettings = field(default_factory=GroundingSettings)
     long_video_frames: int = 300
     """Videos longer than this many frames always take the segment-then-summarize path."""
-    open_video: Callable[[str], VideoLike] = field(
-        default_factory=lambda: functools.lru_cache(maxsize=4)(load_video)
-    )
+
+    @property
+    def describer(self) -> Describer:
+        return self.runtime.describer
+
+    @property
+    def summarizer(self) -> TextLLM | str:
+        return self.runtime.summarizer
+
+    @property
+    def grounding_backend(self) -> GroundingBackend:
+        return self.runtime.grounding_backend
+
+    @property
+    def grounding_settings(self) -> GroundingSettings:
+        return self.runtime.grounding_settings
+
+    @property
+    def track_cache(self) -> TrackCache:
+        return self.runtime.track_cache
+
+    def open_video(self, source: str | os.PathLike | VideoLike) -> VideoLike:
+        """The runtime's opened video of ``source``."""
+        return self.runtime.open_video(source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from agent import nodes
+from agent.context import TurnContext
 from agent.deps import AgentDeps
 from agent.planner import Planner
 from agent.state import STATE_TYPES, AgentState
@@ -42,13 +44,15 @@ def build_agent(
 ) -> CompiledStateGraph:
     """understand -> plan -> {use_box | ground [-> clarify] | recall} -> {refer | refer_long} -> summarize -> answer.
 
-    ``planner`` overrides ``deps.planner`` (the rule planner by default); the graph is the same for every
-    planner. Without a checkpointer, clarifications and multi-round memory need one: pass ``sqlite_checkpointer``.
+    ``planner`` overrides ``deps.planner`` (the rule planner by default; ``deps`` itself is left as it is); the
+    graph is the same for every planner. Without a checkpointer, clarifications and multi-round memory need one:
+    pass ``sqlite_checkpointer``. Each run may carry a :class:`~agent.context.TurnContext` (``context=``: progress
+    and cancellation of that turn).
     """
     deps = deps or AgentDeps()
     if planner is not None:
-        deps.planner = planner
-    g = StateGraph(AgentState)
+        deps = dataclasses.replace(deps, planner=planner)
+    g = StateGraph(AgentState, context_schema=TurnContext)
     bind = functools.partial
     g.add_node("understand", bind(nodes.understand, deps=deps))
     g.add_node("plan", bind(nodes.plan, deps=deps))
@@ -118,7 +122,10 @@ def turn_input(
     frame_idx: int = 0,
     annotate_dir: str | None = None,
 ) -> Any:
-    """What to feed ``graph.invoke/stream`` for a new message: a resume when a clarification is pending."""
+    """What to feed ``graph.invoke/stream`` for a new message: a resume when a clarification is pending.
+
+    ``video``: its path (the runtime holds it opened); ``box``: the user's box on ``frame_idx``, validated where
+    it entered (the CLI's option, the HTTP route), stored as it is."""
     pending = graph.get_state(config).interrupts if graph.checkpointer is not None else ()
     if pending:
         asked = (
@@ -139,21 +146,28 @@ def turn_input(
         "messages": [HumanMessage(question)],
         "question": question,
         "video": str(video),
-        "box": tuple(float(v) for v in box) if box is not None else None,
+        "box": box,
         "frame_idx": frame_idx,
         "annotate_dir": annotate_dir,
     }
 
 
 def ask(
-    graph: CompiledStateGraph, thread_id: str, question: str, **kwargs: Any
+    graph: CompiledStateGraph,
+    thread_id: str,
+    question: str,
+    *,
+    context: TurnContext | None = None,
+    **kwargs: Any,
 ) -> Iterator[tuple[str, dict]]:
-    """Run one user message on ``thread_id`` and yield ``(node, update)`` as each step finishes.
+    """Run one user message on ``thread_id`` and yield ``(node, update)`` as each step finishes (``kwargs``:
+    those of :func:`turn_input`; ``context``: this turn's progress and cancellation).
 
     A pending clarification shows up as ``("__interrupt__", {"clarification": ...})``.
     """
     config = {"configurable": {"thread_id": thread_id}}
-    for chunk in graph.stream(turn_input(graph, config, question, **kwargs), config, stream_mode="updates"):
+    inp = turn_input(graph, config, question, **kwargs)
+    for chunk in graph.stream(inp, config, stream_mode="updates", context=context):
         for node, update in chunk.items():
             if node == "__interrupt__":
                 yield node, {"clarification": update[0].value}

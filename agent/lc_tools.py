@@ -1,45 +1,17 @@
-"""The tools as LangChain tools (the only place they meet LangChain), plus a chat-model -> text-LLM adapter."""
+"""The registered tools as LangChain tools (the only place they meet LangChain), plus a chat-model -> text-LLM
+adapter."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, Field
 
 from agent.deps import AgentDeps
-from tools.grounding import ground
-from tools.refer import refer
-from tools.segment import segment
-from tools.summarize import summarize
-from tools.track import track
-
-
-class GroundArgs(BaseModel):
-    video: str = Field(description="Path of the video")
-    query: str = Field(description="Referring phrase, e.g. 'the red objects'")
-
-
-class BoxArgs(BaseModel):
-    video: str
-    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in pixels on frame_idx")
-    frame_idx: int = 0
-
-
-class ReferArgs(BoxArgs):
-    question: str | None = None
-
-
-class SegmentArgs(BaseModel):
-    video: str
-    n: int = 4
-
-
-class SummarizeArgs(BaseModel):
-    texts: list[str]
-    instruction: str
+from tools.registry import ToolRegistry, ToolSpec, default_tools
 
 
 def as_text_llm(chat_model: BaseChatModel) -> Callable[[str], str]:
@@ -51,64 +23,27 @@ def as_text_llm(chat_model: BaseChatModel) -> Callable[[str], str]:
     return run
 
 
-def make_langchain_tools(deps: AgentDeps | None = None) -> list[BaseTool]:
-    """ground, track, refer, segment and summarize as LangChain StructuredTools with JSON-able results."""
+def langchain_tool(spec: ToolSpec, deps: AgentDeps) -> StructuredTool:
+    """``spec`` as a StructuredTool: its input (plus ``video``, a path, when it works on a video) as the
+    arguments, its needs from ``deps``, its brief (or whole) output as a JSON-able result."""
+
+    def run(**kwargs: Any) -> Any:
+        path = kwargs.pop("video", None)
+        video = deps.open_video(path) if "video" in spec.needs else None
+        out = spec.run(kwargs, video=video, deps=deps)
+        return spec.brief(out) if spec.brief is not None else out.model_dump(mode="json")
+
+    args_schema = spec.input_model(
+        f"{spec.title}ToolArgs",
+        video_field="video",
+        video_description="Path of the video",
+    )
+    return StructuredTool.from_function(
+        run, name=spec.name, description=spec.description, args_schema=args_schema
+    )
+
+
+def make_langchain_tools(deps: AgentDeps | None = None, tools: ToolRegistry | None = None) -> list[BaseTool]:
+    """Every registered tool (:func:`tools.registry.default_tools` unless ``tools``) as a LangChain tool."""
     deps = deps or AgentDeps()
-
-    def _ground(video: str, query: str) -> list[dict]:
-        found = ground(
-            deps.open_video(video), query, backend=deps.grounding_backend, settings=deps.grounding_settings
-        )
-        return [
-            {
-                "id": t.id,
-                "label": t.label,
-                "span": list(t.span),
-                "score": t.score,
-                "key_boxes": [[f, list(t.box_at(f))] for f in t.key_frames(3)],
-            }
-            for t in found
-        ]
-
-    def _track(video: str, box: tuple[float, float, float, float], frame_idx: int = 0) -> list[list[float]]:
-        return track(deps.open_video(video), box, frame_idx=frame_idx).to_track_list()
-
-    def _refer(
-        video: str, box: tuple[float, float, float, float], frame_idx: int = 0, question: str | None = None
-    ) -> str:
-        return refer(
-            deps.open_video(video), box, frame_idx=frame_idx, question=question, describer=deps.describer
-        ).answer
-
-    def _segment(video: str, n: int = 4) -> list[list[int]]:
-        return [[s.start, s.end] for s in segment(deps.open_video(video), n)]
-
-    def _summarize(texts: list[str], instruction: str) -> str:
-        return summarize(texts, instruction, llm=deps.summarizer)
-
-    return [
-        StructuredTool.from_function(
-            _ground,
-            name="ground",
-            description="Find and track the objects a phrase names.",
-            args_schema=GroundArgs,
-        ),
-        StructuredTool.from_function(
-            _track, name="track", description="Track a box over the video.", args_schema=BoxArgs
-        ),
-        StructuredTool.from_function(
-            _refer, name="refer", description="Describe what the boxed target does.", args_schema=ReferArgs
-        ),
-        StructuredTool.from_function(
-            _segment,
-            name="segment",
-            description="Split the video into n frame ranges.",
-            args_schema=SegmentArgs,
-        ),
-        StructuredTool.from_function(
-            _summarize,
-            name="summarize",
-            description="Summarize descriptions faithfully.",
-            args_schema=SummarizeArgs,
-        ),
-    ]
+    return [langchain_tool(spec, deps) for spec in (tools if tools is not None else default_tools())]

@@ -1,13 +1,16 @@
-"""The agent's nodes: small functions ``(state, deps) -> state update``, bound to deps in ``graph.py``."""
+"""The agent's nodes: small functions ``(state, deps) -> state update``, bound to deps in ``graph.py``; the nodes
+that describe also read the run's :class:`~agent.context.TurnContext` (LangGraph's ``runtime.context``)."""
 
 from __future__ import annotations
 
 import logging
 
 from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime as GraphRuntime
 from langgraph.types import interrupt
 
 from agent.clarify import common_frame, order_candidates, resolve_choice
+from agent.context import TurnContext, turn_describer
 from agent.deps import AgentDeps
 from agent.planner import PlanContext
 from agent.references import recall_targets, remember, same_object
@@ -15,7 +18,7 @@ from agent.state import AgentState, Candidate, Clarification, Evidence, Step, Ta
 from tools.annotate import annotate_frames
 from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
-from tools.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
+from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
 from tools.segment import segment
@@ -27,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def understand(state: AgentState, deps: AgentDeps) -> dict:
     """Start a turn: open the video, reset the per-turn fields."""
-    video = deps.open_video(state["video"])
+    video = deps.runtime.open_video(state["video"])
     turn = state.get("turn", 0) + 1
     return {
         "turn": turn,
@@ -74,7 +77,7 @@ def plan(state: AgentState, deps: AgentDeps) -> dict:
 def use_box(state: AgentState, deps: AgentDeps) -> dict:
     """The user's box (on ``frame_idx``) becomes target 0, tracked over the video; the box itself, unchanged,
     on its frame, is the key box the describer receives (:func:`tools.track.user_target`)."""
-    video = deps.open_video(state["video"])
+    video = deps.runtime.open_video(state["video"])
     box, frame_idx = state["box"], state.get("frame_idx", 0)
     target = user_target(video, box, frame_idx=frame_idx)
     label = target.label
@@ -94,7 +97,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
     or the objects named in the previous answer. A singular phrase that matches several objects is noted in
     ``ambiguous`` (the clarify node asks which one)."""
     p = state["plan"]
-    video = deps.open_video(state["video"])
+    video = deps.runtime.open_video(state["video"])
     steps = []
     if p.target_source == "answer_entities":
         queries = _new_entities(state.get("last_answer", ""), state.get("last_targets", []))
@@ -103,7 +106,13 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
     targets: list[Target] = []
     ambiguous: list[dict] = []
     for q in queries:
-        found = ground_tool(video, q, backend=deps.grounding_backend, settings=deps.grounding_settings)
+        found = ground_tool(
+            video,
+            q,
+            backend=deps.runtime.grounding_backend,
+            settings=deps.runtime.grounding_settings,
+            cache=deps.runtime.track_cache,
+        )
         steps.append(
             Step(
                 turn=state["turn"],
@@ -212,10 +221,11 @@ def _fmt_box(b) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in b) + "]"
 
 
-def refer(state: AgentState, deps: AgentDeps) -> dict:
+def refer(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentDeps) -> dict:
     """Describe every target (all targets of the video in one describer call when it supports it)."""
-    video = deps.open_video(state["video"])
-    descs = refer_targets(video, state["targets"], question=state["plan"].question, describer=deps.describer)
+    video = deps.runtime.open_video(state["video"])
+    describer = turn_describer(deps.runtime.describer, runtime.context)
+    descs = refer_targets(video, state["targets"], question=state["plan"].question, describer=describer)
     steps = [
         Step(
             turn=state["turn"],
@@ -230,9 +240,10 @@ def refer(state: AgentState, deps: AgentDeps) -> dict:
     return {"descriptions": descs, "steps": steps}
 
 
-def refer_long(state: AgentState, deps: AgentDeps) -> dict:
+def refer_long(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentDeps) -> dict:
     """Long video: split into segments, describe each target in each segment."""
-    video = deps.open_video(state["video"])
+    video = deps.runtime.open_video(state["video"])
+    describer = turn_describer(deps.runtime.describer, runtime.context)
     p = state["plan"]
     segs = segment(video, p.num_segments)
     steps = [
@@ -246,7 +257,7 @@ def refer_long(state: AgentState, deps: AgentDeps) -> dict:
     ]
     descs = []
     for t in state["targets"]:
-        for d in refer_segments(video, t, segs, question=p.question, describer=deps.describer):
+        for d in refer_segments(video, t, segs, question=p.question, describer=describer):
             descs.append(d)
             steps.append(
                 Step(
@@ -288,7 +299,7 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
         )
     if len(descs) == 1:
         return {"answer": " ".join(w for w in (verdict, descs[0].text) if w), "steps": steps}
-    text = summarize(descs, state["question"], llm=deps.summarizer)
+    text = summarize(descs, state["question"], llm=deps.runtime.summarizer)
     how = "merge" if text == merge(descs) else "llm"
     steps.append(
         Step(
@@ -321,7 +332,7 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
         ]
     )
     if state.get("annotate_dir") and targets:
-        paths = annotate_frames(deps.open_video(state["video"]), targets, state["annotate_dir"])
+        paths = annotate_frames(deps.runtime.open_video(state["video"]), targets, state["annotate_dir"])
         evidence = evidence.model_copy(update={"frames": [str(p) for p in paths]})
     step = Step(turn=state["turn"], node="answer", output=text)
     return {

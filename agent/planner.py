@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from agent.references import back_reference
 from agent.state import Plan
-from tools.query import referring_phrases, words
+from tools.grounding.query import referring_phrases, words
+from tools.registry import ToolSpec, default_tools
 
 logger = logging.getLogger(__name__)
 
@@ -74,32 +76,42 @@ class RulePlanner:
         )
 
 
-PLANNER_PROMPT = (
-    "You plan how to answer a question about objects in a video. Tools: ground (find objects by a phrase), "
-    "track, refer (describe a boxed object), segment + summarize (long videos). Call the Plan tool once. "
-    "target_source: 'user_box' if the user gave a box, 'ground' to find the objects that `query` names (one "
-    "phrase, or several, e.g. 'the red circle or the blue square' for a comparison), 'previous' for pronouns or "
+PLAN_INSTRUCTIONS = (
+    "Call the Plan tool once. target_source: 'user_box' if the user gave a box, 'ground' to find the objects "
+    "that `query` names (one phrase, or several, e.g. 'the red circle or the blue square' for a comparison), 'previous' for pronouns or "
     "comparisons about the objects talked about last ('Which of them is faster?'), 'answer_entities' for other "
     "objects named in the last answer, 'all' for every object. long_video=true to describe in segments and "
     "summarize."
 )
 
 
+def planner_prompt(tools: Iterable[ToolSpec]) -> str:
+    """The LLM planner's system prompt: the registered tools (name and description), then the Plan's fields."""
+    listed = ", ".join(
+        f"{t.name} ({t.description[:1].lower()}{t.description[1:].rstrip('.')})" for t in tools
+    )
+    return f"You plan how to answer a question about objects in a video. Tools: {listed}. {PLAN_INSTRUCTIONS}"
+
+
 class LLMPlanner:
-    """Plans with any LangChain chat model through tool calling (the ``Plan`` schema as the one tool).
+    """Plans with any LangChain chat model through tool calling (the ``Plan`` schema as the one tool); its
+    prompt lists ``tools`` (default: :func:`tools.registry.default_tools`).
 
     Falls back to ``fallback`` (the rule planner) when the model returns no valid plan.
     """
 
     name = "llm"
 
-    def __init__(self, llm: BaseChatModel, *, fallback: Planner | None = None) -> None:
+    def __init__(
+        self, llm: BaseChatModel, *, tools: Iterable[ToolSpec] | None = None, fallback: Planner | None = None
+    ) -> None:
         self.llm = llm
+        self.prompt = planner_prompt(tools if tools is not None else default_tools())
         self.fallback = fallback or RulePlanner()
 
     def __call__(self, ctx: PlanContext) -> Plan:
         bound = self.llm.bind_tools([Plan])
-        msg = bound.invoke([SystemMessage(PLANNER_PROMPT), HumanMessage(ctx.model_dump_json(indent=1))])
+        msg = bound.invoke([SystemMessage(self.prompt), HumanMessage(ctx.model_dump_json(indent=1))])
         for call in getattr(msg, "tool_calls", None) or []:
             if call["name"] == "Plan":
                 try:

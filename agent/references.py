@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from artemis_model.types import box_iou
 from tools.compare import comparison_asked
-from tools.query import words
+from tools.grounding.query import words
 from tools.schemas import Target
 
 SINGULAR_PRONOUNS = {"it", "its", "itself", "he", "she", "him", "her"}

@@ -2,8 +2,10 @@
 
 :func:`save_evidence` writes, for each target, one annotated JPEG per frame it was grounded on (the key frame
 then the K-means picks of :attr:`Description.selected_frames`; for a bare :class:`Track`, a few evenly spaced
-visible frames), and one GIF of the whole video (subsampled) with every target's track drawn. Boxes are drawn
-with OpenCV, the GIF is written with PIL. Used by the CLI, the agent and the web page.
+visible frames; a frame where the target has no box is skipped), and, unless ``gif=False``, one GIF of the whole
+video (subsampled) with every target's track drawn, the frames fed to the model marked. Boxes are drawn with
+OpenCV, the GIF is written with PIL. Used by ``artemis describe --save-evidence``; the agent and the service draw
+their evidence frames with :mod:`tools.annotate`.
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ def save_evidence(
     track_frames: int = 5,
     jpeg_quality: int = 90,
 ) -> list[Path]:
-    """Write annotated JPEGs (per target: key + selected frames) and an ``evidence.gif``; return their paths.
+    """Write annotated JPEGs ``{label}_frame{idx:06d}.jpg`` (per target: key + selected frames of a
+    :class:`Description`, ``track_frames`` evenly spaced visible frames of a :class:`Track`) and, with ``gif``, an
+    ``evidence.gif`` of at most ``max_gif_frames`` frames; return their paths.
 
     ``labels``: one short name per target (default ``"T0"``, ``"T1"``, ...). All frames are decoded in one pass.
+    Raises ``ValueError`` when the labels do not match the targets or a track's length is not the video's.
     """
     source = open_video(video)
     targets = [items] if isinstance(items, (Description, Track)) else list(items)

@@ -10,7 +10,7 @@ What is cached, keyed by the video's ``content_hash`` and a fingerprint of every
   ``[1, C, h_l, w_l]`` per frame): in memory, optionally on disk (``region_maps_on_disk``; they are large:
   ~45 MB per frame in fp16 at Artemis-7B size). Region *tokens* are cheap per box and are not cached.
 
-The memory store is one LRU bounded by ``max_bytes``. The fingerprint covers the vision config, the region
+The memory store is one :class:`~artemis_model.lru.LRUCache` bounded by ``max_bytes``. The fingerprint covers the vision config, the region
 config (for maps), the processor's resize mode and normalisation, the frame sampling, the dtype, and a sampled
 hash of the weights involved (the vision tower; plus the region encoder's box-independent layers for maps),
 recomputed whenever a parameter is modified in place (optimizer steps, ``load_state_dict``).
@@ -32,7 +32,6 @@ import re
 import shutil
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from artemis_model.lru import LRUCache
 from artemis_model.types import validate_frame_idx
 from artemis_model.video import VideoInput, VideoSource, open_video, sample_global_indices
 from artemis_model.video.array import ArrayVideo  # noqa: F401  (re-exported: older imports)
@@ -86,20 +86,20 @@ class VideoFeatures:
 
 
 # ---- fingerprints -----------------------------------------------------------------------------------------
-_WEIGHT_HASHES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], str]] = (
-    weakref.WeakKeyDictionary()
-)
 _SAMPLES_PER_TENSOR = 4096
+WeightHashes = weakref.WeakKeyDictionary
+"""``module -> (tensor versions, hash)``: the memo of :func:`weights_fingerprint` (each cache holds its own)."""
 
 
-def weights_fingerprint(modules: Sequence[nn.Module]) -> str:
+def weights_fingerprint(modules: Sequence[nn.Module], memo: WeightHashes | None = None) -> str:
     """A hash of the modules' parameters and buffers (names, shapes, dtypes and up to 4096 evenly strided
-    values of each). Cached per module until a tensor's in-place version counter changes."""
+    values of each). With ``memo``, a module's hash is reused until a tensor's in-place version counter
+    changes."""
     digest = hashlib.sha256()
     for module in modules:
         tensors = list(module.state_dict(keep_vars=True).items())
         versions = tuple(t._version for _, t in tensors)
-        cached = _WEIGHT_HASHES.get(module)
+        cached = memo.get(module) if memo is not None else None
         if cached is None or cached[0] != versions:
             part = hashlib.sha256()
             with torch.no_grad():
@@ -110,7 +110,8 @@ def weights_fingerprint(modules: Sequence[nn.Module]) -> str:
                     part.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\0".encode())
                     part.update(sample.tobytes())
             cached = (versions, part.hexdigest())
-            _WEIGHT_HASHES[module] = cached
+            if memo is not None:
+                memo[module] = cached
         digest.update(cached[1].encode())
     return digest.hexdigest()
 
@@ -120,8 +121,11 @@ def _vision_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     return ref.dtype, ref.device
 
 
-def feature_fingerprints(model: nn.Module, processor: Any) -> tuple[str, str, dict[str, Any]]:
-    """``(global_fingerprint, region_fingerprint, description)`` of the model + processor settings."""
+def feature_fingerprints(
+    model: nn.Module, processor: Any, memo: WeightHashes | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """``(global_fingerprint, region_fingerprint, description)`` of the model + processor settings (``memo``:
+    see :func:`weights_fingerprint`)."""
     cfg = model.config
     dtype, _ = _vision_dtype_device(model)
     image_proc = processor.image_processor
@@ -133,7 +137,7 @@ def feature_fingerprints(model: nn.Module, processor: Any) -> tuple[str, str, di
         "image_mean": list(map(float, image_proc.image_mean)),
         "image_std": list(map(float, image_proc.image_std)),
         "dtype": str(dtype),
-        "vision_weights": weights_fingerprint([model.vision_tower]),
+        "vision_weights": weights_fingerprint([model.vision_tower], memo),
     }
     for key in ("transformers_version", "_name_or_path"):
         base["vision_config"].pop(key, None)
@@ -153,7 +157,7 @@ def feature_fingerprints(model: nn.Module, processor: Any) -> tuple[str, str, di
         "fuse_rounds": cfg.fuse_rounds,
         "fuse_shuffle_channels": cfg.fuse_shuffle_channels,
         "fuse_groupnorm_groups": cfg.fuse_groupnorm_groups,
-        "region_weights": weights_fingerprint([enc.input_convs, enc.fuse_blocks]),
+        "region_weights": weights_fingerprint([enc.input_convs, enc.fuse_blocks], memo),
     }
 
     def short(d: dict[str, Any]) -> str:
@@ -215,14 +219,15 @@ class FeatureCache:
         self.region_maps_on_disk = region_maps_on_disk
         self.batch_size = batch_size
         self.stats = CacheStats()
-        self._store: OrderedDict[tuple[str, str, str, int], tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.RLock()
+        self._store: LRUCache[tuple[str, str, str, int], torch.Tensor | RegionMaps] = LRUCache(
+            self.max_bytes, weigh=_nbytes, on_evict=self._count_eviction
+        )
+        self._weight_hashes: WeightHashes = weakref.WeakKeyDictionary()
 
     # ---- public API ---------------------------------------------------------------------------------------
     @property
     def memory_bytes(self) -> int:
-        return self._bytes
+        return self._store.weight
 
     def __len__(self) -> int:
         return len(self._store)
@@ -259,7 +264,7 @@ class FeatureCache:
         for f in frames_wanted:
             validate_frame_idx(f, source.num_frames)
         vhash = _check_hash(source.content_hash)
-        fp_global, fp_region, desc = feature_fingerprints(model, processor)
+        fp_global, fp_region, desc = feature_fingerprints(model, processor, self._weight_hashes)
         _, device = _vision_dtype_device(model)
 
         video_features = None
@@ -296,19 +301,16 @@ class FeatureCache:
     def cached_region_frames(self, model: nn.Module, processor: Any, video: VideoInput) -> set[int]:
         """Frames of ``video`` whose region maps are in memory for this model (for snapping)."""
         source = open_video(video)
-        _, fp_region, _ = feature_fingerprints(model, processor)
-        with self._lock:
-            return {
-                k[3]
-                for k in self._store
-                if k[0] == "region" and k[1] == source.content_hash and k[2] == fp_region
-            }
+        _, fp_region, _ = feature_fingerprints(model, processor, self._weight_hashes)
+        return {
+            k[3]
+            for k in self._store.keys()
+            if k[0] == "region" and k[1] == source.content_hash and k[2] == fp_region
+        }
 
     def clear(self, *, disk: bool = False) -> None:
         """Empty the memory store (and the disk store when ``disk``)."""
-        with self._lock:
-            self._store.clear()
-            self._bytes = 0
+        self._store.clear()
         if disk and self.disk_dir is not None and self.disk_dir.exists():
             for child in self.disk_dir.iterdir():
                 if child.is_dir() and _HEX.match(child.name):
@@ -317,13 +319,10 @@ class FeatureCache:
     def evict_video(self, content_hash: str) -> int:
         """Drop every entry of one video (memory and disk); returns the number of memory entries removed."""
         vhash = _check_hash(content_hash)
-        with self._lock:
-            keys = [k for k in self._store if k[1] == vhash]
-            for k in keys:
-                self._bytes -= self._store.pop(k)[1]
+        removed = self._store.pop_where(lambda key, _value: key[1] == vhash)
         if self.disk_dir is not None and (self.disk_dir / vhash).exists():
             shutil.rmtree(self.disk_dir / vhash)
-        return len(keys)
+        return len(removed)
 
     # ---- internals ----------------------------------------------------------------------------------------
     def _path(self, key: tuple[str, str, str, int]) -> Path | None:
@@ -336,11 +335,9 @@ class FeatureCache:
     def _lookup(
         self, key: tuple[str, str, str, int], desc: dict[str, Any], device: torch.device
     ) -> torch.Tensor | RegionMaps | None:
-        with self._lock:
-            entry = self._store.get(key)
-            if entry is not None:
-                self._store.move_to_end(key)
-                return entry[0]
+        found = self._store.get(key)
+        if found is not None:
+            return found
         path = self._path(key)
         if path is None or not path.is_file():
             return None
@@ -354,13 +351,13 @@ class FeatureCache:
             value = tensors["video_features"]
         else:
             value = [tensors[f"level_{i}"] for i in range(len(tensors))]
-        self._remember(key, value)
+        self._store.put(key, value)
         return value
 
     def _put(
         self, key: tuple[str, str, str, int], value: torch.Tensor | RegionMaps, desc: dict[str, Any]
     ) -> None:
-        self._remember(key, value)
+        self._store.put(key, value)
         path = self._path(key)
         if path is None:
             return
@@ -375,20 +372,8 @@ class FeatureCache:
         os.replace(tmp, path)
         self.stats.disk_writes += 1
 
-    def _remember(self, key: tuple[str, str, str, int], value: torch.Tensor | RegionMaps) -> None:
-        size = _nbytes(value)
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._store.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._store[key] = (value, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._store:
-                _, (_, dropped) = self._store.popitem(last=False)
-                self._bytes -= dropped
-                self.stats.evictions += 1
+    def _count_eviction(self, _key: object, _value: object) -> None:
+        self.stats.evictions += 1
 
     def _compute(
         self,

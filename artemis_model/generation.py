@@ -14,11 +14,12 @@ Neither ever generates a placeholder id (``<image>``, ``<video>``, ``<region>``:
 Fast decoding (``GenerationOptions.cache`` / ``GenerationOptions.compile``): ``cache="static"`` decodes with
 a transformers ``StaticCache`` of the call's ``B`` rows (on the prefix path the shared prefix's KV is written into
 it), and ``compile=True`` lets ``generate`` ``torch.compile`` its decoding step (:func:`decode_kwargs`:
-``CompileConfig``, CUDA graphs on a GPU). Static caches are **kept between calls** per language model, batch size
-and length bucket (:data:`STATIC_CACHE_BUCKET` positions): a CUDA graph replays only on the buffers it was recorded
-with, so a fresh cache per call would re-record the graphs every call (transformers' own
-``cache_implementation="static"`` allocates one per call). :func:`release_static_caches` frees them. Both
-strategies support both options; greedy tokens are those of the plain path
+``CompileConfig``, CUDA graphs on a GPU). Given a :class:`StaticCachePool` (``static_caches=``; the
+:class:`~artemis_model.pipeline.ArtemisPipeline` owns one), static caches are **kept between calls** per language
+model, batch size and length bucket (:data:`STATIC_CACHE_BUCKET` positions): a CUDA graph replays only on the
+buffers it was recorded with, so a fresh cache per call (what happens without a pool, and transformers' own
+``cache_implementation="static"``) would re-record the graphs every call. :meth:`StaticCachePool.release` frees
+them. Both strategies support both options; greedy tokens are those of the plain path
 (``tests/artemis_model/test_fast_generation.py``).
 """
 
@@ -28,7 +29,6 @@ import inspect
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from typing import Any, Literal
 import torch
 from transformers import CompileConfig, StaticCache
 
+from artemis_model.lru import LRUCache
 from artemis_model.types import Box, GenerationOptions, Track
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ STATIC_CACHE_BUCKET = 64
 """Static caches are sized to prompt + ``max_new_tokens`` rounded up to a multiple of this: prompts of nearby
 lengths share one cache (and one compiled graph); the extra positions are masked."""
 STATIC_CACHES_KEPT = 4
-"""Free static caches kept per language model (the least recently used beyond this are dropped)."""
+"""Free static caches a :class:`StaticCachePool` keeps per language model (least recently used dropped first)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def generate_prepared(
     batch_size: int = 8,
     strategy: Strategy = "batched",
     extra_generate_kwargs: dict[str, Any] | None = None,
+    static_caches: StaticCachePool | None = None,
 ) -> list[str]:
     """Answers of ``targets`` (any videos), ``batch_size`` rows per ``generate`` call, in order (the texts of
     :func:`generate_answers`)."""
@@ -148,6 +150,7 @@ def generate_prepared(
         batch_size=batch_size,
         strategy=strategy,
         extra_generate_kwargs=extra_generate_kwargs,
+        static_caches=static_caches,
     )
     return [a.text for a in answers]
 
@@ -162,12 +165,15 @@ def generate_answers(
     batch_size: int = 8,
     strategy: Strategy = "batched",
     extra_generate_kwargs: dict[str, Any] | None = None,
+    static_caches: StaticCachePool | None = None,
 ) -> list[GeneratedAnswer]:
     """Answers of ``targets`` (any videos) with their token counts, ``batch_size`` rows per ``generate`` call.
 
     Greedy answers do not depend on ``batch_size`` or ``strategy`` (up to floating-point ties); sampled ones
     do (one seeded generator per call). ``extra_generate_kwargs`` go to ``generate`` as they are
     (e.g. ``min_new_tokens``), except that a ``suppress_tokens`` there is merged with the placeholder ids.
+    With ``options.cache == "static"``, ``static_caches`` keeps the caches for the next calls (``None``: fresh
+    caches per call).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
@@ -180,10 +186,13 @@ def generate_answers(
         **(extra_generate_kwargs or {}),
     }
     with_suppressed(kwargs, placeholder_ids(processor))  # extra kwargs may add to the list, never drop it
+    if options.cache == "static" and static_caches is None:
+        static_caches = StaticCachePool()  # this call's caches (shared by its chunks), dropped afterwards
+    pool = static_caches if options.cache == "static" else None
     answers: list[GeneratedAnswer] = []
     for lo in range(0, len(targets), batch_size):
         answers += _generate_chunk(
-            model, processor, targets[lo : lo + batch_size], dict(kwargs), strategy, options.cache == "static"
+            model, processor, targets[lo : lo + batch_size], dict(kwargs), strategy, pool
         )
     hits = sum(a.hit_limit for a in answers)
     if hits:
@@ -224,7 +233,7 @@ def _generate_chunk(
     chunk: Sequence[PreparedTarget],
     kwargs: dict[str, Any],
     strategy: Strategy,
-    static: bool = False,
+    static_caches: StaticCachePool | None = None,
 ) -> list[GeneratedAnswer]:
     enc = processor([t.prompt for t in chunk])  # left padded
     device = next(model.language_model.parameters()).device
@@ -240,7 +249,7 @@ def _generate_chunk(
     region = torch.stack([t.region_tokens for t in chunk]).to(device)  # B x [1+K, D] -> [B, 1+K, D]
     prefix = _shared_prefix_length(input_ids, attention_mask, model.config.region_token_id) if shared else 0
     with _static_cache(
-        model.language_model, batch, input_ids.shape[1] + kwargs["max_new_tokens"], static
+        static_caches, model.language_model, batch, input_ids.shape[1] + kwargs["max_new_tokens"]
     ) as cache:
         if strategy == "prefix" and batch > 1 and prefix > 0 and kwargs["use_cache"]:
             generated = _generate_with_shared_prefix(
@@ -318,43 +327,59 @@ def _write_repeated(cache: StaticCache, prefix_cache: Any, batch: int) -> Static
     return cache
 
 
-_FREE_CACHES: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], StaticCache]] = (
-    weakref.WeakKeyDictionary()
-)
-_FREE_CACHES_LOCK = threading.Lock()
+class StaticCachePool:
+    """Free ``StaticCache`` s kept between generation calls, per language model, batch size, length bucket
+    (:data:`STATIC_CACHE_BUCKET`), dtype and device: at most ``kept`` per language model, the least recently
+    used dropped first (``kept=0``: none kept, a fresh cache per call). A cache is held by one call at a time.
+
+    Owned by whoever owns the model (:class:`~artemis_model.pipeline.ArtemisPipeline`) and passed to
+    :func:`generate_answers` as ``static_caches``.
+    """
+
+    def __init__(self, kept: int = STATIC_CACHES_KEPT) -> None:
+        self.kept = kept
+        self._free: weakref.WeakKeyDictionary[Any, LRUCache[tuple[Any, ...], StaticCache]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def take(self, language_model: Any, batch: int, length: int) -> Iterator[StaticCache]:
+        """A reset ``StaticCache`` for ``batch`` rows of ``length`` positions (rounded up to
+        :data:`STATIC_CACHE_BUCKET`), taken from the free ones or new, and given back afterwards."""
+        ref = next(language_model.parameters())
+        max_cache_len = -(-length // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET
+        key = (batch, max_cache_len, ref.dtype, ref.device)
+        with self._lock:
+            free = self._free.get(language_model)
+            if free is None:
+                free = self._free[language_model] = LRUCache(self.kept)
+        cache = free.pop(key)
+        if cache is None:
+            cache = StaticCache(config=language_model.config, max_cache_len=max_cache_len)
+        else:
+            cache.reset()  # zeroes the buffers in place: their addresses (what a CUDA graph replays on) stay
+        yield cache
+        free.put(key, cache)
+
+    def release(self, model: Any) -> int:
+        """Drop the caches kept for ``model`` (an Artemis model or its language model); how many."""
+        language_model = getattr(model, "language_model", model)
+        with self._lock:
+            free = self._free.pop(language_model, None)
+        return len(free) if free is not None else 0
 
 
 @contextmanager
-def _static_cache(language_model: Any, batch: int, length: int, wanted: bool) -> Iterator[StaticCache | None]:
-    """A reset ``StaticCache`` for ``batch`` rows of ``length`` positions (rounded up to
-    :data:`STATIC_CACHE_BUCKET`), taken from the language model's free caches or new, and given back to them
-    afterwards (held by one call at a time); ``None`` unless ``wanted``."""
-    if not wanted:
+def _static_cache(
+    pool: StaticCachePool | None, language_model: Any, batch: int, length: int
+) -> Iterator[StaticCache | None]:
+    """``pool``'s cache for the call (see :meth:`StaticCachePool.take`); ``None`` without a pool."""
+    if pool is None:
         yield None
         return
-    ref = next(language_model.parameters())
-    max_cache_len = -(-length // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET
-    key = (batch, max_cache_len, ref.dtype, ref.device)
-    with _FREE_CACHES_LOCK:
-        cache = _FREE_CACHES.setdefault(language_model, OrderedDict()).pop(key, None)
-    if cache is None:
-        cache = StaticCache(config=language_model.config, max_cache_len=max_cache_len)
-    else:
-        cache.reset()  # zeroes the buffers in place: their addresses (what a CUDA graph replays on) stay
-    yield cache
-    with _FREE_CACHES_LOCK:
-        free = _FREE_CACHES.setdefault(language_model, OrderedDict())
-        free[key] = cache
-        while len(free) > STATIC_CACHES_KEPT:
-            free.popitem(last=False)
-
-
-def release_static_caches(model: Any) -> int:
-    """Drop the static KV caches kept for ``model`` (an Artemis model or its language model); how many."""
-    language_model = getattr(model, "language_model", model)
-    with _FREE_CACHES_LOCK:
-        free = _FREE_CACHES.pop(language_model, None)
-    return len(free) if free else 0
+    with pool.take(language_model, batch, length) as cache:
+        yield cache
 
 
 def _cache_kwarg(language_model: Any) -> str:

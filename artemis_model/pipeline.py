@@ -44,6 +44,7 @@ from artemis_model.generation import (
     STRATEGIES,
     GeneratedAnswer,
     PreparedTarget,
+    StaticCachePool,
     Strategy,
     generate_answers,
     generate_prepared,
@@ -60,6 +61,7 @@ __all__ = [
     "ArtemisPipeline",
     "GeneratedAnswer",
     "PreparedTarget",
+    "StaticCachePool",
     "Strategy",
     "TargetRequest",
     "check_artemis_dir",
@@ -104,13 +106,15 @@ def describe(
     tracker: Any = None,
     track: Track | None = None,
     template: str | None = None,
+    static_caches: StaticCachePool | None = None,
 ) -> Description:
     """Describe the boxed target over the whole video. Box in pixels on frame ``frame_idx``.
 
     ``video``: a path, bytes, a folder of frames or a :class:`VideoSource`. ``track``: per-frame boxes of the
     target (computed with ``tracker`` -- default :class:`artemis_model.tracking.Tracker` -- when omitted).
-    ``cache=None`` uses a throw-away cache. ``template``: the prompt template; ``None`` takes the processor's ``prompt_template`` (``"eval_original"``
-    for converted original weights, ``"train"`` for ours).
+    ``cache=None`` uses a throw-away cache. ``template``: the prompt template; ``None`` takes the processor's
+    ``prompt_template`` (``"eval_original"`` for converted original weights, ``"train"`` for ours).
+    ``static_caches``: the static KV caches to reuse with ``options.cache == "static"``.
     """
     return describe_many(
         model,
@@ -124,6 +128,7 @@ def describe(
         tracker=tracker,
         tracks=None if track is None else [track],
         template=template,
+        static_caches=static_caches,
     )[0]
 
 
@@ -143,12 +148,14 @@ def describe_many(
     snap: bool = False,
     strategy: Strategy = "batched",
     batch_size: int = 8,
+    static_caches: StaticCachePool | None = None,
 ) -> list[Description]:
     """Describe several boxed targets of one video; one description per box, in order.
 
     ``frame_idx``: one frame for all boxes or one per box. ``questions``: one for all, one per box, or
     ``None`` (the default question). ``strategy``: ``"batched"`` or ``"prefix"`` (see the module docstring).
-    ``batch_size``: targets per generation call. :func:`prepare_targets` then :func:`generate_prepared`.
+    ``batch_size``: targets per generation call. ``static_caches``: the static KV caches to reuse with
+    ``options.cache == "static"``. :func:`prepare_targets` then :func:`generate_prepared`.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} is unknown; allowed: {', '.join(map(repr, STRATEGIES))}")
@@ -188,7 +195,15 @@ def describe_many(
         model, processor, source, requests, cache=cache, template=template, snap=snap, timings=timings
     )
     start = time.perf_counter()
-    answers = generate_answers(model, processor, prepared, options, batch_size=batch_size, strategy=strategy)
+    answers = generate_answers(
+        model,
+        processor,
+        prepared,
+        options,
+        batch_size=batch_size,
+        strategy=strategy,
+        static_caches=static_caches,
+    )
     timings["generate"] = time.perf_counter() - start
     return [
         Description(
@@ -362,21 +377,32 @@ def _snap(target: _Target, shared: set[int], *, clip: bool = True) -> _Target:
 
 
 class ArtemisPipeline:
-    """A model, its processor and a feature cache, with :func:`describe` / :func:`describe_many` as methods."""
+    """A model, its processor, a feature cache and the static KV caches of its fast decoding, with
+    :func:`describe` / :func:`describe_many` as methods (the pipeline's caches are used unless others are
+    passed)."""
 
-    def __init__(self, model: Any, processor: Any, cache: FeatureCache | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        cache: FeatureCache | None = None,
+        static_caches: StaticCachePool | None = None,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.cache = cache if cache is not None else FeatureCache()
+        self.static_caches = static_caches if static_caches is not None else StaticCachePool()
 
     def describe(self, video: VideoInput, box_xyxy: Sequence[float], **kwargs: Any) -> Description:
         kwargs.setdefault("cache", self.cache)
+        kwargs.setdefault("static_caches", self.static_caches)
         return describe(self.model, self.processor, video, box_xyxy, **kwargs)
 
     def describe_many(
         self, video: VideoInput, boxes: Sequence[Sequence[float]], **kwargs: Any
     ) -> list[Description]:
         kwargs.setdefault("cache", self.cache)
+        kwargs.setdefault("static_caches", self.static_caches)
         return describe_many(self.model, self.processor, video, boxes, **kwargs)
 
     @classmethod

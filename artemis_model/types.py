@@ -110,8 +110,8 @@ class GenerationOptions:
 
     ``cache``: the KV cache of generation -- ``"dynamic"`` (grows by one position per token; transformers'
     default) or ``"static"`` (transformers' ``StaticCache``, preallocated to prompt + ``max_new_tokens`` rounded
-    up to 64 positions: fixed shapes, what ``torch.compile`` and CUDA graphs need; kept between calls, freed by
-    :func:`artemis_model.generation.release_static_caches`). ``compile``: ``torch.compile`` the decoding step
+    up to 64 positions: fixed shapes, what ``torch.compile`` and CUDA graphs need; kept between calls by the
+    :class:`artemis_model.generation.StaticCachePool` a pipeline owns). ``compile``: ``torch.compile`` the decoding step
     (transformers' ``CompileConfig``: ``mode="reduce-overhead"``, i.e. CUDA graphs, on a GPU); needs
     ``cache="static"``. Greedy tokens do not depend on either (up to floating-point ties; see
     ``tests/artemis_model/test_fast_generation.py``). :func:`artemis_model.generation.generate_prepared` applies

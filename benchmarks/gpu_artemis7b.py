@@ -68,7 +68,7 @@ from transformers import AutoModelForImageTextToText, CLIPImageProcessor  # noqa
 
 from artemis_model.configuration_artemis import ArtemisConfig  # noqa: E402
 from artemis_model.features import FeatureCache  # noqa: E402
-from artemis_model.generation import PreparedTarget, generate_prepared  # noqa: E402
+from artemis_model.generation import PreparedTarget, StaticCachePool, generate_prepared  # noqa: E402
 from artemis_model.pipeline import TargetRequest, prepare_targets  # noqa: E402
 from artemis_model.processing_artemis import PLACEHOLDER_TOKENS, ArtemisProcessor  # noqa: E402
 from artemis_model.selection import choose_track_frames  # noqa: E402
@@ -251,6 +251,7 @@ class Bench:
         }
         self.modes = {m: o for m, o in self.modes.items() if m in args.modes}
         self.single_e2e: dict[str, float] = {}
+        self.static_caches = StaticCachePool()  # kept between calls: CUDA graphs replay on their buffers
         self.concurrency_reference: dict[int, list[str]] = {}
 
     # -- helpers
@@ -283,6 +284,7 @@ class Bench:
             prepared,
             options,
             extra_generate_kwargs={"min_new_tokens": options.max_new_tokens},
+            static_caches=self.static_caches,
             **kwargs,
         )
 

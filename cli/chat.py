@@ -10,7 +10,9 @@ from pathlib import Path
 import typer
 
 from artemis_model.errors import ArtemisInputError
-from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
+from cli.describe import parse_box
+from cli.describer import DESCRIBER_HELP, MODEL_HELP
+from cli.runtime import make_runtime
 
 
 def chat(
@@ -44,18 +46,21 @@ def chat(
 
     if planner not in ("rule", "llm"):
         raise typer.BadParameter(f"--planner {planner!r} must be 'rule' or 'llm'")
+    parsed_box = parse_box(box) if box else None
     chat_model = _load_llm(llm) if llm else None
     if planner == "llm" and chat_model is None:
         raise typer.BadParameter("--planner llm needs --llm module:factory (a LangChain chat model)")
-    deps = AgentDeps(
-        describer=make_describer(model, describer),
-        planner=LLMPlanner(chat_model) if planner == "llm" else RulePlanner(),
-        summarizer=as_text_llm(chat_model) if chat_model is not None else summarizer,
+    runtime = make_runtime(
+        model, describer, summarizer=as_text_llm(chat_model) if chat_model is not None else summarizer
     )
-    typer.echo(f"describer: {describer_name(deps.describer)}")
+    typer.echo(f"describer: {describer_name(runtime.describer)}")
+    try:
+        runtime.open_video(video)  # opened once here; the agent's nodes get this same opened video
+    except ArtemisInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'VIDEO'") from exc
+    deps = AgentDeps(runtime=runtime, planner=LLMPlanner(chat_model) if planner == "llm" else RulePlanner())
     thread = thread or uuid.uuid4().hex[:8]
     graph = build_agent(deps, checkpointer=sqlite_checkpointer(db))
-    parsed_box = _parse_box(box) if box else None
     typer.echo(f"thread {thread}")
     try:
         done = run_turn(
@@ -96,16 +101,6 @@ def run_turn(graph, thread: str, question: str, **kwargs) -> bool:
     for path in state["evidence"].frames:
         typer.echo(f"  frame {path}")
     return True
-
-
-def _parse_box(text: str) -> tuple[float, float, float, float]:
-    parts = text.split(",")
-    if len(parts) != 4:
-        raise typer.BadParameter(f"--box {text!r} must be x1,y1,x2,y2")
-    try:
-        return tuple(float(p) for p in parts)  # type: ignore[return-value]
-    except ValueError as exc:
-        raise typer.BadParameter(f"--box {text!r} must be 4 numbers x1,y1,x2,y2") from exc
 
 
 def _load_llm(spec: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 # The keys of ``artemis_model.convert.DTYPES``, spelled out so that ``--help`` does not import torch
-# (tests/cli/test_convert_cli.py holds them equal).
+# (tests/cli/test_lazy_imports.py holds them equal).
 DTYPE_NAMES: tuple[str, ...] = ("bf16", "fp16", "fp32")
 
 

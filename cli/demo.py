@@ -15,7 +15,8 @@ from pathlib import Path
 
 import typer
 
-from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
+from cli.describer import DESCRIBER_HELP, MODEL_HELP
+from cli.runtime import make_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,10 @@ def demo(
     names = ", ".join(o.name for o in clip.objects)
     typer.echo(f"video {video} ({len(clip.frames)} frames; objects: {names})")
 
-    describe = make_describer(model, describer)
-    typer.echo(f"describer: {describer_name(describe)}")
+    runtime = make_runtime(model, describer)
+    typer.echo(f"describer: {describer_name(runtime.describer)}")
 
-    graph = build_agent(
-        AgentDeps(describer=describe), checkpointer=sqlite_checkpointer(out / "memory.sqlite")
-    )
+    graph = build_agent(AgentDeps(runtime=runtime), checkpointer=sqlite_checkpointer(out / "memory.sqlite"))
     question = f"What do the {colour} objects do?"
     typer.echo(f"question: {question}")
     run_turn(graph, uuid.uuid4().hex[:8], question, video=str(video), annotate_dir=str(out / "evidence"))

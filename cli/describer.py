@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from tools.describers import Describer
+    from tools.describers import Describer, DescriberChoice
 
 DESCRIBER_HELP = (
     "auto (default): the --model dir, else the embedded models/artemis-tiny-world, else the weight-free "
@@ -19,6 +19,16 @@ DESCRIBER_HELP = (
 MODEL_HELP = "Artemis model directory (default: the embedded models/artemis-tiny-world)."
 
 
+def describer_choice(model: Path | None, describer: str) -> DescriberChoice:
+    """:func:`tools.describers.choose_describer` for the command's flags; a bad combination is a usage error."""
+    from tools.describers import choose_describer
+
+    try:
+        return choose_describer(model, describer)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--describer' / '--model'") from exc
+
+
 def make_describer(model: Path | None, describer: str, **kwargs: Any) -> Describer:
     """:func:`tools.describers.default_describer` for the command's flags (its rule, then its builder); a bad
     combination of flags or a directory that holds no Artemis model is a usage error.
@@ -26,12 +36,9 @@ def make_describer(model: Path | None, describer: str, **kwargs: Any) -> Describ
     ``kwargs``: ``device``, ``dtype``, ``options``, ``cache`` as :func:`tools.describers.build_describer` takes them.
     """
     from artemis_model.errors import NotAnArtemisModelError
-    from tools.describers import build_describer, choose_describer
+    from tools.describers import build_describer
 
-    try:
-        choice = choose_describer(model, describer)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--describer' / '--model'") from exc
+    choice = describer_choice(model, describer)
     try:
         return build_describer(choice, **kwargs)
     except NotAnArtemisModelError as exc:

@@ -1,15 +1,16 @@
-"""``artemis eval``: referring (HC-STVG protocol), VideoRefer-Bench-Q/-D, merge, score, report; tool metrics."""
+"""``artemis eval``: one command per task of the registry (``evals/tasks.py``: referring, VideoRefer-Bench-Q/-D,
+judge-d, tools, agent, world) plus merge, score and report."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
 from cli.describer import DESCRIBER_HELP, MODEL_HELP, make_describer
+from evals.tasks import ScoreOptions, available_tasks, get_task, record_ids, score_run
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,19 @@ eval_app = typer.Typer(
     help="Evaluate on HC-STVG / VideoRef45K and VideoRefer-Bench; compare with published numbers."
 )
 
-TASKS = ("referring", "videorefer-q", "videorefer-d")
+SCORED_TASKS = ", ".join(available_tasks(scored=True))
+
+
+def _task_command(name: str):  # noqa: ANN202 - a typer decorator
+    """``artemis eval NAME`` for the registered evaluation task NAME, with the task's description as help."""
+    return eval_app.command(name, help=get_task(name).description)
+
+
+def _scored_task(task: str) -> str:
+    try:
+        return get_task(task, scored=True).name
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--task") from exc
 
 
 def _shard(num_shards: int, shard_id: int):  # noqa: ANN202 - typed in evals.runner
@@ -32,7 +45,8 @@ def _shard(num_shards: int, shard_id: int):  # noqa: ANN202 - typed in evals.run
 def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int | None, device: str | None):  # noqa: ANN202
     """The Artemis model the evaluation describes with: the README's describer rule (``--model``, else the
     embedded world model); a random tiny model only when neither exists (set-up checks)."""
-    from evals.predictors import PipelineUnavailableError, generation_options, load_artemis_predictor
+    from artemis_model.errors import NotAnArtemisModelError
+    from evals.predictors import generation_options, load_artemis_predictor
     from tools.describers import choose_describer
 
     choice = choose_describer(model, "auto")
@@ -42,7 +56,7 @@ def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int 
         return _tiny_predictor(options, device)
     try:
         return load_artemis_predictor(model, options=options, device=device)
-    except PipelineUnavailableError as exc:
+    except NotAnArtemisModelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
@@ -91,24 +105,10 @@ def _answerer(
 
 
 def _score(task: str, out: Path, *, length_filter: bool = False, judge_model: str | None = None) -> None:
-    if task == "referring":
-        from evals.metrics import LengthFilter
-        from evals.referring import score_referring
-
-        m = score_referring(out, length_filter=LengthFilter() if length_filter else None)
-        typer.echo(json.dumps({"scores": m.scores, "unavailable": m.unavailable, "counts": asdict(m.counts)}))
-    elif task == "videorefer-q":
-        from evals.videorefer.bench_q import score_bench_q_run
-
-        scores = score_bench_q_run(out)
-        typer.echo(json.dumps({k: {"overall": v.overall, "total": v.total} for k, v in scores.items()}))
-    elif task == "videorefer-d":
-        from evals.videorefer.bench_d import score_bench_d_run
-
-        s = score_bench_d_run(out, judge_model=judge_model or "unknown")
-        typer.echo(json.dumps(asdict(s)))
-    else:
-        raise typer.BadParameter(f"task {task!r}; allowed: {TASKS}")
+    summary = score_run(
+        _scored_task(task), out, ScoreOptions(length_filter=length_filter, judge_model=judge_model)
+    )
+    typer.echo(json.dumps(summary))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
 
 
@@ -118,7 +118,7 @@ def _merge(out: Path, num_shards: int, order: list[str] | None) -> Path:
     return merge_shards(out, "predictions", num_shards, order=order).output
 
 
-@eval_app.command("referring")
+@_task_command("referring")
 def referring_cmd(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Eval JSON (HC-STVG format)."),
     video_root: Path = typer.Option(..., "--video-root", help="Root of frame_path / video entries."),
@@ -145,7 +145,6 @@ def referring_cmd(
     length_filter: bool = typer.Option(False, "--length-filter", help="The original's 5 < len < 300 filter."),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
-    """Describe every boxed target and score with BLEU/METEOR/ROUGE_L/CIDEr (SPICE when installed)."""
     from evals.referring import count_hit_limit, load_referring_eval, run_referring
     from evals.runner import read_jsonl
 
@@ -168,7 +167,7 @@ def referring_cmd(
 def merge_cmd(
     out: Path = typer.Option(..., "--out", exists=True, file_okay=False),
     num_shards: int = typer.Option(..., "--num-shards", min=1),
-    task: str = typer.Option("referring", "--task", help=f"One of {TASKS}."),
+    task: str = typer.Option("referring", "--task", help=f"One of {SCORED_TASKS}."),
     data: Path | None = typer.Option(
         None, "--data", help="The eval file, to restore data order and list gaps."
     ),
@@ -177,31 +176,18 @@ def merge_cmd(
     length_filter: bool = typer.Option(False, "--length-filter"),
 ) -> None:
     """Merge shard outputs into predictions.jsonl (and score)."""
-    if task not in TASKS:
-        raise typer.BadParameter(f"task {task!r}; allowed: {TASKS}")
-    order = None
-    if data is not None:
-        if task == "referring":
-            from evals.referring import load_referring_eval
-
-            order = [
-                r.record_id for r in load_referring_eval(data, video_root or Path("."), check_files=False)
-            ]
-        else:
-            from evals.videorefer.data import load_bench_d, load_bench_q
-
-            recs = (load_bench_q if task == "videorefer-q" else load_bench_d)(data)[0]
-            order = [str(r.id) for r in recs]
+    task = _scored_task(task)
+    order = record_ids(task, data, video_root) if data is not None else None
     path = _merge(out, num_shards, order)
     typer.echo(f"merged into {path}")
-    if score and task != "videorefer-d":
+    if score and get_task(task).score_on_merge:
         _score(task, out, length_filter=length_filter)
 
 
 @eval_app.command("score")
 def score_cmd(
     out: Path = typer.Option(..., "--out", exists=True, file_okay=False),
-    task: str = typer.Option("referring", "--task", help=f"One of {TASKS}."),
+    task: str = typer.Option("referring", "--task", help=f"One of {SCORED_TASKS}."),
     length_filter: bool = typer.Option(False, "--length-filter"),
 ) -> None:
     """Score out/predictions.jsonl (Bench-D: out/judgements.jsonl)."""
@@ -221,7 +207,7 @@ def report_cmd(
     typer.echo(f"wrote {files.markdown} and {', '.join(str(p) for p in files.charts.values())}")
 
 
-@eval_app.command("videorefer-q")
+@_task_command("videorefer-q")
 def videorefer_q_cmd(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-Q.json"),
     frames: Path = typer.Option(..., "--frames", help="Bench-Q root holding the 'video' frame folders."),
@@ -259,10 +245,6 @@ def videorefer_q_cmd(
     ),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
-    """Each <region> -> a target described by Artemis; the chat model picks a letter; score accuracy.
-
-    Without --llm/--llm-base-url/--answerer a deterministic word-overlap fallback answers (labelled, not an LLM).
-    """
     from evals.videorefer.bench_q import run_bench_q
     from evals.videorefer.data import load_bench_q
 
@@ -279,7 +261,7 @@ def videorefer_q_cmd(
         _score("videorefer-q", out)
 
 
-@eval_app.command("videorefer-d")
+@_task_command("videorefer-d")
 def videorefer_d_cmd(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="VideoRefer-Bench-D.json"),
     videos: Path = typer.Option(..., "--videos", help="Folder of the Panda-70M-part .mp4 clips."),
@@ -307,7 +289,6 @@ def videorefer_d_cmd(
     ),
     device: str | None = typer.Option(None, "--device"),
 ) -> None:
-    """Write Bench-D descriptions; with --judge (after all shards), judge and score them."""
     from evals.videorefer.bench_d import run_bench_d
     from evals.videorefer.data import load_bench_d
 
@@ -337,18 +318,17 @@ def _judge(out: Path, judge: str) -> None:
     _score("videorefer-d", out, judge_model=judge_model_name(chat))
 
 
-@eval_app.command("judge-d")
+@_task_command("judge-d")
 def judge_d_cmd(
     out: Path = typer.Option(
         ..., "--out", exists=True, file_okay=False, help="Run folder with predictions.jsonl."
     ),
     judge: str = typer.Option(..., "--judge", help="module:factory returning a LangChain chat model."),
 ) -> None:
-    """Judge Bench-D descriptions (resumable) and score SC/AD/TD/HD/Avg; parse failures are reported."""
     _judge(out, judge)
 
 
-@eval_app.command("tools")
+@_task_command("tools")
 def tools_cmd(
     data: Path | None = typer.Option(
         None, "--data", exists=True, file_okay=False, help="Data set written by `artemis data synth`."
@@ -367,8 +347,6 @@ def tools_cmd(
     iou_threshold: float = typer.Option(0.5, "--iou", min=0.01, max=1.0, help="IoU of a match."),
     out: Path | None = typer.Option(None, "--out", help="Write all metrics (per query, per track) as JSON."),
 ) -> None:
-    """Grounding recall/precision and tracking mean IoU / frames lost / ID switches of the current tools
-    on the synthetic world (a data set from `artemis data synth`, or clips generated on the fly)."""
     from evals.tools_eval import evaluate_tools, generated_cases, load_cases
 
     if (data is None) == (generate is None):
@@ -387,7 +365,7 @@ def tools_cmd(
         typer.echo(f"wrote {metrics.write_json(out)}")
 
 
-@eval_app.command("agent")
+@_task_command("agent")
 def agent_cmd(
     data: Path | None = typer.Option(
         None, "--data", exists=True, file_okay=False, help="Data set written by `artemis data synth`."
@@ -408,8 +386,6 @@ def agent_cmd(
     iou_threshold: float = typer.Option(0.5, "--iou", min=0.01, max=1.0, help="Key-frame IoU of a match."),
     out: Path | None = typer.Option(None, "--out", help="Write metrics and per-turn results as JSON."),
 ) -> None:
-    """The agent (rule planner) on the synthetic world's complex questions, template and held-out wording:
-    target-set F1, attribute and motion accuracy, clarification handling, per question kind."""
     from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
     from tools.describers import ModelDescriber, describer_name
 
@@ -437,3 +413,40 @@ def agent_cmd(
     typer.echo(result.to_markdown())
     if out is not None:
         typer.echo(f"wrote {result.write_json(out)}")
+
+
+def world_eval(
+    model_dir: Path,
+    out: Path | None,
+    *,
+    seed: int = 9999,
+    clips: int = 250,
+    combo_queries: int = 30,
+    with_captions: bool = True,
+) -> None:
+    """Score a world model (``evals.world``): print the summary, write the whole result (rows too) to ``out``.
+    Also the ``eval`` step of ``artemis train world``."""
+    from evals.world import evaluate, summary, write_result
+
+    result = evaluate(model_dir, seed, clips, combo_queries, with_captions)
+    typer.echo(json.dumps(summary(result), indent=2))
+    if out is not None:
+        write_result(result, out)
+
+
+@_task_command("world")
+def world_cmd(
+    model: Path = typer.Option(..., "--model", exists=True, file_okay=False, help="Artemis model directory."),
+    seed: int = typer.Option(
+        9999,
+        "--seed",
+        help="Data-set seed of the held-out clips (artemis data synth --seed; never trained on).",
+    ),
+    clips: int = typer.Option(250, "--clips", min=1, help="Held-out clips (one query each)."),
+    combo_queries: int = typer.Option(
+        30, "--combo-queries", min=0, help="Extra queries on objects of the held-out combinations."
+    ),
+    captions: bool = typer.Option(True, "--captions/--no-captions", help="Caption metrics (they need Java)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the whole result (every answer) as JSON."),
+) -> None:
+    world_eval(model, out, seed=seed, clips=clips, combo_queries=combo_queries, with_captions=captions)

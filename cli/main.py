@@ -39,9 +39,9 @@ app.command("convert")(convert_cmd)
 from cli.demo import demo  # noqa: E402
 
 app.command("demo")(demo)
-from cli.train import train_cmd  # noqa: E402
+from cli.train import train_app  # noqa: E402
 
-app.command("train")(train_cmd)
+app.add_typer(train_app, name="train")
 from cli.init_model import init_model_cmd  # noqa: E402
 
 app.command("init-model")(init_model_cmd)

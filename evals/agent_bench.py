@@ -457,26 +457,25 @@ def run_agent_bench(
 
     from agent.deps import AgentDeps
     from agent.graph import build_agent, checkpoint_serializer
+    from tools.runtime import Runtime
 
     for s in sets:
         if s not in SETS:
             raise ValueError(f"unknown question set {s!r}; allowed: {SETS}")
     t0 = time.perf_counter()
-    opened: dict[str, VideoLike] = {}
-
-    def open_video(name: str) -> VideoLike:
-        if name not in opened:
-            opened.clear()  # records come grouped by video: keep one decoded video
-            opened[name] = data.videos[name].open()
-        return opened[name]
-
-    deps = AgentDeps(describer=describer, open_video=open_video)
+    runtime = Runtime(
+        describer=describer, max_videos=1
+    )  # records come grouped by video: one decoded at a time
+    deps = AgentDeps(runtime=runtime)
     result = BenchResult(describer_name or type(describer).__name__, iou_threshold, {}, 0.0)
     for s in sets:
         graph = build_agent(deps, checkpointer=InMemorySaver(serde=checkpoint_serializer()))
         turns: list[TurnResult] = []
         for n, record in enumerate(data.sets[s]):
-            turns += run_record(graph, record, data.videos[record["video_name"]], iou_threshold)
+            video = data.videos[record["video_name"]]
+            if video.name not in runtime.videos:
+                runtime.videos.add(video.name, video.open())
+            turns += run_record(graph, record, video, iou_threshold)
             if (n + 1) % 50 == 0:
                 logger.info("%s: %d/%d records", s, n + 1, len(data.sets[s]))
         result.sets[s] = aggregate(turns, len(data.sets[s]))

@@ -155,6 +155,11 @@ class ArtemisPredictor:
             logger.debug("prepared %d targets of %s", len(group), key)
         ordered = [prepared[pos] for pos in range(len(records))]
         answers = generate_answers(
-            pipe.model, pipe.processor, ordered, self.options, batch_size=self.generation_batch_size
+            pipe.model,
+            pipe.processor,
+            ordered,
+            self.options,
+            batch_size=self.generation_batch_size,
+            static_caches=pipe.static_caches,
         )
         return [(a.text, a.hit_limit) for a in answers]

@@ -130,10 +130,6 @@ class CaptionScorer:
         self._meteor: Any = None
         self._lock = threading.Lock()
 
-    @property
-    def spice_reason(self) -> str | None:
-        return self._spice_reason
-
     def _get_meteor(self) -> Any:
         if self._meteor is None:
             from pycocoevalcap.meteor.meteor import Meteor

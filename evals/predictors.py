@@ -1,14 +1,13 @@
 """The seam between the model-independent evaluation code and the real Artemis model.
 
 :func:`load_artemis_predictor` returns a :class:`~evals.protocol.Predictor` backed by ``artemis_model.pipeline``
-when that module exists; otherwise it raises :class:`PipelineUnavailableError` with an actionable message.
+(:class:`evals.artemis_predictor.ArtemisPredictor`).
 :func:`load_object` resolves ``module:attribute`` strings for pluggable answerers and judges.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,10 +48,6 @@ def original_sampling(model_dir: Path | None = None, *, seed: int | None = 0) ->
     )
 
 
-class PipelineUnavailableError(RuntimeError):
-    """The Artemis inference pipeline (``artemis_model.pipeline``) is not available in this installation."""
-
-
 def generation_options(
     *,
     sample: bool,
@@ -72,19 +67,10 @@ def generation_options(
 def load_artemis_predictor(
     model_dir: Path, *, options: GenerationOptions = GenerationOptions(), device: str | None = None
 ) -> Predictor:
-    """A predictor that runs the Artemis model of ``model_dir`` on each record's frames and box track."""
-    if importlib.util.find_spec("artemis_model.pipeline") is None:
-        raise PipelineUnavailableError(
-            "artemis_model.pipeline is not available yet, so no Artemis predictor can be built for "
-            f"{model_dir}. The evaluation code runs with any object that has predict(records) -> list[str] "
-            "(see evals.protocol.Predictor)."
-        )
-    if importlib.util.find_spec("evals.artemis_predictor") is None:
-        raise PipelineUnavailableError(
-            "artemis_model.pipeline exists but the evaluation adapter (evals/artemis_predictor.py) is not wired "
-            "yet; pass a Predictor object to the evals.* run functions instead."
-        )
-    from evals.artemis_predictor import ArtemisPredictor  # type: ignore[import-not-found]
+    """A predictor that runs the Artemis model of ``model_dir`` on each record's frames and box track.
+
+    Raises :class:`~artemis_model.errors.NotAnArtemisModelError` when ``model_dir`` is not an Artemis model."""
+    from evals.artemis_predictor import ArtemisPredictor
 
     return ArtemisPredictor.from_pretrained(Path(model_dir), options=options, device=device)
 

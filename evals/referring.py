@@ -19,14 +19,18 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artemis_model.errors import ArtemisInputError, VideoDecodeError
 from artemis_model.types import Box
 from evals.metrics import CaptionMetrics, CaptionScorer, LengthFilter, metrics_markdown, score_captions
 from evals.protocol import EvalRecord, LimitReportingPredictor, Predictor
 from evals.runner import RunSummary, Shard, merge_shards, read_jsonl, run_resumable, shard_output_path
+
+if TYPE_CHECKING:
+    from evals.tasks import ScoreOptions
 
 logger = logging.getLogger(__name__)
 
@@ -277,3 +281,14 @@ def score_referring(
     (out_dir / "metrics.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     (out_dir / "metrics.md").write_text(metrics_markdown(metrics, title=title), encoding="utf-8")
     return metrics
+
+
+def score_summary(out_dir: Path, options: ScoreOptions) -> dict[str, Any]:
+    """The task registry's scorer (:mod:`evals.tasks`): :func:`score_referring` of ``out_dir``, summarised."""
+    m = score_referring(out_dir, length_filter=LengthFilter() if options.length_filter else None)
+    return {"scores": m.scores, "unavailable": m.unavailable, "counts": asdict(m.counts)}
+
+
+def record_ids(data: Path, video_root: Path | None = None) -> list[str]:
+    """Record ids of the evaluation file ``data`` in its order (media files are not checked)."""
+    return [r.record_id for r in load_referring_eval(data, video_root or Path("."), check_files=False)]

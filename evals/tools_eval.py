@@ -353,10 +353,16 @@ def _tracking_metrics(rows: Sequence[TrackResult], skipped: int) -> TrackingMetr
     )
 
 
-def _default_ground(video: VideoLike, query: str) -> Sequence[HasBoxes]:
-    from tools.grounding import ground
+def _default_ground() -> GroundFn:
+    """``tools.ground`` with a track cache of its own: the queries of one clip detect and link once."""
+    from tools.grounding import ground, new_track_cache
 
-    return ground(video, query)
+    cache = new_track_cache()
+
+    def run(video: VideoLike, query: str) -> Sequence[HasBoxes]:
+        return ground(video, query, cache=cache)
+
+    return run
 
 
 def _default_track(video: VideoLike, box: Box, *, frame_idx: int = 0) -> HasBoxes:
@@ -378,7 +384,7 @@ def evaluate_tools(
     ``tools.track``) on ``cases`` (see :func:`generated_cases`, :func:`load_cases`)."""
     if not cases:
         raise ValueError("evaluate_tools needs at least one case")
-    ground_fn = ground_fn or _default_ground
+    ground_fn = ground_fn or _default_ground()
     track_fn = track_fn or _default_track
     start = time.perf_counter()
     queries: list[QueryResult] = []

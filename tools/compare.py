@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.query import words
+from tools.grounding.query import words
 from tools.schemas import Target
 
 Measure = Literal["speed", "size", "distance"]

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 import numpy as np
 
 from artemis_model.types import Box, Description, GenerationOptions, Track
-from tools.grounding_offline import name_region
+from tools.grounding.offline import name_region
 from tools.video import VideoLike, as_video_source
 
 logger = logging.getLogger(__name__)

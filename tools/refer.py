@@ -8,7 +8,8 @@ from pathlib import Path
 
 from artemis_model.types import Box, Description, validate_box, validate_frame_idx
 from tools.describers import DEFAULT_QUESTION, Describer
-from tools.schemas import Segment, Target, TargetDescription
+from tools.registry import tool_spec
+from tools.schemas import DescribeArgs, DescribeResult, Segment, Target, TargetDescription
 from tools.video import SubVideo, VideoLike, load_video
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,13 @@ def refer(
     box = validate_box(box, video.width, video.height)
     validate_frame_idx(frame_idx, video.num_frames)
     return describer(video, box, frame_idx=frame_idx, question=question or DEFAULT_QUESTION)
+
+
+@tool_spec("describe", "Describe what the boxed target does.", brief=lambda out: out.answer)
+def describe_tool(args: DescribeArgs, *, video: VideoLike, describer: Describer) -> DescribeResult:
+    """:func:`refer` as a registered tool."""
+    d = refer(video, args.box, frame_idx=args.frame_idx, question=args.question, describer=describer)
+    return DescribeResult.from_description(d)
 
 
 def refer_targets(

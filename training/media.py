@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from artemis_model.errors import VideoDecodeError
+from artemis_model.lru import LRUCache
 from artemis_model.video import VideoSource, open_video, sample_global_indices
 
 logger = logging.getLogger(__name__)
@@ -166,19 +166,12 @@ class GlobalFeatureProvider:
 
         self.mode = mode
         self.cache = FeatureCache(max_bytes=max_bytes, disk_dir=disk_dir) if mode == "cache" else None
-        self._sources: OrderedDict[VideoRef, VideoSource] = OrderedDict()
-        self._max_open = max_open
+        self._sources: LRUCache[VideoRef, VideoSource] = LRUCache(
+            max_open, on_evict=lambda _ref, source: source.close()
+        )
 
     def _source(self, ref: VideoRef) -> VideoSource:
-        source = self._sources.get(ref)
-        if source is None:
-            source = ref.open()
-            self._sources[ref] = source
-            while len(self._sources) > self._max_open:
-                self._sources.popitem(last=False)[1].close()
-        else:
-            self._sources.move_to_end(ref)
-        return source
+        return self._sources.get_or_compute(ref, ref.open)
 
     @torch.no_grad()
     def features(self, model: nn.Module, processor: Any, refs: list[VideoRef]) -> torch.Tensor:

@@ -18,26 +18,34 @@ from starlette.concurrency import run_in_threadpool
 from agent.api.deps import require_api_key
 from agent.api.errors import install_error_handlers
 from agent.api.request_id import RequestIdMiddleware, install_log_filter
-from agent.api.routes import conversations, health, openai_compat, tools, videos
-from agent.api.runtime import build_runtime
+from agent.api.routes import conversations, health, openai_compat, videos
+from agent.api.routes.tools import tools_router
+from agent.api.runtime import build_service
 from agent.api.settings import Settings
 from tools.describers import Describer
+from tools.registry import ToolRegistry, default_tools
 
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, *, describer: Describer | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    describer: Describer | None = None,
+    tools: ToolRegistry | None = None,
+) -> FastAPI:
     """The service. Models load in the lifespan (at startup), never at import.
 
-    ``describer`` replaces the one ``settings.model_dir`` names (tests: a slow or fake describer).
+    ``describer`` replaces the one ``settings.model_dir`` names (tests: a slow or fake describer); ``tools``
+    (default: :func:`tools.registry.default_tools`) are served at ``POST /tools/{name}``.
     """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_filter()
-        app.state.runtime = await run_in_threadpool(build_runtime, settings, describer=describer)
+        app.state.runtime = await run_in_threadpool(build_service, settings, describer=describer)
         logger.info(
             "Artemis service ready: data_dir=%s model=%s", settings.data_dir, app.state.runtime.model_name
         )
@@ -62,7 +70,7 @@ def create_app(settings: Settings | None = None, *, describer: Describer | None 
     app.include_router(health.router)
     app.include_router(videos.router, dependencies=secured)
     app.include_router(conversations.router, dependencies=secured)
-    app.include_router(tools.router, dependencies=secured)
+    app.include_router(tools_router(tools if tools is not None else default_tools()), dependencies=secured)
     app.include_router(openai_compat.router, dependencies=secured)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

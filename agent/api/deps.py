@@ -9,21 +9,21 @@ from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.api.errors import BusyError, UnauthorizedError
-from agent.api.runtime import Runtime
+from agent.api.runtime import ServiceRuntime
 from agent.api.storage import ID_PATTERN
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The service's API key")
 _bearer = HTTPBearer(auto_error=False, description="The service's API key as a bearer token")
 
 
-def get_runtime(request: Request) -> Runtime:
+def get_runtime(request: Request) -> ServiceRuntime:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise BusyError("the service is starting: models are not loaded yet", headers={"Retry-After": "5"})
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
 def require_api_key(

@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API (kept apart: ``*In`` are requests, ``*Out`` responses).
+"""Request and response bodies of the HTTP API (kept apart: ``*In`` are requests, ``*Out`` responses); the tools'
+bodies come from their input and output models (:mod:`agent.api.routes.tools`).
 
 Boxes are ``[x1, y1, x2, y2]`` in pixels of the original frame ``frame_idx`` (0-based).
 """
@@ -9,10 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.schemas import Target, TargetDescription
-
 BoxIn = list[float]
-BOX_FIELD = Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels on frame_idx")
 
 
 EXAMPLE_ID = "0123456789abcdef0123456789abcdef"
@@ -135,63 +133,6 @@ class HistoryOut(BaseModel):
     transcript: list[dict[str, str]] = Field(description="The agent's memory: [{role, text}]")
     steps: list[dict[str, Any]] = Field(description="Every step the agent took (plan, tool calls, answers)")
     pending_clarification: dict[str, Any] | None
-
-
-# ---- tools --------------------------------------------------------------------------------------------------
-class GroundIn(_In):
-    model_config = _examples({"video_id": EXAMPLE_ID, "query": "the red objects"})
-
-    video_id: str
-    query: str = Field(max_length=500, description="Referring phrase, e.g. 'the red objects'")
-
-
-class GroundOut(BaseModel):
-    targets: list[Target]
-
-
-class TrackIn(_In):
-    model_config = _examples({"video_id": EXAMPLE_ID, "box": [10, 10, 60, 60], "frame_idx": 0})
-
-    video_id: str
-    box: BoxIn = BOX_FIELD
-    frame_idx: int = Field(default=0, ge=0)
-
-
-class TrackResultOut(BaseModel):
-    boxes: list[list[float] | None]
-    width: int
-    height: int
-    span: list[int] | None
-
-
-class DescribeIn(TrackIn):
-    model_config = _examples(
-        {"video_id": EXAMPLE_ID, "box": [10, 10, 60, 60], "frame_idx": 0, "question": "What is it doing?"}
-    )
-
-    question: str | None = Field(default=None, max_length=2000)
-
-
-class DescribeOut(BaseModel):
-    answer: str
-    question: str
-    frame_idx: int
-    box: list[float]
-    track: TrackResultOut
-    selected_frames: list[int]
-
-
-class SummarizeIn(_In):
-    model_config = _examples(
-        {"texts": ["The red circle moves right.", "The blue square falls."], "instruction": "What happens?"}
-    )
-
-    texts: list[str] | list[TargetDescription] = Field(max_length=256)
-    instruction: str = Field(max_length=2000)
-
-
-class SummarizeOut(BaseModel):
-    text: str
 
 
 # ---- health -------------------------------------------------------------------------------------------------

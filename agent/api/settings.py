@@ -1,4 +1,6 @@
-"""Service settings, read from the environment (prefix ``ARTEMIS_``) or passed to ``create_app``."""
+"""Settings read from the environment (prefix ``ARTEMIS_``): :class:`RuntimeSettings` (what every entry point
+reads: grounding, the cache directory; the CLI uses it too) and the service's :class:`Settings` (or passed to
+``create_app``). The only places the environment is read; the tools get plain values."""
 
 from __future__ import annotations
 
@@ -9,12 +11,38 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.describers import DescriberKind
+from tools.grounding import GroundingSettings
 
 
-class Settings(BaseSettings):
-    """Everything the service needs to start. ``ARTEMIS_DATA_DIR=/srv/artemis artemis serve`` etc."""
+class RuntimeSettings(BaseSettings):
+    """What every entry point (CLI, service) reads from the environment for its runtime."""
 
     model_config = SettingsConfigDict(env_prefix="ARTEMIS_", extra="ignore")
+
+    grounding_backend: str = Field(
+        default="offline", description="Grounding backend (tools.grounding.available_backends)."
+    )
+    grounding_detector_dir: Path | None = Field(
+        default=None, description="OWLv2 / Grounding DINO checkpoint directory (grounding backend 'hf')."
+    )
+    grounding_threshold: float = 0.3
+    grounding_max_frames: int = Field(default=48, ge=1, description="Frames sampled for grounding.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "artemis",
+        description="Root of the on-disk caches (SmolLM2's converted weights).",
+    )
+
+    def grounding_settings(self) -> GroundingSettings:
+        return GroundingSettings(
+            backend=self.grounding_backend,
+            detector_dir=self.grounding_detector_dir,
+            threshold=self.grounding_threshold,
+            max_frames=self.grounding_max_frames,
+        )
+
+
+class Settings(RuntimeSettings):
+    """Everything the service needs to start. ``ARTEMIS_DATA_DIR=/srv/artemis artemis serve`` etc."""
 
     data_dir: Path = Field(
         default=Path.home() / ".cache" / "artemis" / "service",
@@ -41,6 +69,7 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=64, ge=1, description="Model jobs allowed to wait for the worker.")
     queue_timeout_s: float = Field(default=120.0, gt=0, description="How long a job may wait to start.")
     feature_cache_bytes: int = Field(default=2 * 2**30, ge=0)
+    max_open_videos: int = Field(default=8, ge=1, description="Videos kept opened (decoders) at once.")
     annotate_evidence: bool = Field(default=True, description="Write annotated evidence frames per turn.")
     log_level: str = "INFO"
 

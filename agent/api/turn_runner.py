@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 
 from agent.api.errors import ConflictError, NotFoundError, ServiceError
-from agent.api.runtime import Runtime
+from agent.api.runtime import ServiceRuntime
 from agent.api.storage import ConversationRecord, VideoRecord
 from agent.api.turns import TurnRequest, TurnResult, run_turn
 from agent.api.worker import Job
@@ -33,7 +33,7 @@ class StartedTurn:
     job: Job | None
 
 
-def conversation_video(rt: Runtime, conv: ConversationRecord) -> VideoRecord:
+def conversation_video(rt: ServiceRuntime, conv: ConversationRecord) -> VideoRecord:
     """The conversation's video; :class:`ConflictError` (409) when it was deleted."""
     try:
         return rt.store.get_video(conv.video_id)
@@ -50,7 +50,7 @@ def checked_box(video: VideoRecord, box: Sequence[float] | None, frame_idx: int)
 
 
 async def begin_turn(
-    rt: Runtime,
+    rt: ServiceRuntime,
     request: Request,
     conv: ConversationRecord,
     video: VideoRecord,
@@ -96,7 +96,7 @@ async def finish_turn(turn: StartedTurn) -> tuple[TurnResult, list[dict[str, Any
 
 
 async def start_turn(
-    rt: Runtime, req: TurnRequest, request: Request, *, message_id: int | None = None
+    rt: ServiceRuntime, req: TurnRequest, request: Request, *, message_id: int | None = None
 ) -> tuple[asyncio.Queue, Job | None]:
     """Queue a turn on the model worker and wait until it starts (503 when busy; None if the client left)."""
     loop = asyncio.get_running_loop()
@@ -136,7 +136,7 @@ async def start_turn(
     return events, job
 
 
-def _mark(rt: Runtime, message_id: int | None, status: str) -> None:
+def _mark(rt: ServiceRuntime, message_id: int | None, status: str) -> None:
     if message_id is not None:
         rt.store.finish_message(message_id, status=status, turn=0)
 

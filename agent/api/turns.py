@@ -17,7 +17,8 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from agent.api.errors import domain_status
-from agent.api.runtime import RunCancelled, Runtime
+from agent.api.runtime import ServiceRuntime
+from agent.context import RunCancelled, TurnContext
 from agent.graph import turn_input
 from artemis_model.types import Box
 
@@ -49,7 +50,7 @@ class TurnResult:
     error: dict[str, Any] | None = None
 
 
-def pending_clarification(runtime: Runtime, thread_id: str) -> dict[str, Any] | None:
+def pending_clarification(runtime: ServiceRuntime, thread_id: str) -> dict[str, Any] | None:
     """The clarification the agent waits on for ``thread_id`` (None when it waits on nothing)."""
     state = runtime.graph.get_state({"configurable": {"thread_id": thread_id}})
     for intr in state.interrupts:
@@ -58,13 +59,13 @@ def pending_clarification(runtime: Runtime, thread_id: str) -> dict[str, Any] | 
     return None
 
 
-def run_turn(runtime: Runtime, req: TurnRequest, emit: Emit, cancel: threading.Event) -> TurnResult:
-    """Runs on the model worker thread. Checks ``cancel`` between steps (and in every describer call)."""
+def run_turn(runtime: ServiceRuntime, req: TurnRequest, emit: Emit, cancel: threading.Event) -> TurnResult:
+    """Runs on the model worker thread. Checks ``cancel`` between steps (and, through this turn's
+    :class:`~agent.context.TurnContext`, in every describer call, which also reports progress)."""
     graph = runtime.graph
     config = {"configurable": {"thread_id": req.thread_id}}
+    context = TurnContext(on_progress=lambda data: emit("progress", data), cancel=cancel)
     result = TurnResult()
-    runtime.describer.cancel = cancel
-    runtime.describer.on_progress = lambda data: emit("progress", data)
     try:
         inp = turn_input(
             graph,
@@ -76,7 +77,7 @@ def run_turn(runtime: Runtime, req: TurnRequest, emit: Emit, cancel: threading.E
             annotate_dir=str(req.annotate_dir) if req.annotate_dir else None,
         )
         emit("run", {"thread_id": req.thread_id, "resume": not isinstance(inp, dict)})
-        for chunk in graph.stream(inp, config, stream_mode="updates"):
+        for chunk in graph.stream(inp, config, stream_mode="updates", context=context):
             if cancel.is_set():
                 raise RunCancelled("the client disconnected")
             for node, update in chunk.items():
@@ -96,9 +97,6 @@ def run_turn(runtime: Runtime, req: TurnRequest, emit: Emit, cancel: threading.E
         result.status = "error"
         result.error = {"status": mapped[0], "code": mapped[1], "detail": str(exc) or type(exc).__name__}
         emit("error", result.error)
-    finally:
-        runtime.describer.cancel = None
-        runtime.describer.on_progress = None
     emit("done", {"status": result.status, "turn": result.turn})
     return result
 

@@ -193,12 +193,6 @@ class TensorFile:
         self.close()
 
 
-def read_meta(path: str | Path) -> dict[str, TensorMeta]:
-    """Names, shapes and dtypes of a weight file, without keeping its data."""
-    with TensorFile(path) as f:
-        return dict(f.meta)
-
-
 _TORCH_TO_SAFETENSORS = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
 
 

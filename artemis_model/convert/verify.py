@@ -18,9 +18,6 @@ from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, re
 from artemis_model.selection import choose_track_frames
 from artemis_model.types import Box
 
-CONVERSION_FILE = "artemis_conversion.json"
-DEFAULT_TEMPLATE = "eval_original"
-
 
 @dataclass(frozen=True)
 class VerifyResult:

@@ -16,11 +16,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.protocol import Predictor
 from evals.runner import RunSummary, Shard, merge_shards, read_jsonl, run_resumable, shard_output_path
-from evals.videorefer.data import BenchDRecord, bench_d_record
+from evals.videorefer.data import BenchDRecord, bench_d_record, load_bench_d
+
+if TYPE_CHECKING:
+    from evals.tasks import ScoreOptions
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +238,17 @@ def score_bench_d_run(out_dir: Path, *, judge_model: str) -> BenchDScores:
     return scores
 
 
+def score_summary(out_dir: Path, options: ScoreOptions) -> dict[str, Any]:
+    """The task registry's scorer (:mod:`evals.tasks`): :func:`score_bench_d_run` (judge ``unknown`` when not
+    given)."""
+    return asdict(score_bench_d_run(out_dir, judge_model=options.judge_model or "unknown"))
+
+
+def record_ids(data: Path, video_root: Path | None = None) -> list[str]:
+    """Record ids of ``VideoRefer-Bench-D.json`` in its order."""
+    return [str(r.id) for r in load_bench_d(data)[0]]
+
+
 __all__ = [
     "DIMENSIONS",
     "JUDGE_SYSTEM_PROMPT",
@@ -243,7 +257,9 @@ __all__ = [
     "judge_user_message",
     "merge_bench_d",
     "parse_judge_reply",
+    "record_ids",
     "run_bench_d",
     "score_bench_d",
     "score_bench_d_run",
+    "score_summary",
 ]

@@ -20,12 +20,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from artemis_model.types import Box
 from evals.protocol import EvalRecord, Predictor
 from evals.runner import RunSummary, Shard, merge_shards, read_jsonl, run_resumable, shard_output_path
-from evals.videorefer.data import REGION, BenchQRecord, bench_q_object_records, list_frames
+from evals.videorefer.data import REGION, BenchQRecord, bench_q_object_records, list_frames, load_bench_q
+
+if TYPE_CHECKING:
+    from evals.tasks import ScoreOptions
 
 logger = logging.getLogger(__name__)
 
@@ -289,3 +292,14 @@ def score_bench_q_run(out_dir: Path) -> dict[str, BenchQScores]:
     header = f"Answerer: {', '.join(answerers)}.\n\n"
     (out_dir / "metrics.md").write_text(header + bench_q_markdown(list(scores.values())), encoding="utf-8")
     return scores
+
+
+def score_summary(out_dir: Path, options: ScoreOptions) -> dict[str, Any]:
+    """The task registry's scorer (:mod:`evals.tasks`): overall accuracy and total per rule set."""
+    scores = score_bench_q_run(out_dir)
+    return {k: {"overall": v.overall, "total": v.total} for k, v in scores.items()}
+
+
+def record_ids(data: Path, video_root: Path | None = None) -> list[str]:
+    """Question ids of ``VideoRefer-Bench-Q.json`` in its order."""
+    return [str(r.id) for r in load_bench_q(data)[0]]

@@ -10,12 +10,13 @@ from agent.lc_tools import make_langchain_tools
 from artemis_model.types import box_iou
 from tools import ground, refer, segment, summarize, track
 from tools.describers import HeuristicDescriber
+from tools.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_graph_shape():
-    g = build_agent(AgentDeps(describer=HeuristicDescriber())).get_graph()
+    g = build_agent(AgentDeps(Runtime(describer=HeuristicDescriber()))).get_graph()
     assert set(g.nodes) == set(NODES) | {"__start__", "__end__"}
     edges = {(e.source, e.target) for e in g.edges}
     expected = {
@@ -44,8 +45,8 @@ def test_graph_shape():
 
 def test_tools_as_python_functions_and_as_langchain_tools(reds):
     clip, video = reds
-    lc = {t.name: t for t in make_langchain_tools(AgentDeps(describer=HeuristicDescriber()))}
-    assert set(lc) == {"ground", "track", "refer", "segment", "summarize"}
+    lc = {t.name: t for t in make_langchain_tools(AgentDeps(Runtime(describer=HeuristicDescriber())))}
+    assert list(lc) == ["ground", "track", "describe", "segment", "summarize"]
 
     py_targets = ground(video, "the blue star")
     lc_targets = lc["ground"].invoke({"video": video, "query": "the blue star"})
@@ -59,7 +60,9 @@ def test_tools_as_python_functions_and_as_langchain_tools(reds):
     assert lc_track == py_track.to_track_list() and len(lc_track) == 16
 
     py_desc = refer(video, box0, frame_idx=0, describer=HeuristicDescriber())
-    assert lc["refer"].invoke({"video": video, "box": box0}) == py_desc.answer == "The blue star moves down."
+    assert (
+        lc["describe"].invoke({"video": video, "box": box0}) == py_desc.answer == "The blue star moves down."
+    )
 
     assert lc["segment"].invoke({"video": video, "n": 4}) == [[s.start, s.end] for s in segment(video, 4)]
     texts = ["The blue star moves down.", "The red circle moves right."]
@@ -71,7 +74,8 @@ import sys, json
 from agent.deps import AgentDeps
 from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from tools.describers import HeuristicDescriber
-graph = build_agent(AgentDeps(describer=HeuristicDescriber()), checkpointer=sqlite_checkpointer(sys.argv[1]))
+from tools.runtime import Runtime
+graph = build_agent(AgentDeps(Runtime(describer=HeuristicDescriber())), checkpointer=sqlite_checkpointer(sys.argv[1]))
 kw = {"video": sys.argv[4]} if len(sys.argv) > 4 else {}
 for _ in ask(graph, sys.argv[2], sys.argv[3], **kw):
     pass
@@ -106,6 +110,6 @@ def test_follow_up_from_a_separate_process_sees_the_history(reds, tmp_path):
     assert len(second["messages"]) == 4
     # another thread in the same file has no history
     other = build_agent(
-        AgentDeps(describer=HeuristicDescriber()), checkpointer=sqlite_checkpointer(db)
+        AgentDeps(Runtime(describer=HeuristicDescriber())), checkpointer=sqlite_checkpointer(db)
     ).get_state({"configurable": {"thread_id": "conv-2"}})
     assert other.values == {}

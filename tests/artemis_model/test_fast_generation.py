@@ -2,7 +2,7 @@
 
 On the tiny model on CPU, float32: one target, several targets of one video (batched and prefix sharing), several
 videos and prompts of different lengths (left padded); the static cache really is what ``generate`` decodes with,
-it is kept between calls and what an earlier call left in it never changes an answer; ``compile=True`` really
+a :class:`StaticCachePool` keeps it between calls and what an earlier call left in it never changes an answer; ``compile=True`` really
 compiles (dynamo counts a graph) and still gives the same tokens (marked slow: ~27 s with a cold inductor cache);
 bad options are refused with the bad value and the allowed ones named. The tiny LM is initialised with a 10x wider
 spread than the default (``initializer_range`` 0.2) so that its attention is sharp enough for a wrong key in the
@@ -21,9 +21,9 @@ from transformers import StaticCache
 from artemis_model.generation import (
     STATIC_CACHE_BUCKET,
     PreparedTarget,
+    StaticCachePool,
     decode_kwargs,
     generate_prepared,
-    release_static_caches,
 )
 from artemis_model.processing_artemis import render_prompt
 from artemis_model.prompts import normalize_question, referring_prompt
@@ -170,10 +170,11 @@ def test_generate_decodes_with_a_static_cache(monkeypatch, model_proc, strategy)
 
 
 def test_static_caches_are_kept_between_calls_and_leave_nothing_behind(monkeypatch, model_proc):
-    """One cache object per (rows, length bucket) across calls -- what CUDA graphs replay on -- and positions an
-    earlier, longer call wrote never change a later answer (the prefix path leaves the most behind)."""
+    """With a pool: one cache object per (rows, length bucket) across calls -- what CUDA graphs replay on -- and
+    positions an earlier, longer call wrote never change a later answer (the prefix path leaves the most
+    behind). Without one, every call decodes in a fresh cache."""
     model, proc = model_proc
-    release_static_caches(model)
+    pool = StaticCachePool()
     long_q, short_q = QUESTIONS[0], QUESTIONS[1]  # 107 and 104 prompt positions: one bucket
     long_t, short_t = _targets(model, [long_q, long_q]), _targets(model, [short_q, short_q], seed=1)
     lengths = [len(proc([t[0].prompt])["input_ids"][0]) + NEW for t in (long_t, short_t)]
@@ -182,15 +183,20 @@ def test_static_caches_are_kept_between_calls_and_leave_nothing_behind(monkeypat
     plain = _token_ids(monkeypatch, model, proc, short_t, PLAIN, batch_size=2)
 
     calls = _spy_generate(monkeypatch, model)
-    generate_prepared(model, proc, long_t, STATIC, batch_size=2, strategy="prefix")
-    generate_prepared(model, proc, short_t[:1], STATIC)  # one row: another cache
-    fast = _token_ids(monkeypatch, model, proc, short_t, STATIC, batch_size=2, strategy="prefix")
+    generate_prepared(model, proc, long_t, STATIC, batch_size=2, strategy="prefix", static_caches=pool)
+    generate_prepared(model, proc, short_t[:1], STATIC, static_caches=pool)  # one row: another cache
+    fast = _token_ids(
+        monkeypatch, model, proc, short_t, STATIC, batch_size=2, strategy="prefix", static_caches=pool
+    )
     assert fast == plain
     first, single, again = (_cache_of(c) for c in calls)
     assert again is first and single is not first
-    assert release_static_caches(model) == 2
+    assert pool.release(model) == 2
+    generate_prepared(model, proc, short_t, STATIC, batch_size=2, static_caches=pool)
+    assert len(calls) == 4 and _cache_of(calls[-1]) is not first and pool.release(model) == 1
     generate_prepared(model, proc, short_t, STATIC, batch_size=2)
-    assert len(calls) == 4 and _cache_of(calls[-1]) is not first and release_static_caches(model) == 1
+    generate_prepared(model, proc, short_t, STATIC, batch_size=2)
+    assert _cache_of(calls[-1]) is not _cache_of(calls[-2])  # no pool: a fresh cache per call
 
 
 @pytest.mark.slow
@@ -202,11 +208,16 @@ def test_compile_gives_the_plain_tokens(monkeypatch, model_proc):
     plain = _token_ids(monkeypatch, model, proc, targets, PLAIN, batch_size=2)
     before = counters["stats"]["unique_graphs"]
     options = GenerationOptions(max_new_tokens=NEW, cache="static", compile=True)
-    fast = _token_ids(monkeypatch, model, proc, targets, options, batch_size=2, strategy="prefix")
+    pool = StaticCachePool()
+    fast = _token_ids(
+        monkeypatch, model, proc, targets, options, batch_size=2, strategy="prefix", static_caches=pool
+    )
     compiled = counters["stats"]["unique_graphs"]
     assert compiled > before  # the decoding step went through torch.compile
     assert fast == plain
-    again = _token_ids(monkeypatch, model, proc, targets[::-1], options, batch_size=2)  # the batched path
+    again = _token_ids(
+        monkeypatch, model, proc, targets[::-1], options, batch_size=2, static_caches=pool
+    )  # the batched path
     assert again == plain[::-1]
     # same rows and length bucket: the kept cache, no recompilation
     assert counters["stats"]["unique_graphs"] == compiled

@@ -12,20 +12,17 @@ from tests.evals.helpers import CountingPredictor, write_hcstvg
 runner = CliRunner()
 
 
-def test_referring_without_pipeline_fails_clearly(tmp_path, monkeypatch):
-    real_find_spec = evals.predictors.importlib.util.find_spec
-    monkeypatch.setattr(
-        evals.predictors.importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "artemis_model.pipeline" else real_find_spec(name, *a),
-    )
+def test_referring_with_a_non_model_directory_fails_clearly(tmp_path):
     path, root = write_hcstvg(tmp_path, n_videos=1)
+    not_a_model = tmp_path / "not_a_model"
+    not_a_model.mkdir()
     res = runner.invoke(
         app,
-        ["eval", "referring", "--data", str(path), "--video-root", str(root), "--model", "m", "--out", "o"],
+        ["eval", "referring", "--data", str(path), "--video-root", str(root), "--model", str(not_a_model)]
+        + ["--out", str(tmp_path / "o")],
     )
-    assert res.exit_code == 2
-    assert "artemis_model.pipeline is not available" in res.output
+    assert res.exit_code == 2, res.output
+    assert "is not an Artemis model directory" in res.output and "Traceback" not in res.output
 
 
 def test_referring_sharded_cli_merge_and_report(tmp_path, monkeypatch, scorer):

@@ -23,7 +23,7 @@ import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-from artemis_model.convert.synthetic import write_slow_tokenizer_dir
+from artemis_model.convert.synthetic import write_slow_tokenizer_dir  # noqa: F401  (re-exported for the tests)
 from artemis_model.tiny import tiny_corpus
 
 REPO = Path(__file__).resolve().parents[2]

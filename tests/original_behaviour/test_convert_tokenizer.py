@@ -12,8 +12,8 @@ import pytest
 import sentencepiece as spm
 from transformers import GenerationConfig
 
-from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
 from artemis_model.convert.synthetic import write_original_checkpoint
+from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
 from tests.artemis_model.convert.test_convert import _cfg, _convert
 from tests.original_behaviour.sentencepiece_models import (
     train_tiny_tokenizer_model,

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.api import Settings
-from agent.api.runtime import build_runtime
+from agent.api.runtime import build_service
 from agent.deps import AgentDeps
 from cli.main import app
 from tests.clipgen import Obj, make_clip, write_mp4
@@ -145,9 +145,9 @@ def entry_point_describers(monkeypatch, tmp_path: Path, video: str, *flags: str)
         res = runner.invoke(app, [*args, *flags])
         assert isinstance(res.exception, _Stop), (name, res.output, res.exception)
     kind = dict(zip(flags[::2], flags[1::2], strict=True)).get("--describer", "auto")
-    runtime = build_runtime(Settings(data_dir=tmp_path / "service", describer=kind))
-    got["service"] = runtime.describer.inner
-    runtime.close()
+    service = build_service(Settings(data_dir=tmp_path / "service", describer=kind))
+    got["service"] = service.describer
+    service.close()
     if kind == "auto":
         got["AgentDeps()"] = AgentDeps().describer
     return got

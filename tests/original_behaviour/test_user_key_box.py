@@ -24,6 +24,7 @@ from tests.clipgen import Obj, make_clip, write_mp4
 from tests.original_behaviour.recording import RecordingBatchDescriber, RecordingDescriber
 from tools.describers import EMBEDDED_MODEL_DIR, ModelDescriber, has_model
 from tools.refer import refer, refer_segments, refer_targets
+from tools.runtime import Runtime
 from tools.schemas import Segment
 from tools.track import user_target
 from tools.video import load_video
@@ -105,7 +106,9 @@ def test_the_model_itself_is_keyed_on_the_user_box(falling_square):
 def test_agent_sends_the_user_box_on_its_frame_and_keeps_it_for_follow_ups(falling_square, tmp_path):
     _, path = falling_square
     describer = RecordingBatchDescriber()
-    graph = build_agent(AgentDeps(describer=describer), checkpointer=sqlite_checkpointer(tmp_path / "m.db"))
+    graph = build_agent(
+        AgentDeps(Runtime(describer=describer)), checkpointer=sqlite_checkpointer(tmp_path / "m.db")
+    )
     list(ask(graph, "t", "What is the boxed object doing?", video=str(path), box=USER_BOX, frame_idx=10))
     _assert_received_the_user_box(describer)
     state = final_state(graph, "t")

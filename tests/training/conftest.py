@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,60 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _release_distributed_state() -> None:
+    """Drop what a DeepSpeed run leaves in the process: the process group (through DeepSpeed's comm layer when it
+    made it, which also drops DeepSpeed's references to its groups) and DeepSpeed's backend, accelerate's shared
+    state, transformers' reference to the DeepSpeed config."""
+    ds_comm = sys.modules.get("deepspeed.comm.comm")
+    if ds_comm is not None and ds_comm.cdb is not None:
+        if ds_comm.is_initialized():
+            ds_comm.destroy_process_group()
+        ds_comm.cdb = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    accelerate_state = sys.modules.get("accelerate.state")
+    if accelerate_state is not None:
+        accelerate_state.AcceleratorState._reset_state(reset_partial_state=True)
+        accelerate_state.GradientState._reset_state()
+    hf_deepspeed = sys.modules.get("transformers.integrations.deepspeed")
+    if hf_deepspeed is not None:
+        hf_deepspeed.unset_hf_deepspeed_config()
+
+
+@pytest.fixture
+def one_process_launch():
+    """The environment of a one-process ``torchrun``/``deepspeed`` launch, and afterwards none of it.
+
+    A DeepSpeed run leaves process-wide state: the process group, DeepSpeed's and accelerate's globals, and
+    ``ACCELERATE_USE_DEEPSPEED=true``, which accelerate exports and never unsets. Left behind, they make every later
+    Trainer in the process a DeepSpeed one, which fails once the launch variables are gone (DeepSpeed asserts
+    LOCAL_RANK). So the teardown releases that state and restores the environment and the thread count as they
+    were (every variable, not only those set here)."""
+    environ, threads = dict(os.environ), torch.get_num_threads()
+    os.environ.update(
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        LOCAL_WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(_free_port()),
+    )
+    try:
+        yield
+    finally:
+        _release_distributed_state()
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.training.conftest import stage_config
@@ -12,23 +10,8 @@ from training.train import run_training
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_zero2_two_steps_on_cpu(data_root, init_checkpoint, tmp_path, monkeypatch):
+def test_zero2_two_steps_on_cpu(data_root, init_checkpoint, tmp_path, one_process_launch):
     pytest.importorskip("deepspeed")
-    for key, value in {
-        "RANK": "0",
-        "LOCAL_RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_WORLD_SIZE": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
-    }.items():
-        monkeypatch.setenv(key, value)
     cfg = stage_config(
         "stage3_referring",
         data_root,

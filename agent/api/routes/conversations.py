@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.api.deps import ConversationId, RuntimeDep
 from agent.api.errors import ConflictError, NotFoundError, UnprocessableError
-from agent.api.runtime import Runtime
+from agent.api.runtime import ServiceRuntime
 from agent.api.schemas import (
     ConversationIn,
     ConversationListOut,
@@ -167,7 +167,7 @@ async def post_message(
 
 
 async def _stream(
-    rt: Runtime, events: asyncio.Queue, job: Job, request: Request, message_id: int
+    rt: ServiceRuntime, events: asyncio.Queue, job: Job, request: Request, message_id: int
 ) -> AsyncIterator[dict[str, str]]:
     finished = False
     try:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.deps import RuntimeDep
 from agent.api.errors import ConflictError, UnprocessableError, error_body
-from agent.api.runtime import Runtime
+from agent.api.runtime import ServiceRuntime
 from agent.api.storage import check_id
 from agent.api.turn_runner import begin_turn, checked_box, conversation_video, finish_turn
 from agent.api.turns import TurnResult
@@ -171,7 +171,7 @@ def _artemis(result: TurnResult, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _stream(
-    rt: Runtime, events, job, completion_id: str, model: str, meta: dict[str, Any]
+    rt: ServiceRuntime, events, job, completion_id: str, model: str, meta: dict[str, Any]
 ) -> AsyncIterator[str]:
     created = int(time.time())
 

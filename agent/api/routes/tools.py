@@ -1,103 +1,69 @@
-"""The tools over HTTP: ground, track, describe, summarize (the Python functions' pydantic I/O)."""
+"""``POST /tools/{name}`` for every registered tool (:mod:`tools.registry`): the request is the tool's input
+(plus ``video_id`` when it works on a video), the response its output; the tool runs on the model worker."""
 
 from __future__ import annotations
 
+import inspect
+import threading
+
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from agent.api.deps import RuntimeDep
-from agent.api.runtime import Runtime
-from agent.api.schemas import (
-    DescribeIn,
-    DescribeOut,
-    GroundIn,
-    GroundOut,
-    SummarizeIn,
-    SummarizeOut,
-    TrackIn,
-    TrackResultOut,
-)
+from agent.api.schemas import EXAMPLE_ID
 from agent.api.storage import check_id
-from artemis_model.types import Track, validate_box, validate_frame_idx
-from tools.grounding import ground
-from tools.refer import refer
-from tools.summarize import summarize
-from tools.track import track
+from artemis_model.types import validate_box, validate_frame_idx
+from tools.registry import ToolRegistry, ToolSpec
+from tools.schemas import BoxArgs
 
-router = APIRouter(prefix="/tools", tags=["tools"])
 BUSY = {503: {"description": "The model worker is busy (Retry-After)"}}
 
 
-def _track_out(trk: Track) -> TrackResultOut:
-    span = trk.span
-    return TrackResultOut(
-        boxes=[list(b) if b is not None else None for b in trk.boxes],
-        width=trk.width,
-        height=trk.height,
-        span=list(span) if span is not None else None,
+def tools_router(tools: ToolRegistry) -> APIRouter:
+    """One POST route per tool, documented with its request and response models."""
+    router = APIRouter(prefix="/tools", tags=["tools"])
+    for spec in tools:
+        router.add_api_route(
+            f"/{spec.name}",
+            _endpoint(spec),
+            methods=["POST"],
+            response_model=spec.output,
+            responses=BUSY,
+            summary=spec.description.rstrip("."),
+            name=f"{spec.name}_tool",
+        )
+    return router
+
+
+def _endpoint(spec: ToolSpec):
+    body_model = spec.input_model(
+        f"{spec.title}In",
+        video_field="video_id",
+        video_description="The video (from POST /videos)",
+        video_example=EXAMPLE_ID,
     )
 
+    async def endpoint(body: BaseModel, rt: RuntimeDep) -> BaseModel:
+        args = spec.input.model_validate(body.model_dump(exclude={"video_id"}))
+        video_id = None
+        if "video" in spec.needs:
+            rec = rt.store.get_video(check_id(body.video_id, "video id"))
+            video_id = rec.id
+            if isinstance(args, BoxArgs):  # a bad box or frame is a 4xx before the job is queued
+                validate_frame_idx(args.frame_idx, rec.num_frames)
+                validate_box(args.box, rec.width, rec.height)
 
-def _checked(rt: Runtime, video_id: str, box: list[float], frame_idx: int):
-    """The opened video plus the validated box and frame (4xx before the job is queued)."""
-    rec = rt.store.get_video(check_id(video_id, "video id"))
-    validate_frame_idx(frame_idx, rec.num_frames)
-    return rec, validate_box(box, rec.width, rec.height)
+        def job(cancel: threading.Event) -> BaseModel:
+            video = rt.open_video(video_id) if video_id is not None else None
+            return spec.run(args, video=video, deps=rt.deps)
 
+        return await rt.worker.run(spec.name, job)
 
-@router.post("/ground", response_model=GroundOut, responses=BUSY, summary="Find the objects a phrase names")
-async def ground_tool(body: GroundIn, rt: RuntimeDep) -> GroundOut:
-    rec = rt.store.get_video(check_id(body.video_id, "video id"))
-
-    def job(cancel) -> GroundOut:
-        video = rt.open_video(rec.id)
-        return GroundOut(
-            targets=ground(
-                video, body.query, backend=rt.deps.grounding_backend, settings=rt.deps.grounding_settings
-            )
-        )
-
-    return await rt.worker.run("ground", job)
-
-
-@router.post("/track", response_model=TrackResultOut, responses=BUSY, summary="Track a box over the video")
-async def track_tool(body: TrackIn, rt: RuntimeDep) -> TrackResultOut:
-    rec, box = _checked(rt, body.video_id, body.box, body.frame_idx)
-    return await rt.worker.run(
-        "track", lambda cancel: _track_out(track(rt.open_video(rec.id), box, frame_idx=body.frame_idx))
+    # FastAPI reads the request body's model (and so the OpenAPI schema) from the signature
+    params = list(inspect.signature(endpoint).parameters.values())
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [params[0].replace(annotation=body_model), params[1].replace(annotation=RuntimeDep)],
+        return_annotation=spec.output,
     )
-
-
-@router.post(
-    "/describe", response_model=DescribeOut, responses=BUSY, summary="Describe what the boxed target does"
-)
-async def describe_tool(body: DescribeIn, rt: RuntimeDep) -> DescribeOut:
-    rec, box = _checked(rt, body.video_id, body.box, body.frame_idx)
-
-    def job(cancel) -> DescribeOut:
-        d = refer(
-            rt.open_video(rec.id),
-            box,
-            frame_idx=body.frame_idx,
-            question=body.question,
-            describer=rt.describer,
-        )
-        return DescribeOut(
-            answer=d.answer,
-            question=d.question,
-            frame_idx=d.frame_idx,
-            box=list(d.box),
-            track=_track_out(d.track),
-            selected_frames=list(d.selected_frames),
-        )
-
-    return await rt.worker.run("describe", job)
-
-
-@router.post(
-    "/summarize", response_model=SummarizeOut, responses=BUSY, summary="Summarize descriptions faithfully"
-)
-async def summarize_tool(body: SummarizeIn, rt: RuntimeDep) -> SummarizeOut:
-    return await rt.worker.run(
-        "summarize",
-        lambda cancel: SummarizeOut(text=summarize(body.texts, body.instruction, llm=rt.deps.summarizer)),
-    )
+    endpoint.__name__ = f"{spec.name}_tool"
+    return endpoint

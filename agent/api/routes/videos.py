@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.api.deps import RuntimeDep, VideoId
 from agent.api.errors import UnsupportedVideoError
-from agent.api.runtime import Runtime
+from agent.api.runtime import ServiceRuntime
 from agent.api.schemas import DeletedOut, VideoListOut, VideoOut
 from agent.api.storage import VideoRecord, display_name, new_id
 from agent.api.uploads import UPLOAD_OPENAPI, receive_upload
@@ -140,7 +140,7 @@ async def delete_video(video_id: VideoId, rt: RuntimeDep) -> DeletedOut:
     return DeletedOut(id=rec.id)
 
 
-def frame_jpeg(rt: Runtime, video_id: str, frame_idx: int) -> bytes:
+def frame_jpeg(rt: ServiceRuntime, video_id: str, frame_idx: int) -> bytes:
     """Frame ``frame_idx`` as JPEG bytes, cached under the video's folder while the quota allows."""
     rec = rt.store.get_video(video_id)
     validate_frame_idx(frame_idx, rec.num_frames)

@@ -53,8 +53,10 @@ class SlowDescriber:
         self.delay = delay
         self.inner = HeuristicDescriber()
         self.started = threading.Event()
+        self.calls = 0
 
     def __call__(self, video, box, *, frame_idx, question):
+        self.calls += 1
         self.started.set()
         time.sleep(self.delay)
         return self.inner(video, box, frame_idx=frame_idx, question=question)

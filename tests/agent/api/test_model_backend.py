@@ -34,11 +34,13 @@ def test_tiny_model_answers_and_delete_evicts_features(make_client, tiny_model_d
 
     rt = client.app.state.runtime
     content_hash = rt.store.get_video(vid).content_hash
-    assert len(rt.feature_cache) > 0, "describing filled the feature cache (the only video)"
+    cache = rt.runtime.feature_cache
+    assert len(cache) > 0, "describing filled the feature cache (the only video)"
+    assert len(rt.runtime.videos) == 1, "the route, the frames and the agent share one opened video"
     features_dir = tmp_path / "data" / "features"
     assert (features_dir / content_hash).is_dir()
     assert client.delete(f"/videos/{vid}").status_code == 200
-    assert len(rt.feature_cache) == 0 and rt.feature_cache.memory_bytes == 0
+    assert len(cache) == 0 and cache.memory_bytes == 0 and len(rt.runtime.videos) == 0
     assert not (features_dir / content_hash).exists()
 
 

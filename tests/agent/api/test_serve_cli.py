@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 
@@ -18,14 +20,26 @@ def test_serve_passes_settings_and_address(monkeypatch, tmp_path):
     monkeypatch.setattr(uvicorn, "run", fake_run)
     monkeypatch.setenv("ARTEMIS_API_KEY", "from-env")
     monkeypatch.setenv("ARTEMIS_QUEUE_SIZE", "3")
-    serve(
-        host="0.0.0.0",
-        port=8123,
-        data_dir=tmp_path / "d",
-        model_dir=None,
-        describer=None,
-        log_level="warning",
-    )
+    # serve() configures the root logger (basicConfig(force=True) closes and replaces its handlers): let it do
+    # that on an empty handler list, then put the session's handlers and level back for the tests that follow.
+    root = logging.getLogger()
+    handlers, level = root.handlers, root.level
+    root.handlers = []
+    try:
+        serve(
+            host="0.0.0.0",
+            port=8123,
+            data_dir=tmp_path / "d",
+            model_dir=None,
+            describer=None,
+            log_level="warning",
+        )
+        assert root.level == logging.WARNING and len(root.handlers) == 1
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = handlers
+        root.setLevel(level)
     app = seen["app"]
     assert isinstance(app, FastAPI) and (seen["host"], seen["port"]) == ("0.0.0.0", 8123)
     settings = app.state.settings

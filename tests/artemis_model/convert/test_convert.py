@@ -18,15 +18,15 @@ from artemis_model.convert import (
     parse_size,
 )
 from artemis_model.convert.checkpoint_io import TensorFile
-from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
-from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
-from artemis_model.tiny import tiny_config
 from artemis_model.convert.synthetic import (
     LORA_TARGETS,
     OriginalCheckpoint,
     clip_table,
     write_original_checkpoint,
 )
+from artemis_model.modeling_artemis import ArtemisForConditionalGeneration
+from artemis_model.processing_artemis import EVAL_QUESTION, ArtemisProcessor, render_prompt
+from artemis_model.tiny import tiny_config
 
 P = "base_model.model.model."
 

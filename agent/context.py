@@ -1,0 +1,89 @@
+"""Per-turn values of one run of the graph: where progress goes and when to stop (never checkpointed).
+
+The caller passes a :class:`TurnContext` with each run (``graph.stream(inp, config, context=TurnContext(...))``,
+LangGraph's run context); the nodes that describe wrap the runtime's describer for that turn only
+(:func:`turn_describer`), so nothing shared is mutated between turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from artemis_model.types import Box, Description, Track
+from tools.describers import Describer
+from tools.video import VideoLike
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class RunCancelled(Exception):
+    """The client of a running turn went away; the turn stops at its next check."""
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """``on_progress`` receives ``{"stage": "describe", "status": ...}`` events of each describer call;
+    ``cancel``, once set, stops the turn at its next describer call (:class:`RunCancelled`)."""
+
+    on_progress: Progress | None = None
+    cancel: threading.Event | None = None
+
+
+class ReportingDescriber:
+    """``inner`` reporting each call to ``on_progress`` and stopping when ``cancel`` is set (one turn's)."""
+
+    def __init__(
+        self, inner: Describer, on_progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> None:
+        self.inner = inner
+        self.on_progress = on_progress
+        self.cancel = cancel
+
+    def _check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise RunCancelled("the client disconnected")
+
+    def _report(self, **data: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(data)
+
+    def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
+        self._check()
+        self._report(stage="describe", status="start", frame_idx=frame_idx, box=list(box))
+        out = self.inner(video, box, frame_idx=frame_idx, question=question)
+        self._report(stage="describe", status="done", frame_idx=frame_idx)
+        self._check()
+        return out
+
+    def describe_many(
+        self,
+        video: VideoLike,
+        boxes: list[Box],
+        *,
+        frame_idxs: list[int],
+        question: str | None,
+        tracks: list[Track] | None = None,
+    ) -> list[Description]:
+        many = getattr(self.inner, "describe_many", None)
+        if callable(many):
+            self._check()
+            self._report(stage="describe", status="start", targets=len(boxes))
+            out = many(video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks)
+            self._report(stage="describe", status="done", targets=len(boxes))
+            return out
+        out = []
+        for i, (b, f) in enumerate(zip(boxes, frame_idxs, strict=True)):
+            out.append(self(video, b, frame_idx=f, question=question))
+            self._report(stage="describe", status="progress", done=i + 1, total=len(boxes))
+        return out
+
+
+def turn_describer(describer: Describer, context: TurnContext | None) -> Describer:
+    """``describer`` as this turn uses it: wrapped to report progress and stop on cancel when ``context`` asks
+    for either, else as it is."""
+    if context is None or (context.on_progress is None and context.cancel is None):
+        return describer
+    return ReportingDescriber(describer, context.on_progress, context.cancel)

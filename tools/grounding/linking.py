@@ -1,0 +1,208 @@
+"""Detections into tracks: linking frame to frame, stitching fragments cut by occlusions, a track's shape and its
+key detection, boxes on every frame."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
+
+from artemis_model.types import Box, box_iou
+from tools.grounding.detection import Detection
+
+LinkKey = Callable[[Detection], Hashable]
+
+
+def _label(det: Detection) -> Hashable:
+    return det.label
+
+
+def link_detections(
+    per_frame: Sequence[Sequence[Detection]],
+    *,
+    key: LinkKey = _label,
+    iou_threshold: float = 0.2,
+    max_gap: int = 3,
+) -> list[list[Detection]]:
+    """Link per-frame detections into tracks: greedy best-IoU matching among detections with equal ``key``.
+
+    When no box overlaps enough, a detection may still join a track whose last centre is within one box
+    diagonal (fast motion). A track unmatched for more than ``max_gap`` sampled frames is closed.
+    """
+    active: list[tuple[list[Detection], int]] = []  # (track, sampled-frame step of its last detection)
+    done: list[list[Detection]] = []
+    for step, dets in enumerate(per_frame):
+        pairs = []
+        for ti, (trk, _) in enumerate(active):
+            last = trk[-1]
+            for di, det in enumerate(dets):
+                if key(det) != key(last):
+                    continue
+                iou = box_iou(last.box, det.box)
+                score = iou if iou >= iou_threshold else _centre_affinity(last.box, det.box, _size(trk))
+                if score > 0:
+                    pairs.append((score, ti, di))
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for _, ti, di in sorted(pairs, reverse=True):
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            active[ti][0].append(dets[di])
+            active[ti] = (active[ti][0], step)
+        still = []
+        for ti, (trk, last_step) in enumerate(active):
+            if ti not in used_t and step - last_step > max_gap:
+                done.append(trk)
+            else:
+                still.append((trk, last_step))
+        active = still + [([d], step) for di, d in enumerate(dets) if di not in used_d]
+    return done + [t for t, _ in active]
+
+
+def stitch_tracks(
+    tracks: list[list[Detection]],
+    *,
+    key: LinkKey = _label,
+    max_gap_frames: int = 12,
+    max_overlap: int = 2,
+) -> list[list[Detection]]:
+    """Join fragments of one object cut by an occlusion: a track that starts after another (same ``key``)
+    ended, within ``max_gap_frames``, where the first one's constant-velocity path predicts it to be, or,
+    when both fragments have the same shape (it may have bounced while hidden), within the distance it can
+    cover at its speed. Distances allow one object size (the largest of its last boxes: the last one may
+    be cut by the occluder).
+
+    A track that starts up to ``max_overlap`` detections before another ends, within one object size of it,
+    continues it too: an occluder split the object in two pieces for a moment, each piece linked on its own.
+    """
+    tracks = sorted(tracks, key=lambda t: t[0].frame_idx)
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(tracks):
+            for j, b in enumerate(tracks):
+                if i == j or key(a[-1]) != key(b[0]):
+                    continue
+                joined = _continues(a, b, max_gap_frames, max_overlap)
+                if joined is not None:
+                    tracks[i] = joined
+                    del tracks[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return tracks
+
+
+def _continues(
+    a: list[Detection], b: list[Detection], max_gap_frames: int, max_overlap: int
+) -> list[Detection] | None:
+    """``a`` continued by ``b`` when ``b`` is the same object after a gap or a short overlap, else None."""
+    gap = b[0].frame_idx - a[-1].frame_idx
+    size = _size(a)
+    if 0 < gap <= max_gap_frames:
+        near = _predicted_distance(a, b[0]) < size + 1.5 * gap
+        if not near and vote_shape(a) == vote_shape(b):
+            reach = size + (_speed(a) + 1.5) * gap
+            near = float(np.linalg.norm(_centre(a[-1].box) - _centre(b[0].box))) < reach
+        return a + b if near else None
+    head = [d for d in a if d.frame_idx < b[0].frame_idx]
+    overlap = len(a) - len(head)
+    if not head or not 0 < overlap <= max_overlap or len(b) <= overlap:
+        return None
+    same_frame = a[len(head)]  # a's detection on (or just after) b's first frame
+    near = float(np.linalg.norm(_centre(same_frame.box) - _centre(b[0].box))) < size
+    return head + b if near else None
+
+
+def _centre(b: Box) -> np.ndarray:
+    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+
+
+def _diag(b: Box) -> float:
+    return float(np.hypot(b[2] - b[0], b[3] - b[1]))
+
+
+def _size(trk: Sequence[Detection], last: int = 5) -> float:
+    """The object's size in pixels: the largest box diagonal of the track's ``last`` detections."""
+    return max(_diag(d.box) for d in trk[-last:])
+
+
+def _speed(trk: Sequence[Detection], last: int = 4) -> float:
+    """Pixels per frame of the track's centre over its ``last`` detections (0 for a single detection)."""
+    a, b = trk[max(0, len(trk) - last)], trk[-1]
+    return float(np.linalg.norm(_centre(b.box) - _centre(a.box))) / max(b.frame_idx - a.frame_idx, 1)
+
+
+def _predicted_distance(a: list[Detection], det: Detection) -> float:
+    """Distance of ``det``'s centre from where track ``a`` would be at ``det``'s frame at constant velocity."""
+    last = _centre(a[-1].box)
+    vel = np.zeros(2)
+    if len(a) > 1:
+        prev = a[max(0, len(a) - 4)]
+        vel = (last - _centre(prev.box)) / max(a[-1].frame_idx - prev.frame_idx, 1)
+    pred = last + vel * (det.frame_idx - a[-1].frame_idx)
+    return float(np.linalg.norm(pred - _centre(det.box)))
+
+
+def _centre_affinity(a: Box, b: Box, size: float | None = None) -> float:
+    """In (0, 0.19] when the centres are within ``size`` (default: the diagonal of ``a``); 0 otherwise (below
+    IoU matches)."""
+    ca = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+    cb = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    diag = max(size if size is not None else ((a[2] - a[0]) ** 2 + (a[3] - a[1]) ** 2) ** 0.5, 1.0)
+    dist = ((ca[0] - cb[0]) ** 2 + (ca[1] - cb[1]) ** 2) ** 0.5
+    return 0.19 * (1.0 - dist / diag) if dist < diag else 0.0
+
+
+def interpolate_boxes(dets: Sequence[Detection], num_frames: int) -> list[Box | None]:
+    """A box on every frame from the first to the last detection (linear in between), None elsewhere."""
+    boxes: list[Box | None] = [None] * num_frames
+    for a, b in zip(dets, dets[1:], strict=False):
+        span = b.frame_idx - a.frame_idx
+        for f in range(a.frame_idx, b.frame_idx):
+            t = (f - a.frame_idx) / span
+            boxes[f] = tuple(float((1 - t) * p + t * q) for p, q in zip(a.box, b.box, strict=True))  # type: ignore[assignment]
+    boxes[dets[-1].frame_idx] = dets[-1].box
+    return boxes
+
+
+def is_whole(det: Detection, width: int, height: int, *, margin: float = 1.0) -> bool:
+    """The object is seen whole: the backend did not mark it partial (cut or touching another object) and
+    its box keeps ``margin`` pixels from every border of the ``width`` x ``height`` frame."""
+    x1, y1, x2, y2 = det.box
+    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
+    return inside and not det.partial
+
+
+def key_detection(dets: Sequence[Detection], width: int, height: int) -> Detection:
+    """The detection whose frame and box a grounded target is described from (its key box).
+
+    Rule: the highest detection score among the detections where the object is whole (:func:`is_whole`);
+    when it is never whole, the highest score among all. Ties go to the earliest frame. Only real
+    detections compete (never an interpolated box).
+    """
+    if not dets:
+        raise ValueError("key_detection needs at least one detection")
+    candidates = [d for d in dets if is_whole(d, width, height)] or list(dets)
+    return min(candidates, key=lambda d: (-d.score, d.frame_idx))
+
+
+def vote_shape(dets: Sequence[Detection]) -> str | None:
+    """The track's shape: per-frame shapes weighted by their confidence, over the frames where the object is
+    whole (not cut by the border nor touching another object). When it never is, every frame votes, weighted
+    also by how much of the object it shows (its area over the track's largest). Plain majority when every
+    weight is zero."""
+    whole = [d for d in dets if not d.partial]
+    voters = whole or list(dets)
+    largest = max((d.area_frac for d in voters), default=0.0)
+    votes: Counter[str | None] = Counter()
+    for d in voters:
+        seen = 1.0 if whole or largest <= 0 else d.area_frac / largest
+        votes[d.shape] += d.shape_score * seen
+    if not votes or max(votes.values()) <= 0:
+        votes = Counter(d.shape for d in voters)
+    return votes.most_common(1)[0][0]
