@@ -327,3 +327,78 @@ class Model:
     path.write_text(code)
     found = {line.split(" ")[1] for line in mutable_globals(path, "tools/probe.py")}
     assert found == {"_CACHE", "_LRU", "_LOCK", "_SEEN", "_LOG", "_COUNT", "Model._shared", "backend_for"}
+
+
+# ---- imports: one direction, nothing from tests/, scripts/, research/ or benchmarks/, no sys.path edits ----------
+#: What each top-level folder may import of ours (the README's "Architecture"; layout.md's arrows).
+MAY_IMPORT = {
+    "artemis_model": set(),
+    "synth": set(),
+    "tools": {"artemis_model"},
+    "agent": {"tools", "artemis_model"},
+    "training": {"artemis_model", "synth"},
+    "evals": {"artemis_model", "agent", "tools", "synth"},
+    "cli": {"agent", "tools", "artemis_model", "training", "evals", "synth"},
+    "benchmarks": {"agent", "tools", "artemis_model", "training", "evals", "synth"},
+    "research": {"artemis_model", "training", "evals", "synth"},
+}
+OURS = set(MAY_IMPORT) | {"tests", "scripts"}
+#: agent/api (the service) may be imported by cli only; agent/ itself never imports it.
+SERVICE = "agent.api"
+
+
+def _imported_modules(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def import_violations(root: Path = REPO) -> list[str]:
+    bad = []
+    for folder, allowed in MAY_IMPORT.items():
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            in_service = rel.startswith("agent/api/")
+            for line, module in _imported_modules(path):
+                top = module.split(".")[0]
+                if top not in OURS or top == folder:
+                    if top == "agent" and folder == "agent" and module.startswith(SERVICE) and not in_service:
+                        bad.append(f"{rel}:{line} imports {module} (agent/ never imports its service)")
+                    continue
+                if top not in allowed:
+                    bad.append(f"{rel}:{line} imports {module} ({folder}/ may import: {sorted(allowed) or 'nothing'})")
+                elif module.startswith(SERVICE) and folder not in ("cli", "benchmarks"):
+                    bad.append(f"{rel}:{line} imports {module} (only cli/ builds the service)")
+    return bad
+
+
+def test_imports_point_one_way():
+    assert import_violations() == []
+
+
+def test_no_sys_path_edits_anywhere():
+    edits = []
+    for folder in [*MAY_IMPORT, "tests", "scripts"]:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if "sys.path.insert" in text or "sys.path.append" in text or "sys.path[" in text:
+                if path.resolve() != Path(__file__).resolve():
+                    edits.append(path.relative_to(REPO).as_posix())
+    assert edits == []
+
+
+def test_the_import_rule_flags_what_it_should(tmp_path):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "bad.py").write_text("import agent.graph\nfrom tests.clipgen import x\nimport torch\n")
+    for folder in MAY_IMPORT:
+        (tmp_path / folder).mkdir(exist_ok=True)
+    found = import_violations(tmp_path)
+    assert [f.split(" (")[0] for f in found] == [
+        "tools/bad.py:1 imports agent.graph",
+        "tools/bad.py:2 imports tests.clipgen",
+    ]
