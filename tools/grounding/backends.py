@@ -75,7 +75,14 @@ def _hf(settings: GroundingSettings) -> GroundingBackend:
     return HFDetectorBackend(settings.detector_dir, threshold=settings.threshold)
 
 
-_BACKENDS: dict[str, BackendFactory] = {"offline": _offline, "hf": _hf}
+def _coco(settings: GroundingSettings) -> GroundingBackend:
+    # COCO-80 CenterNet from the npm package make test-assets fetches (tools/grounding/coco); loads on first use.
+    from tools.grounding.coco.backend import CocoBackend
+
+    return CocoBackend(threshold=settings.threshold)
+
+
+_BACKENDS: dict[str, BackendFactory] = {"offline": _offline, "hf": _hf, "coco": _coco}
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
