@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artemis_model.types import Box, Description, Track
-from tools.describers import Describer
+from tools.describers import Describer, accepts_keyword
 from tools.video import VideoLike
 
 Progress = Callable[[dict[str, Any]], None]
@@ -66,12 +66,16 @@ class ReportingDescriber:
         frame_idxs: list[int],
         question: str | None,
         tracks: list[Track] | None = None,
+        labels: list[str] | None = None,
     ) -> list[Description]:
+        """The inner describer's ``describe_many`` (``labels``, the targets' class names, passed on when given:
+        only describers that take them are handed them) or one call per box."""
         many = getattr(self.inner, "describe_many", None)
         if callable(many):
             self._check()
             self._report(stage="describe", status="start", targets=len(boxes))
-            out = many(video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks)
+            extra = {"labels": labels} if labels is not None and accepts_keyword(many, "labels") else {}
+            out = many(video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks, **extra)
             self._report(stage="describe", status="done", targets=len(boxes))
             return out
         out = []

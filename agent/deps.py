@@ -19,7 +19,7 @@ class AgentDeps:
     """Injected into every node (never mutated: :func:`agent.graph.build_agent` replaces what it overrides).
 
     ``runtime``: by default one with the describer every entry point gets
-    (:func:`tools.describers.default_describer`: the embedded model when present). The properties below are the
+    (:func:`tools.describers.default_describer`: the track describer unless a model is given). The properties below are the
     runtime's pieces the registered tools ask for by name (:data:`tools.registry.NEEDS`).
     """
 

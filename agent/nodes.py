@@ -18,6 +18,7 @@ from agent.state import AgentState, Candidate, Clarification, Evidence, Step, Ta
 from tools.annotate import annotate_frames
 from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
+from tools.grounding.backends import miss_reason
 from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
@@ -105,6 +106,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
         queries = referring_phrases(p.query or "") or [p.query or ""]
     targets: list[Target] = []
     ambiguous: list[dict] = []
+    reasons: list[str] = []
     for q in queries:
         found = ground_tool(
             video,
@@ -113,6 +115,8 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
             settings=deps.runtime.grounding_settings,
             cache=deps.runtime.track_cache,
         )
+        reason = None if found else miss_reason(deps.runtime.grounding_backend, q)
+        reasons += [reason] if reason else []
         steps.append(
             Step(
                 turn=state["turn"],
@@ -122,6 +126,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
                 output=", ".join(
                     f"#{t.id} {t.label} (frames {t.span[0]}-{t.span[1]}, score {t.score:.2f})" for t in found
                 )
+                or reason
                 or "nothing found",
             )
         )
@@ -130,6 +135,8 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
             ambiguous.append({"phrase": q, "ids": list(range(len(targets), len(targets) + len(new)))})
         targets += new
     targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
+    if not targets and reasons:  # the phrase names nothing the detector knows: the answer says so
+        return {"targets": [], "ambiguous": [], "steps": steps, "answer": "; ".join(reasons) + "."}
     return {"targets": targets, "ambiguous": ambiguous, "steps": steps}
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent.references import back_reference
 from agent.state import Plan
-from tools.grounding.query import referring_phrases, words
+from tools.grounding.query import referring_phrases, unknown_phrases, words
 from tools.registry import ToolSpec, default_tools
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class RulePlanner:
             source, query = "user_box", None
         elif phrases:
             source, query = "ground", ctx.question
+        elif unknown := unknown_phrases(ctx.question):  # "the unicorn": grounding says what it cannot find
+            source, query, phrases = "ground", " and ".join(unknown), unknown
         elif toks & OTHER_WORDS and ctx.previous_answer:
             source, query = "answer_entities", None
         elif back_reference(ctx.question) and ctx.previous_labels:

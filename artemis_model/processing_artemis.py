@@ -258,7 +258,9 @@ class ArtemisProcessor:
         with_space = self.tokenizer(" a", add_special_tokens=False)["input_ids"]
         return with_space == self.tokenizer("a", add_special_tokens=False)["input_ids"]
 
-    def _tokenize_piece(self, piece: str, sentencepiece_chunks: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    def _tokenize_piece(
+        self, piece: str, sentencepiece_chunks: bool
+    ) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids and offsets (into ``piece``) of one text chunk between placeholders.
 
         With ``sentencepiece_chunks``: the SentencePiece model itself when the processor has one (exactly the

@@ -2,8 +2,8 @@
 
 The video is generated deterministically by the synthetic world (seed 0 onwards: the first clip where two
 objects share a colour), so the demo needs no download. The describer follows the rule of every entry point
-(:func:`tools.describers.choose_describer`): ``--model``, else the embedded ``models/artemis-tiny-world``, else
-the weight-free heuristic describer.
+(:func:`tools.describers.choose_describer`) for a world command, ``--describer world`` by default: ``--model``,
+else the embedded ``models/artemis-tiny-world``, else the weight-free heuristic describer.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _demo_clip(max_seed: int = 200):
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", help="Where the video and evidence frames go."),
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
-    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
+    describer: str = typer.Option("world", "--describer", help=DESCRIBER_HELP),
 ) -> None:
     """Generate a world clip and ask the agent what the objects of one colour do."""
     from agent.deps import AgentDeps
@@ -52,7 +52,9 @@ def demo(
     names = ", ".join(o.name for o in clip.objects)
     typer.echo(f"video {video} ({len(clip.frames)} frames; objects: {names})")
 
-    runtime = make_runtime(model, describer)
+    from tools.grounding.backends import WORLD_GROUNDING
+
+    runtime = make_runtime(model, describer, grounding_settings=WORLD_GROUNDING)  # the world's flat shapes
     typer.echo(f"describer: {describer_name(runtime.describer)}")
 
     graph = build_agent(AgentDeps(runtime=runtime), checkpointer=sqlite_checkpointer(out / "memory.sqlite"))

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from tools.describers import Describer, DescriberChoice
 
 DESCRIBER_HELP = (
-    "auto (default): the --model dir, else the embedded models/artemis-tiny-world, else the weight-free "
-    "heuristic (with a warning); model; heuristic; random (a random tiny model, for tests). "
-    "See the README's 'Which describer answers'."
+    "auto (default of real-footage commands): the --model dir, else the weight-free track describer; world "
+    "(default of the world commands demo / eval agent): the --model dir, else the embedded "
+    "models/artemis-tiny-world, else the heuristic (with a warning); model; track; heuristic; random (a random "
+    "tiny model, for tests). See the README's 'Which describer answers'."
 )
 MODEL_HELP = "Artemis model directory (default: the embedded models/artemis-tiny-world)."
 

@@ -49,7 +49,7 @@ def _predictor(model: Path | None, sample: bool, seed: int, max_new_tokens: int 
     from evals.predictors import generation_options, load_artemis_predictor
     from tools.describers import choose_describer
 
-    choice = choose_describer(model, "auto")
+    choice = choose_describer(model, "world")
     model = choice.model_dir if choice.kind == "model" else None
     options = generation_options(sample=sample, seed=seed, max_new_tokens=max_new_tokens, model_dir=model)
     if model is None:
@@ -377,7 +377,7 @@ def agent_cmd(
     max_videos: int | None = typer.Option(
         None, "--max-videos", min=1, help="With --data: only the records of the first N videos."
     ),
-    describer: str = typer.Option("auto", "--describer", help=DESCRIBER_HELP),
+    describer: str = typer.Option("world", "--describer", help=DESCRIBER_HELP),
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
     device: str | None = typer.Option(None, "--device", help="Device of the model (default: auto)."),
     sets: list[str] = typer.Option(

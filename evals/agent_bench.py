@@ -457,15 +457,16 @@ def run_agent_bench(
 
     from agent.deps import AgentDeps
     from agent.graph import build_agent, checkpoint_serializer
+    from tools.grounding.backends import WORLD_GROUNDING
     from tools.runtime import Runtime
 
     for s in sets:
         if s not in SETS:
             raise ValueError(f"unknown question set {s!r}; allowed: {SETS}")
     t0 = time.perf_counter()
-    runtime = Runtime(
-        describer=describer, max_videos=1
-    )  # records come grouped by video: one decoded at a time
+    runtime = Runtime(  # records come grouped by video: one decoded at a time; the world's shapes backend
+        describer=describer, max_videos=1, grounding_settings=WORLD_GROUNDING
+    )
     deps = AgentDeps(runtime=runtime)
     result = BenchResult(describer_name or type(describer).__name__, iou_threshold, {}, 0.0)
     for s in sets:

@@ -356,11 +356,12 @@ def _tracking_metrics(rows: Sequence[TrackResult], skipped: int) -> TrackingMetr
 def _default_ground() -> GroundFn:
     """``tools.ground`` with a track cache of its own: the queries of one clip detect and link once."""
     from tools.grounding import ground, new_track_cache
+    from tools.grounding.backends import WORLD_GROUNDING
 
     cache = new_track_cache()
 
     def run(video: VideoLike, query: str) -> Sequence[HasBoxes]:
-        return ground(video, query, cache=cache)
+        return ground(video, query, settings=WORLD_GROUNDING, cache=cache)
 
     return run
 

@@ -371,7 +371,9 @@ def import_violations(root: Path = REPO) -> list[str]:
                         bad.append(f"{rel}:{line} imports {module} (agent/ never imports its service)")
                     continue
                 if top not in allowed:
-                    bad.append(f"{rel}:{line} imports {module} ({folder}/ may import: {sorted(allowed) or 'nothing'})")
+                    bad.append(
+                        f"{rel}:{line} imports {module} ({folder}/ may import: {sorted(allowed) or 'nothing'})"
+                    )
                 elif module.startswith(SERVICE) and folder not in ("cli", "benchmarks"):
                     bad.append(f"{rel}:{line} imports {module} (only cli/ builds the service)")
     return bad
@@ -394,7 +396,9 @@ def test_no_sys_path_edits_anywhere():
 
 def test_the_import_rule_flags_what_it_should(tmp_path):
     (tmp_path / "tools").mkdir()
-    (tmp_path / "tools" / "bad.py").write_text("import agent.graph\nfrom tests.clipgen import x\nimport torch\n")
+    (tmp_path / "tools" / "bad.py").write_text(
+        "import agent.graph\nfrom tests.clipgen import x\nimport torch\n"
+    )
     for folder in MAY_IMPORT:
         (tmp_path / folder).mkdir(exist_ok=True)
     found = import_violations(tmp_path)

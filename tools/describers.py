@@ -1,13 +1,15 @@
 """Describers: the callables the refer tool uses to say what a boxed target does.
 
 ``Describer`` is the seam to the model: ``ModelDescriber`` calls ``artemis_model.pipeline.describe``;
-``HeuristicDescriber`` is a weight-free stand-in (colour/shape of the box and the direction it moves).
+``HeuristicDescriber`` is a weight-free stand-in speaking the synthetic world's words (colour/shape of the box and
+the direction it moves); ``tools.track_describer.TrackDescriber`` is the weight-free describer of real footage.
 :func:`default_describer` is the one factory every entry point (CLI, agent, service) builds its describer with;
 :func:`choose_describer` is its rule.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,14 @@ DEFAULT_QUESTION = "What is the <region> doing in this video?"
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
 """The embedded world model shipped with the repository (``models/`` beside the package folders)."""
 
-DescriberKind = Literal["auto", "model", "heuristic", "random"]
+DescriberKind = Literal["auto", "world", "model", "track", "heuristic", "random"]
 DESCRIBER_KINDS: tuple[str, ...] = get_args(DescriberKind)
-"""``auto``: the rule of :func:`choose_describer`; ``model``: an Artemis model (the given directory, else the
-embedded one); ``heuristic``: the weight-free :class:`HeuristicDescriber`; ``random``: a randomly initialised
-tiny Artemis (tests and benchmarks; its words are noise)."""
+"""``auto``: the rule of :func:`choose_describer` for real footage (the given model directory, else the
+:class:`tools.track_describer.TrackDescriber`); ``world``: what the synthetic world's commands ask for (the given
+model directory, else the embedded world model, else, with a warning, the heuristic); ``model``: an Artemis model
+(the given directory, else the embedded one); ``track``: the weight-free track describer; ``heuristic``: the
+weight-free :class:`HeuristicDescriber` (the synthetic world's words); ``random``: a randomly initialised tiny
+Artemis (tests and benchmarks; its words are noise)."""
 
 
 @runtime_checkable
@@ -174,7 +179,7 @@ class DescriberChoice:
     """What :func:`choose_describer` decided: an Artemis model in ``model_dir``, the heuristic, or a random tiny
     model."""
 
-    kind: Literal["model", "heuristic", "random"]
+    kind: Literal["model", "track", "heuristic", "random"]
     model_dir: Path | None = None
 
 
@@ -188,24 +193,30 @@ def choose_describer(
 ) -> DescriberChoice:
     """The one rule that picks the describer of every entry point (CLI, agent, service).
 
-    1. An explicit model directory (``--model``, ``ARTEMIS_MODEL_DIR``): that Artemis model.
-    2. Otherwise the embedded world model (``embedded_dir``, default :data:`EMBEDDED_MODEL_DIR`) when present.
-    3. The weight-free heuristic describer when asked for (``kind="heuristic"``), or, with a warning, when no
-       embedded model exists. A random tiny model only when asked for (``kind="random"``).
+    1. An explicit model directory (``--model``, ``ARTEMIS_MODEL_DIR``): that Artemis model (kinds ``auto``,
+       ``world``, ``model``).
+    2. ``auto`` (the default of every real-footage entry point: ``chat``, ``describe``, ``serve``, the service,
+       ``AgentDeps()``): the weight-free track describer, which says only what the track and the pixels show.
+    3. ``world`` (the default of the synthetic world's commands: ``demo``, ``eval agent``): the embedded world
+       model (``embedded_dir``, default :data:`EMBEDDED_MODEL_DIR`) when present, else, with a warning, the
+       heuristic describer (both speak the synthetic world's language, wrong on real footage).
+    4. ``model``: the embedded model, an error when it is absent; ``track``, ``heuristic``, ``random``: that one.
 
-    ``kind="model"`` is rule 1-2 without the fallback (an error when there is no model). Raises ``ValueError``
-    for an unknown ``kind`` or a model directory given with ``kind`` 'heuristic' or 'random'.
+    Nothing is guessed from the video: the entry point names its kind. Raises ``ValueError`` for an unknown
+    ``kind`` or a model directory given with ``kind`` 'track', 'heuristic' or 'random'.
     """
     if kind not in DESCRIBER_KINDS:
         raise ValueError(f"describer {kind!r} is unknown; allowed: {', '.join(DESCRIBER_KINDS)}")
     if model_dir is not None:
-        if kind not in ("auto", "model"):
+        if kind not in ("auto", "world", "model"):
             raise ValueError(
                 f"a model directory ({model_dir}) and describer {kind!r} exclude each other; with a model "
-                "directory the describer is 'auto' or 'model'"
+                "directory the describer is 'auto', 'world' or 'model'"
             )
         return DescriberChoice("model", Path(model_dir))
-    if kind in ("heuristic", "random"):
+    if kind == "auto":
+        return DescriberChoice("track")
+    if kind in ("track", "heuristic", "random"):
         return DescriberChoice(kind)  # type: ignore[arg-type]
     embedded = embedded_dir if embedded_dir is not None else EMBEDDED_MODEL_DIR
     if has_model(embedded):
@@ -216,7 +227,7 @@ def choose_describer(
             f"absent (no config.json); pass a model directory or choose one of {', '.join(DESCRIBER_KINDS)}"
         )
     logger.warning(
-        "the embedded model %s is absent (no config.json): describing with the weight-free heuristic "
+        "the embedded model %s is absent (no config.json): describing the world with the weight-free heuristic "
         "describer; pass a model directory for real descriptions",
         embedded,
     )
@@ -234,6 +245,10 @@ def build_describer(
     """The describer ``choice`` names (loads the model's weights: call it once per process)."""
     if choice.kind == "heuristic":
         return HeuristicDescriber()
+    if choice.kind == "track":
+        from tools.track_describer import TrackDescriber
+
+        return TrackDescriber()
     if choice.kind == "random":
         from artemis_model.tiny import tiny_model_and_processor
 
@@ -263,6 +278,14 @@ def default_describer(
     """The describer of every entry point: :func:`choose_describer`'s rule, then :func:`build_describer`."""
     choice = choose_describer(model_dir, kind, embedded_dir=embedded_dir)
     return build_describer(choice, device=device, dtype=dtype, options=options, cache=cache)
+
+
+def accepts_keyword(fn: object, name: str) -> bool:
+    """``fn`` accepts the keyword argument ``name`` (e.g. a ``describe_many`` taking the targets' ``labels``)."""
+    try:
+        return name in inspect.signature(fn).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def describer_name(describer: Describer) -> str:

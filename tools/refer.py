@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from artemis_model.types import Box, Description, validate_box, validate_frame_idx
-from tools.describers import DEFAULT_QUESTION, Describer
+from tools.describers import DEFAULT_QUESTION, Describer, accepts_keyword
 from tools.registry import tool_spec
 from tools.schemas import DescribeArgs, DescribeResult, Segment, Target, TargetDescription
 from tools.video import SubVideo, VideoLike, load_video
@@ -56,12 +56,14 @@ def refer_targets(
     boxes = [(box, frame) for frame, box in (t.key_box() for t in targets)]
     many = getattr(describer, "describe_many", None)
     if callable(many):
+        extra = {"labels": [t.label for t in targets]} if accepts_keyword(many, "labels") else {}
         descs = many(
             video,
             [b for b, _ in boxes],
             frame_idxs=[f for _, f in boxes],
             question=question,
             tracks=[t.track() for t in targets],
+            **extra,
         )
     else:
         descs = [describer(video, b, frame_idx=f, question=question) for b, f in boxes]

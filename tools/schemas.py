@@ -123,6 +123,8 @@ class GroundArgs(BaseModel):
 
 class GroundResult(BaseModel):
     targets: list[Target]
+    reason: str | None = None
+    """Why ``targets`` is empty when the backend can say (e.g. the phrase names nothing its detector knows)."""
 
 
 class BoxArgs(BaseModel):

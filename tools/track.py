@@ -15,7 +15,9 @@ from tools.video import VideoLike, as_video_source, load_video
 
 def track(video: VideoLike | str | Path, box: Box, *, frame_idx: int = 0) -> Track:
     """Boxes of the target boxed by ``box`` (pixels, on frame ``frame_idx``) on every frame
-    (:func:`artemis_model.tracking.track_box`, which checks the box and the frame)."""
+    (:func:`artemis_model.tracking.track_box`, which checks the box and the frame). The box stops at shot
+    cuts (the cut test of :mod:`artemis_model.tracking.shots`, as grounding uses) and comes back only where
+    re-detection finds the target again by appearance."""
     return track_box(as_video_source(load_video(video)), box, frame_idx=frame_idx)
 
 

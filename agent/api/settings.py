@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.describers import DescriberKind
 from tools.grounding import GroundingSettings
+from tools.grounding.backends import REAL_FOOTAGE_BACKEND
 
 
 class RuntimeSettings(BaseSettings):
@@ -20,7 +21,9 @@ class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARTEMIS_", extra="ignore")
 
     grounding_backend: str = Field(
-        default="offline", description="Grounding backend (tools.grounding.available_backends)."
+        default=REAL_FOOTAGE_BACKEND,
+        description="Grounding backend (tools.grounding.available_backends): 'coco' for real footage (default), "
+        "'offline' for the synthetic world's flat shapes, 'hf' with your own checkpoint.",
     )
     grounding_detector_dir: Path | None = Field(
         default=None, description="OWLv2 / Grounding DINO checkpoint directory (grounding backend 'hf')."
@@ -50,11 +53,12 @@ class Settings(RuntimeSettings):
     )
     model_dir: Path | None = Field(
         default=None,
-        description="Artemis model directory; None: the embedded model (see tools.describers.choose_describer).",
+        description="Artemis model directory; None: the describer kind decides (tools.describers.choose_describer).",
     )
     describer: DescriberKind = Field(
         default="auto",
-        description="auto (model_dir, else the embedded model, else the heuristic), model, heuristic or random.",
+        description="auto (model_dir, else the weight-free track describer), world (model_dir, else the embedded "
+        "world model, else the heuristic), model, track, heuristic or random.",
     )
     device: str | None = Field(default=None, description="torch device for the model (None: as loaded).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

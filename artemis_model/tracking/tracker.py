@@ -8,7 +8,8 @@
 
 A backend (KCF by default, see :mod:`artemis_model.tracking.backends`) follows the box frame to frame at a
 reduced resolution. On every frame an appearance check (colour histogram of the box vs the prompt box) and
-a shot-cut detector (thumbnail difference) decide whether the target is still there; when it is not the
+a shot-cut detector (thumbnail difference, and the HSV-histogram correlation of
+:mod:`artemis_model.tracking.shots`) decide whether the target is still there; when it is not the
 frame reports ``None`` and template-matching re-detection looks for the target on the following frames,
 re-starting the backend when it comes back. Frames are streamed chunk by chunk, never loaded whole.
 """
@@ -31,6 +32,7 @@ from artemis_model.tracking.appearance import (
     thumbnail,
 )
 from artemis_model.tracking.backends import BackendFactory, TrackerBackend, make_backend
+from artemis_model.tracking.shots import is_cut, shot_histogram
 from artemis_model.types import Box, Track, box_iou, validate_box, validate_frame_idx
 from artemis_model.video import VideoInput, VideoSource, iter_frames, open_video
 
@@ -59,6 +61,11 @@ class TrackerConfig:
     re-detection accept."""
     cut_threshold: float = 40.0
     """Thumbnail mean absolute difference (0-255) between consecutive frames that counts as a shot cut."""
+    shot_cuts: bool = True
+    """Also stop at a shot cut by the test of :mod:`~artemis_model.tracking.shots` (HSV-histogram correlation
+    of consecutive tracked frames below :data:`~artemis_model.tracking.shots.CUT_CORRELATION`): on real
+    footage the thumbnail test misses cuts between similar-looking shots, and CSRT keeps reporting success
+    across them. After a cut the target is absent until re-detection finds it by appearance."""
     refine: bool = True
     """Snap the backend's box onto the best match of the prompt template near it (fixes the lag of
     correlation trackers on rigid targets; a poor match leaves the backend's box as it is)."""
@@ -223,12 +230,17 @@ class Tracker:
         backend.init(key_frame, key_box)
         tracking, last_box = True, key_box
         prev_thumb = thumbnail(key_frame)
+        prev_hist = shot_histogram(key_frame) if cfg.shot_cuts else None
         for idx, frame in iter_frames(
             state.video, indices, size=self._size(state), chunk_size=cfg.chunk_size
         ):
             thumb = thumbnail(frame)
             cut = scene_change(prev_thumb, thumb) > cfg.cut_threshold
             prev_thumb = thumb
+            if prev_hist is not None:
+                hist = shot_histogram(frame)
+                cut = cut or is_cut(prev_hist, hist)
+                prev_hist = hist
             box: Box | None = None
             if tracking and not cut:
                 box = backend.update(frame)

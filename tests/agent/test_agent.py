@@ -10,6 +10,7 @@ from agent.planner import LLMPlanner, RulePlanner
 from artemis_model.types import box_iou
 from tests.agent.conftest import ScriptedChatModel
 from tools.describers import HeuristicDescriber
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.runtime import Runtime
 
 
@@ -52,7 +53,9 @@ def test_multi_target_question_describes_each_red_object(reds, tmp_path, planner
 
         summarizer = as_text_llm(llm)
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber(), summarizer=summarizer)),
+        AgentDeps(
+            Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber(), summarizer=summarizer)
+        ),
         planner,
         sqlite_checkpointer(tmp_path / "m.db"),
     )
@@ -84,7 +87,9 @@ def test_ambiguous_reference_asks_back_then_resolves(two_circles, tmp_path, plan
             )
         )
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), planner, sqlite_checkpointer(tmp_path / "c.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        planner,
+        sqlite_checkpointer(tmp_path / "c.db"),
     )
     events, _ = run(graph, "c", "What does the circle do?", video=video)
     assert events[-1][0] == "__interrupt__"
@@ -113,7 +118,9 @@ def test_ambiguous_reference_asks_back_then_resolves(two_circles, tmp_path, plan
 def test_unclear_clarification_asks_again(two_circles, tmp_path):
     _, video = two_circles
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "u.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "u.db"),
     )
     run(graph, "u", "What is the circle doing?", video=video)
     events, _ = run(graph, "u", "hmm, not sure")
@@ -143,7 +150,9 @@ def test_long_video_goes_through_segments_and_summary(two_circles, tmp_path, pla
             )
         )
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), planner, sqlite_checkpointer(tmp_path / "l.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        planner,
+        sqlite_checkpointer(tmp_path / "l.db"),
     )
     events, state = run(graph, "l", question, video=video)
     assert [n for n, _ in events] == ["understand", "plan", "ground", "refer_long", "summarize", "answer"]
@@ -159,7 +168,9 @@ def test_long_video_goes_through_segments_and_summary(two_circles, tmp_path, pla
 def test_length_alone_triggers_the_long_video_path(reds, tmp_path):
     _, video = reds
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber()), long_video_frames=10),
+        AgentDeps(
+            Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()), long_video_frames=10
+        ),
         None,
         sqlite_checkpointer(tmp_path / "n.db"),
     )
@@ -170,7 +181,9 @@ def test_length_alone_triggers_the_long_video_path(reds, tmp_path):
 def test_user_box_becomes_the_first_target(reds, tmp_path):
     clip, video = reds
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "b.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "b.db"),
     )
     box = clip.boxes[2][6]
     events, state = run(graph, "b", "What is this doing?", video=video, box=box, frame_idx=6)
@@ -184,7 +197,13 @@ def test_multi_round_pronoun_and_entity_from_the_answer(reds, tmp_path):
     _, video = reds
     llm_answer = "The red circle moves to the right, away from the blue star."
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber(), summarizer=lambda p: llm_answer)),
+        AgentDeps(
+            Runtime(
+                grounding_settings=WORLD_GROUNDING,
+                describer=HeuristicDescriber(),
+                summarizer=lambda p: llm_answer,
+            )
+        ),
         None,
         sqlite_checkpointer(tmp_path / "r.db"),
     )
@@ -202,7 +221,9 @@ def test_multi_round_pronoun_and_entity_from_the_answer(reds, tmp_path):
 def test_annotated_frames_on_request(reds, tmp_path):
     _, video = reds
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "a.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "a.db"),
     )
     _, state = run(graph, "a", "What does the blue star do?", video=video, annotate_dir=str(tmp_path / "ev"))
     frames = state["evidence"].frames
@@ -215,7 +236,9 @@ def test_annotated_frames_on_request(reds, tmp_path):
 def test_nothing_found_answers_so(reds, tmp_path):
     _, video = reds
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "x.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "x.db"),
     )
     events, state = run(graph, "x", "What does the purple triangle do?", video=video)
     assert [n for n, _ in events][-1] == "answer" and "could not find" in state["answer"]
@@ -226,7 +249,9 @@ def test_llm_plan_without_tool_call_falls_back_to_rules(reds, tmp_path):
     _, video = reds
     planner = LLMPlanner(ScriptedChatModel(responses=[AIMessage("I think you should look at it.")]))
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), planner, sqlite_checkpointer(tmp_path / "f.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        planner,
+        sqlite_checkpointer(tmp_path / "f.db"),
     )
     _, state = run(graph, "f", "What does the blue star do?", video=video)
     assert state["plan"].target_source == "ground" and [t.label for t in state["targets"]] == ["blue star"]

@@ -12,6 +12,7 @@ from agent.planner import LLMPlanner, RulePlanner
 from agent.references import back_reference, recall_targets, remember
 from tests.agent.conftest import ScriptedChatModel
 from tools.describers import HeuristicDescriber
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.runtime import Runtime
 from tools.schemas import Target
 
@@ -39,7 +40,9 @@ def test_comparison_grounds_both_named_objects_and_picks_the_faster(reds, tmp_pa
             )
         )
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), planner, sqlite_checkpointer(tmp_path / "c.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        planner,
+        sqlite_checkpointer(tmp_path / "c.db"),
     )
     events, state = run(graph, "c", question, video=video)
     assert "__interrupt__" not in [n for n, _ in events]
@@ -52,7 +55,9 @@ def test_comparison_grounds_both_named_objects_and_picks_the_faster(reds, tmp_pa
 def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
     _, video = reds
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "f.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "f.db"),
     )
     _, s1 = run(graph, "f", "What does the blue star do?", video=video)
     _, s2 = run(graph, "f", "And the red square?")
@@ -70,7 +75,9 @@ def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
 def test_only_the_ambiguous_phrase_is_clarified(two_circles, tmp_path):
     _, video = two_circles  # green circle (left), yellow circle (right), orange square
     graph = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), None, sqlite_checkpointer(tmp_path / "a.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "a.db"),
     )
     events, _ = run(graph, "a", "Which is faster, the circle or the orange square?", video=video)
     ask_back = events[-1][1]["clarification"]

@@ -10,13 +10,16 @@ from agent.lc_tools import make_langchain_tools
 from artemis_model.types import box_iou
 from tools import ground, refer, segment, summarize, track
 from tools.describers import HeuristicDescriber
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_graph_shape():
-    g = build_agent(AgentDeps(Runtime(describer=HeuristicDescriber()))).get_graph()
+    g = build_agent(
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()))
+    ).get_graph()
     assert set(g.nodes) == set(NODES) | {"__start__", "__end__"}
     edges = {(e.source, e.target) for e in g.edges}
     expected = {
@@ -45,10 +48,15 @@ def test_graph_shape():
 
 def test_tools_as_python_functions_and_as_langchain_tools(reds):
     clip, video = reds
-    lc = {t.name: t for t in make_langchain_tools(AgentDeps(Runtime(describer=HeuristicDescriber())))}
+    lc = {
+        t.name: t
+        for t in make_langchain_tools(
+            AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()))
+        )
+    }
     assert list(lc) == ["ground", "track", "describe", "segment", "summarize"]
 
-    py_targets = ground(video, "the blue star")
+    py_targets = ground(video, "the blue star", settings=WORLD_GROUNDING)
     lc_targets = lc["ground"].invoke({"video": video, "query": "the blue star"})
     assert [t.label for t in py_targets] == [t["label"] for t in lc_targets] == ["blue star"]
     f, box = lc_targets[0]["key_boxes"][0]
@@ -75,7 +83,8 @@ from agent.deps import AgentDeps
 from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from tools.describers import HeuristicDescriber
 from tools.runtime import Runtime
-graph = build_agent(AgentDeps(Runtime(describer=HeuristicDescriber())), checkpointer=sqlite_checkpointer(sys.argv[1]))
+from tools.grounding.backends import WORLD_GROUNDING
+graph = build_agent(AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())), checkpointer=sqlite_checkpointer(sys.argv[1]))
 kw = {"video": sys.argv[4]} if len(sys.argv) > 4 else {}
 for _ in ask(graph, sys.argv[2], sys.argv[3], **kw):
     pass
@@ -110,6 +119,7 @@ def test_follow_up_from_a_separate_process_sees_the_history(reds, tmp_path):
     assert len(second["messages"]) == 4
     # another thread in the same file has no history
     other = build_agent(
-        AgentDeps(Runtime(describer=HeuristicDescriber())), checkpointer=sqlite_checkpointer(db)
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        checkpointer=sqlite_checkpointer(db),
     ).get_state({"configurable": {"thread_id": "conv-2"}})
     assert other.values == {}

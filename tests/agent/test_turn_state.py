@@ -13,6 +13,7 @@ from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from agent.planner import RulePlanner
 from tools import runtime as runtime_module
 from tools.describers import HeuristicDescriber
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.runtime import Runtime
 
 
@@ -21,7 +22,7 @@ def _run(graph, thread: str, question: str, **kwargs) -> list[str]:
 
 
 def test_build_agent_leaves_its_deps_as_they_are():
-    deps = AgentDeps(Runtime(describer=HeuristicDescriber()))
+    deps = AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()))
     before = deps.planner
     build_agent(deps, RulePlanner())
     assert deps.planner is before
@@ -29,7 +30,7 @@ def test_build_agent_leaves_its_deps_as_they_are():
 
 def test_progress_and_cancel_belong_to_one_turn(reds, tmp_path):
     _, video = reds
-    runtime = Runtime(describer=HeuristicDescriber())
+    runtime = Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())
     describer = runtime.describer
     graph = build_agent(AgentDeps(runtime), checkpointer=sqlite_checkpointer(tmp_path / "t.db"))
     events: list[dict] = []
@@ -52,7 +53,7 @@ def test_a_conversation_opens_its_video_once(reds, tmp_path, monkeypatch):
     opened: list[str] = []
     real = runtime_module.open_video
     monkeypatch.setattr(runtime_module, "open_video", lambda path: opened.append(str(path)) or real(path))
-    runtime = Runtime(describer=HeuristicDescriber())
+    runtime = Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())
     graph = build_agent(AgentDeps(runtime), checkpointer=sqlite_checkpointer(tmp_path / "o.db"))
     _run(graph, "t", "What do the red objects do?", video=video, annotate_dir=str(tmp_path / "ev"))
     _run(graph, "t", "And the blue star?")

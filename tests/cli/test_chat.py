@@ -15,7 +15,7 @@ def test_chat_asks_back_and_the_follow_up_resolves(tmp_path):
         num_frames=16,
     )
     video = str(write_mp4(clip.frames, tmp_path / "c.mp4"))
-    runner = CliRunner()
+    runner = CliRunner(env={"ARTEMIS_GROUNDING_BACKEND": "offline"})  # a world clip: the flat-shape backend
     common = ["--thread", "t1", "--db", str(tmp_path / "chat.sqlite"), "--describer", "heuristic"]
     first = runner.invoke(app, ["chat", video, "What does the circle do?", *common])
     assert first.exit_code == 0, first.output

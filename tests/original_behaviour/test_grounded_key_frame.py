@@ -14,6 +14,7 @@ from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from tests.clipgen import Obj, make_clip, write_mp4
 from tests.original_behaviour.recording import RecordingBatchDescriber
 from tools.grounding import Detection, ground, key_detection
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.refer import refer_targets
 from tools.runtime import Runtime
 from tools.schemas import Target
@@ -71,7 +72,7 @@ def _is_whole(box) -> bool:
 
 def test_grounded_target_is_described_from_a_whole_confident_frame(entering_square):
     video = load_video(entering_square)
-    [square] = ground(video, "the red square")
+    [square] = ground(video, "the red square", settings=WORLD_GROUNDING)
     assert square.first_frame == 0 and not _is_whole(square.box_at(0)), "starts cut by the border"
     key, box = square.key_box()
     assert key == square.key_frame and key > square.first_frame and _is_whole(box)
@@ -83,7 +84,8 @@ def test_grounded_target_is_described_from_a_whole_confident_frame(entering_squa
 def test_agent_describes_grounded_targets_from_their_key_frames(entering_square, tmp_path):
     describer = RecordingBatchDescriber()
     graph = build_agent(
-        AgentDeps(Runtime(describer=describer)), checkpointer=sqlite_checkpointer(tmp_path / "g.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=describer)),
+        checkpointer=sqlite_checkpointer(tmp_path / "g.db"),
     )
     list(ask(graph, "t", "What does the red square do?", video=str(entering_square)))
     [square] = final_state(graph, "t")["targets"]

@@ -23,6 +23,7 @@ from tests.agent.api.conftest import parse_sse, upload
 from tests.clipgen import Obj, make_clip, write_mp4
 from tests.original_behaviour.recording import RecordingBatchDescriber, RecordingDescriber
 from tools.describers import EMBEDDED_MODEL_DIR, ModelDescriber, has_model
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.refer import refer, refer_segments, refer_targets
 from tools.runtime import Runtime
 from tools.schemas import Segment
@@ -107,7 +108,8 @@ def test_agent_sends_the_user_box_on_its_frame_and_keeps_it_for_follow_ups(falli
     _, path = falling_square
     describer = RecordingBatchDescriber()
     graph = build_agent(
-        AgentDeps(Runtime(describer=describer)), checkpointer=sqlite_checkpointer(tmp_path / "m.db")
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=describer)),
+        checkpointer=sqlite_checkpointer(tmp_path / "m.db"),
     )
     list(ask(graph, "t", "What is the boxed object doing?", video=str(path), box=USER_BOX, frame_idx=10))
     _assert_received_the_user_box(describer)
@@ -157,7 +159,9 @@ def test_cli_describe_sends_the_user_box_on_its_frame(falling_square, cli_record
 def service(falling_square, tmp_path):
     """(client, video id, recorder): the service with the recording describer and the clip uploaded."""
     describer = RecordingBatchDescriber()
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"), describer=describer)) as client:
+    with TestClient(
+        create_app(Settings(data_dir=tmp_path / "data", grounding_backend="offline"), describer=describer)
+    ) as client:
         vid = upload(client, falling_square[1].read_bytes()).json()["id"]
         yield client, vid, describer
 

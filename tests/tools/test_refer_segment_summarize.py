@@ -9,6 +9,7 @@ from artemis_model.types import Description, box_iou
 from tools.annotate import annotate_frames
 from tools.describers import HeuristicDescriber, motion_phrase
 from tools.grounding import ground
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.refer import refer, refer_segments, refer_targets
 from tools.schemas import TargetDescription
 from tools.segment import segment
@@ -56,7 +57,7 @@ def test_refer_with_heuristic_describer_reports_motion(two_reds_clip):
 
 def test_refer_targets_uses_describe_many_when_available(two_reds_clip):
     video = ArrayVideo(two_reds_clip.frames)
-    targets = ground(video, "the red objects")
+    targets = ground(video, "the red objects", settings=WORLD_GROUNDING)
     calls = []
 
     class Batched(HeuristicDescriber):
@@ -75,7 +76,7 @@ def test_refer_targets_uses_describe_many_when_available(two_reds_clip):
 
 def test_refer_segments_describes_each_segment_with_absolute_frames(two_reds_clip):
     video = ArrayVideo(two_reds_clip.frames)
-    target = ground(video, "the red circle")[0]
+    target = ground(video, "the red circle", settings=WORLD_GROUNDING)[0]
     seen = []
 
     def describer(v, box, *, frame_idx, question):
@@ -148,7 +149,7 @@ def test_summarize_plain_texts_and_rejects_unknown_llm():
 
 def test_annotate_frames_draws_boxes(two_reds_clip, tmp_path):
     video = ArrayVideo(two_reds_clip.frames)
-    targets = ground(video, "the red objects")
+    targets = ground(video, "the red objects", settings=WORLD_GROUNDING)
     paths = annotate_frames(video, targets, tmp_path / "ev")
     assert len(paths) >= 3 and all(p.suffix == ".jpg" for p in paths)
     frame_idx = int(paths[0].stem.split("_")[1])

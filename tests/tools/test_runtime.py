@@ -10,6 +10,7 @@ from tests.clipgen import Obj, make_clip, write_mp4
 from tools import runtime as runtime_module
 from tools.describers import HeuristicDescriber, ModelDescriber
 from tools.grounding import GroundingSettings, ground
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.grounding.offline import OfflineBackend
 from tools.runtime import Runtime, VideoStore
 from tools.video import ArrayVideo
@@ -77,7 +78,7 @@ def test_named_videos_and_forgetting(clip, tmp_path):
 
 
 def test_runtime_pieces_and_forget_video(clip):
-    rt = Runtime(describer=HeuristicDescriber(), max_track_sets=4)
+    rt = Runtime(describer=HeuristicDescriber(), max_track_sets=4, grounding_settings=WORLD_GROUNDING)
     assert isinstance(rt.grounding_backend, OfflineBackend) and rt.summarizer == "merge"
     assert rt.feature_cache is None
     video = ArrayVideo(clip.frames)

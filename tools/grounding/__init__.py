@@ -3,7 +3,9 @@
 - :func:`ground` (:mod:`.grounder`): sampled frames -> a backend's detections -> tracks -> targets that fit the
   query; a :data:`TrackCache` keeps a video's tracks for its next queries.
 - :mod:`.backends`: the backend protocol, :class:`GroundingSettings` and the registry backends are chosen from by
-  name (``"offline"``: :mod:`.offline` with :mod:`.shapes`; ``"hf"``: open-vocabulary, :mod:`.hf`).
+  name (``"coco"``, the default for real footage: the COCO-80 detector, :mod:`.coco`; ``"offline"``, the
+  synthetic world's: :mod:`.offline` with :mod:`.shapes`; ``"hf"``: open-vocabulary, :mod:`.hf`).
+- :mod:`.vocabulary`: phrases -> COCO classes (plurals, synonyms: "the cyclist" -> person, "the van" -> car, truck).
 - :mod:`.detection`: :class:`Detection`, what every backend returns.
 - :mod:`.linking`: detections into tracks, a track's shape and key detection.
 - :mod:`.query`: a phrase into colours, shapes, sizes, people/faces; the referring phrases of a question.

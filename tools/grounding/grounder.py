@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from artemis_model.lru import LRUCache
+from artemis_model.types import Box
 from artemis_model.video import VideoSource
 from tools.grounding.backends import GroundingBackend, GroundingSettings, link_key, make_backend, query_key
 from tools.grounding.detection import Detection, size_name
@@ -31,8 +32,9 @@ from tools.grounding.linking import (
     vote_shape,
 )
 from tools.grounding.query import ParsedQuery, parse_query
+from tools.grounding.shot_tracks import MIN_DETECTIONS, backend_detector, shot_tracks
 from tools.schemas import Target
-from tools.video import VideoLike, load_video
+from tools.video import VideoLike, as_video_source, load_video
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,11 @@ def all_tracks(
     """Every track the backend finds for ``query`` on ``max_frames`` sampled frames, before any filtering.
 
     The sampled frames are split into shots at cuts (:func:`shot_bounds`, e.g. a video made of several clips);
-    detection, linking and the minimum track length (a fifth of the shot's sampled frames) work per shot."""
+    detection, linking and the minimum track length (a fifth of the shot's sampled frames) work per shot.
+    A backend with ``track_mode = "shots"`` (real footage: the ``"coco"`` backend) is tracked instead on every
+    frame, shot by shot (:mod:`tools.grounding.shot_tracks`); ``max_frames`` does not apply to it."""
+    if getattr(backend, "track_mode", "sampled") == "shots":
+        return _shot_targets(video, query, backend)
     indices = sample_indices(video.num_frames, max_frames)
     frames = video.get_frames(indices)
     key = link_key(backend)
@@ -130,6 +136,22 @@ def all_tracks(
         _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
         for i, t in enumerate(tracks)
     )
+
+
+def _shot_targets(video: VideoLike, query: ParsedQuery, backend: GroundingBackend) -> tuple[Target, ...]:
+    """Targets from :func:`~tools.grounding.shot_tracks.shot_tracks`: detections every few frames per shot, a
+    tracker in between; tracks with fewer than ``MIN_DETECTIONS`` detections are dropped."""
+    source = as_video_source(video)
+    found = shot_tracks(source, backend_detector(backend, query), key=link_key(backend))
+    found = [t for t in found if len(t.detections) >= MIN_DETECTIONS]
+    targets = []
+    for i, t in enumerate(found):
+        dets = sorted(t.detections, key=lambda d: d.frame_idx)
+        boxes: list[Box | None] = [t.boxes.get(f) for f in range(source.num_frames)]
+        targets.append(
+            _to_target(i, dets, source.num_frames, source.width, source.height, 0, backend.name, boxes)
+        )
+    return tuple(targets)
 
 
 CUT_MIN_DIFF = 3.0
@@ -155,13 +177,22 @@ def shot_bounds(frames: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _to_target(
-    tid: int, dets: list[Detection], num_frames: int, width: int, height: int, n_sampled: int, source: str
+    tid: int,
+    dets: list[Detection],
+    num_frames: int,
+    width: int,
+    height: int,
+    n_sampled: int,
+    source: str,
+    boxes: list[Box | None] | None = None,
 ) -> Target:
+    """A track as a target; ``boxes`` (one per frame) default to the detections interpolated; ``n_sampled``
+    0: the detections cover the track fully (score not scaled by coverage)."""
     colour = Counter(d.colour for d in dets).most_common(1)[0][0]
     shape = vote_shape(dets)
     area = float(np.median([d.area_frac for d in dets]))
     label = " ".join(w for w in (colour, shape) if w) or dets[0].label
-    coverage = len(dets) / max(n_sampled, 1)
+    coverage = len(dets) / n_sampled if n_sampled > 0 else 1.0
     score = float(np.mean([d.score for d in dets])) * (0.5 + 0.5 * min(1.0, coverage))
     key = key_detection(dets, width, height)
     return Target(
@@ -170,7 +201,7 @@ def _to_target(
         colour=colour,
         shape=shape,
         size=size_name(area) if area > 0 else None,
-        boxes=interpolate_boxes(dets, num_frames),
+        boxes=boxes if boxes is not None else interpolate_boxes(dets, num_frames),
         width=width,
         height=height,
         score=min(1.0, score),
@@ -182,7 +213,11 @@ def _to_target(
 def _shape_ok(wanted: tuple[str, ...], shape: str | None) -> bool:
     if not wanted:
         return True
-    loose = {"square": {"square", "rectangle"}, "rectangle": {"square", "rectangle"}}
+    loose = {
+        "square": {"square", "rectangle"},
+        "rectangle": {"square", "rectangle"},
+        "circle": {"circle", "sports ball"},  # "the ball": a COCO detection's shape is its class
+    }
     return any(shape in loose.get(w, {w}) for w in wanted)
 
 

@@ -284,3 +284,64 @@ def name_region(frame: np.ndarray, box: Box) -> tuple[str | None, str | None]:
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     shape, _ = shape_name(np.pad(labels == biggest, 2))
     return colour, shape
+
+
+CENTRE_FRACTION = 0.5
+""":func:`region_colour` reads the middle ``CENTRE_FRACTION`` of a box's width and height (less background) ..."""
+MIN_HUE_FRACTION = 0.15
+"""... names a hue that covers at least this fraction of those pixels (saturated, bright) ..."""
+MIN_HUE_CONTRAST = 0.05
+"""... and this much more of them than of the ring around the box (the background's own colour: a yellow wall
+seen through a bicycle's frame is not the bicycle's colour)."""
+
+
+def _hue_fractions(hsv: np.ndarray) -> dict[str, float]:
+    """Fraction of the pixels of ``hsv`` (``[..., 3]`` OpenCV HSV) that are saturated and bright, per hue name."""
+    flat = hsv.reshape(-1, 3)
+    if len(flat) == 0:
+        return {}
+    chroma = (flat[:, 1] >= 90) & (flat[:, 2] >= 70)
+    names = np.array([hue_name(float(v)) for v in range(180)])[flat[:, 0][chroma]]
+    values, counts = np.unique(names, return_counts=True)
+    return {str(v): c / len(flat) for v, c in zip(values, counts, strict=True)}
+
+
+def region_colour(frame: np.ndarray, box: Box, *, achromatic: bool = True) -> str | None:
+    """The colour of the object in ``box`` on ``frame`` (uint8 RGB ``[H, W, 3]``), read from the box's centre
+    region: the hue name (:func:`hue_name`) covering the most of it, when that is at least
+    ``MIN_HUE_FRACTION`` of it and ``MIN_HUE_CONTRAST`` more than of the ring around the box (a quarter of the
+    box's size wide); else (with ``achromatic``) white / gray / black by the median brightness of the region's
+    unsaturated pixels (:func:`achromatic_name`); else None."""
+    h, w = frame.shape[:2]
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+    def window(scale: float) -> tuple[int, int, int, int]:
+        hw, hh = bw * scale / 2, bh * scale / 2
+        return (
+            max(0, int(cx - hw)),
+            max(0, int(cy - hh)),
+            min(w, int(np.ceil(cx + hw))),
+            min(h, int(np.ceil(cy + hh))),
+        )
+
+    x1, y1, x2, y2 = window(CENTRE_FRACTION)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2HSV)
+    centre = hsv[y1:y2, x1:x2]
+    inside = _hue_fractions(centre)
+    bx1, by1, bx2, by2 = window(1.0)
+    ox1, oy1, ox2, oy2 = window(1.5)
+    outer = hsv[oy1:oy2, ox1:ox2]
+    ring_mask = np.ones(outer.shape[:2], bool)
+    ring_mask[by1 - oy1 : by2 - oy1, bx1 - ox1 : bx2 - ox1] = False
+    ring = _hue_fractions(outer[ring_mask])
+    scored = [(frac - ring.get(name, 0.0), frac, name) for name, frac in inside.items()]
+    best = max(scored, default=None)
+    if best is not None and best[1] >= MIN_HUE_FRACTION and best[0] >= MIN_HUE_CONTRAST:
+        return best[2]
+    if not achromatic:
+        return None
+    grey = centre[(centre[..., 1] < 90) | (centre[..., 2] < 70)]
+    return achromatic_name(float(np.median(grey[:, 2]))) if len(grey) else None

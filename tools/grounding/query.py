@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from tools.grounding.vocabulary import GENERIC_PLURALS, GENERIC_SINGULARS, OBJECT_NOUNS, PLURAL_NOUNS
+
 COLOURS: dict[str, str] = {
     "red": "red",
     "crimson": "red",
@@ -83,11 +85,9 @@ SIZES: dict[str, str] = {
     "tiny": "small",
     "medium": "medium",
 }
-GENERIC_PLURALS = {"objects", "things", "shapes", "items", "ones", "targets"}
-GENERIC_SINGULARS = {"object", "thing", "shape", "item", "one", "target"}
 QUANTIFIERS = {"all", "both", "every", "each", "two", "three", "four", "these", "those"}
 PLURAL_SHAPES = {w for w, s in SHAPES.items() if w != s and w.endswith("s")} | {"people", "men", "women"}
-PLURAL_SHAPES |= {w for w in PEOPLE if w.endswith("s")}
+PLURAL_SHAPES |= {w for w in PEOPLE if w.endswith("s")} | PLURAL_NOUNS
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -151,7 +151,7 @@ RELATION_WORDS = {
 }  # fmt: skip
 """Words that make the phrase after them a landmark of the one before ("the circle that follows the star")."""
 COORDINATORS = {"and", "or", "nor"}
-_HEADS = set(SHAPES) | set(PEOPLE) | GENERIC_PLURALS | GENERIC_SINGULARS
+_HEADS = set(SHAPES) | set(PEOPLE) | GENERIC_PLURALS | GENERIC_SINGULARS | (OBJECT_NOUNS - set(COLOURS))
 _NP_WORDS = DETERMINERS | QUANTIFIERS | set(SIZES) | set(COLOURS) | _HEADS
 
 
@@ -211,6 +211,40 @@ def _has_adjective(run: list[str]) -> bool:
 
 
 def _names_something(run: list[str]) -> bool:
-    if any(t in COLOURS or t in SHAPES or t in PEOPLE for t in run):
+    if any(t in COLOURS or t in SHAPES or t in PEOPLE or t in OBJECT_NOUNS for t in run):
         return True
     return any(t in POSITIVE_SIZES for t in run) and run[-1] in GENERIC_SINGULARS | GENERIC_PLURALS
+
+
+NOT_OBJECTS = {
+    "video", "videos", "clip", "clips", "scene", "scenes", "frame", "frames", "camera", "shot", "shots",
+    "picture", "image", "screen", "background", "foreground", "end", "start", "beginning", "middle", "moment",
+    "time", "way", "same", "other", "others", "rest", "first", "second", "third", "last", "next", "previous",
+    "left", "right", "top", "bottom", "front", "back", "side", "most", "least", "fastest", "slowest",
+    "whole", "entire", "overall", "following", "question", "answer", "box", "boxes", "color", "colour",
+    "size", "speed", "direction", "motion", "movement", "path", "number", "action", "actions", "story", "bbox",
+    "it", "its", "them", "they", "their", "what", "which", "who", "where", "when", "how", "why",
+    "is", "are", "was", "were", "do", "does", "did", "has", "have", "and", "or", "of", "in", "on", "at",
+}  # fmt: skip
+"""Words after a determiner that do not name an object to find ("the video", "the end", "the first one")."""
+
+
+def unknown_phrases(text: str) -> list[str]:
+    """Phrases of ``text`` that look like an object ("the unicorn", "a fluffy rabbit": a determiner, then
+    colours/sizes, then a word) but whose word is no noun grounding knows (shapes, people, faces, the COCO
+    classes and their synonyms, generic nouns, :data:`NOT_OBJECTS`): ``"What is the unicorn doing?"`` ->
+    ``["the unicorn"]``."""
+    toks = words(text)
+    known = set(_NP_WORDS) | NOT_OBJECTS | QUANTIFIERS
+    out = []
+    for i, tok in enumerate(toks):
+        if tok not in DETERMINERS:
+            continue
+        j = i + 1
+        while j < len(toks) and (toks[j] in COLOURS or toks[j] in SIZES):
+            j += 1
+        # "the speedier one": a word before a generic noun is its adjective
+        adjective = j + 1 < len(toks) and toks[j + 1] in GENERIC_SINGULARS | GENERIC_PLURALS
+        if j < len(toks) and len(toks[j]) > 2 and toks[j] not in known and not adjective:
+            out.append(" ".join(toks[i : j + 1]))
+    return out

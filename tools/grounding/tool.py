@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, ground
+from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, ground, make_backend
+from tools.grounding.backends import miss_reason
 from tools.registry import tool_spec
 from tools.schemas import GroundArgs, GroundResult
 from tools.video import VideoLike
@@ -31,7 +32,6 @@ def ground_tool(
     grounding_settings: GroundingSettings | None,
     track_cache: TrackCache | None,
 ) -> GroundResult:
-    targets = ground(
-        video, args.query, backend=grounding_backend, settings=grounding_settings, cache=track_cache
-    )
-    return GroundResult(targets=targets)
+    backend = grounding_backend or make_backend(grounding_settings or GroundingSettings())
+    targets = ground(video, args.query, backend=backend, settings=grounding_settings, cache=track_cache)
+    return GroundResult(targets=targets, reason=None if targets else miss_reason(backend, args.query))

@@ -70,6 +70,7 @@ def make_client(tmp_path) -> Callable[..., TestClient]:
 
     def factory(*, describer=None, **kwargs) -> TestClient:
         kwargs.setdefault("data_dir", tmp_path / "data")
+        kwargs.setdefault("grounding_backend", "offline")  # the synthetic world's clips: flat shapes
         if describer is None and "model_dir" not in kwargs:
             kwargs.setdefault("describer", "heuristic")
         client = TestClient(

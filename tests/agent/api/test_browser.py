@@ -77,7 +77,11 @@ def test_page_upload_box_ask_and_track_overlay(browser, tmp_path, red_circle):
     video_file = tmp_path / "red_circle.mp4"
     video_file.write_bytes(data)
     wait = WebDriverWait(browser, 30)
-    with thread_server(Settings(data_dir=tmp_path / "data", api_key="k3y", describer="heuristic")) as base:
+    with thread_server(
+        Settings(
+            data_dir=tmp_path / "data", api_key="k3y", describer="heuristic", grounding_backend="offline"
+        )
+    ) as base:
         browser.get(base + "/")
         key = browser.find_element(By.ID, "api-key")
         key.send_keys("k3y")
@@ -138,7 +142,9 @@ def test_page_clarification_by_clicking_a_candidate(browser, tmp_path, two_circl
     video_file = tmp_path / "circles.mp4"
     video_file.write_bytes(data)
     wait = WebDriverWait(browser, 30)
-    with thread_server(Settings(data_dir=tmp_path / "data", describer="heuristic")) as base:
+    with thread_server(
+        Settings(data_dir=tmp_path / "data", describer="heuristic", grounding_backend="offline")
+    ) as base:
         browser.get(base + "/")
         browser.find_element(By.ID, "upload").send_keys(str(video_file))
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-status") == "ready")

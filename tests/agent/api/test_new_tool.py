@@ -21,6 +21,7 @@ from artemis_model.types import validate_frame_idx
 from tests.agent.api.conftest import upload
 from tests.agent.conftest import ScriptedChatModel
 from tools.describers import HeuristicDescriber
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.registry import default_tools, tool_spec
 from tools.runtime import Runtime
 from tools.video import VideoLike, load_video
@@ -57,7 +58,10 @@ def test_a_new_tool_is_a_langchain_tool_and_in_the_planner_prompt(mp4):
     expected = brightness({"frame_idx": 3}, video=load_video(mp4)).model_dump()
     lc = {
         t.name: t
-        for t in make_langchain_tools(AgentDeps(runtime=Runtime(describer=HeuristicDescriber())), TOOLS)
+        for t in make_langchain_tools(
+            AgentDeps(runtime=Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+            TOOLS,
+        )
     }
     assert list(lc) == [*default_tools().names, "brightness"]
     assert lc["brightness"].description == "How bright one frame is."
@@ -78,7 +82,9 @@ def test_a_new_tool_is_a_langchain_tool_and_in_the_planner_prompt(mp4):
 
 
 def test_a_new_tool_is_an_api_route(tmp_path, red_circle):
-    app = create_app(Settings(data_dir=tmp_path / "data", describer="heuristic"), tools=TOOLS)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", describer="heuristic", grounding_backend="offline"), tools=TOOLS
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         vid = upload(client, red_circle[1]).json()["id"]
         r = client.post("/tools/brightness", json={"video_id": vid, "frame_idx": 3})

@@ -15,7 +15,10 @@ def _ask(http: httpx.Client, cid: str, **body) -> dict:
 
 
 def test_kill_9_then_restart_keeps_everything(tmp_path, red_circle, two_circles):
-    env = {"ARTEMIS_DATA_DIR": str(tmp_path / "data"), "ARTEMIS_API_KEY": "pk"}
+    # a world clip: the world's describer (the service's own default, ``auto``, is the track describer of real
+    # footage; README "Which describer answers")
+    env = {"ARTEMIS_DATA_DIR": str(tmp_path / "data"), "ARTEMIS_API_KEY": "pk", "ARTEMIS_DESCRIBER": "world"}
+    env["ARTEMIS_GROUNDING_BACKEND"] = "offline"  # the synthetic world's clips: flat shapes
     port = free_port()
     headers = {"X-API-Key": "pk"}
     clip, data = red_circle

@@ -26,7 +26,14 @@ MAX_EXAMPLES = 12
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path / "data", api_key="schema-key", describer="heuristic"))
+    app = create_app(
+        Settings(
+            data_dir=tmp_path / "data",
+            api_key="schema-key",
+            describer="heuristic",
+            grounding_backend="offline",
+        )
+    )
     yield app
     st_asgi.shutdown_lifespans()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from agent.api.settings import RuntimeSettings
 from tools.grounding import (
     Detection,
     GroundingSettings,
@@ -15,6 +18,9 @@ from tools.grounding import (
     register_backend,
 )
 from tools.grounding import backends as backends_module
+from tools.grounding.backends import REAL_FOOTAGE_BACKEND, WORLD_BACKEND, WORLD_GROUNDING
+from tools.grounding.coco import detector as coco_detector
+from tools.grounding.coco.backend import CocoBackend
 from tools.grounding.offline import OfflineBackend
 from tools.video import ArrayVideo
 
@@ -38,9 +44,26 @@ def one_box_registered(monkeypatch):
 
 
 def test_builtin_backends_are_registered():
-    assert {"offline", "hf"} <= set(available_backends())
+    assert {"coco", "offline", "hf"} <= set(available_backends())
     assert isinstance(make_backend("offline"), OfflineBackend)
-    assert isinstance(make_backend(GroundingSettings()), OfflineBackend)
+    assert isinstance(make_backend(WORLD_GROUNDING), OfflineBackend)
+
+
+def test_real_footage_gets_coco_by_default_the_world_offline(monkeypatch):
+    monkeypatch.delenv("ARTEMIS_GROUNDING_BACKEND", raising=False)
+    assert GroundingSettings().backend == REAL_FOOTAGE_BACKEND == "coco"
+    assert RuntimeSettings().grounding_backend == "coco"  # ARTEMIS_GROUNDING_BACKEND unset
+    assert WORLD_GROUNDING.backend == WORLD_BACKEND == "offline"
+    assert isinstance(make_backend(GroundingSettings()), CocoBackend)
+    assert isinstance(make_backend(), CocoBackend)
+
+
+def test_coco_without_its_weights_falls_back_to_offline_with_a_warning(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(coco_detector, "DEFAULT_TARBALL", tmp_path / "missing.tgz")
+    with caplog.at_level(logging.WARNING, logger="tools.grounding.backends"):
+        backend = make_backend("coco")
+    assert isinstance(backend, OfflineBackend)
+    assert "make test-assets" in caplog.text and "missing.tgz" in caplog.text
 
 
 def test_unknown_backend_names_the_registered_ones():

@@ -6,6 +6,7 @@ import pytest
 from artemis_model.types import box_iou
 from tests.clipgen import Obj, draw, make_clip, random_scene, write_mp4
 from tools.grounding import Detection, ground, link_detections, new_track_cache, sample_indices
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.grounding.offline import hue_name, name_region
 from tools.grounding.query import parse_query
 from tools.grounding.shapes import shape_name
@@ -80,7 +81,7 @@ def test_sample_indices_cover_first_and_last():
 
 
 def test_plural_query_returns_every_red_object(two_reds_mp4, two_reds_clip):
-    targets = ground(two_reds_mp4, "the red objects")
+    targets = ground(two_reds_mp4, "the red objects", settings=WORLD_GROUNDING)
     assert sorted(t.shape for t in targets) == ["circle", "square"]
     for t in targets:
         k = 0 if t.shape == "circle" else 1
@@ -96,12 +97,12 @@ def test_singular_shape_query_and_size_word():
         ]
     )
     video, cache = ArrayVideo(clip.frames), new_track_cache()
-    assert len(ground(video, "the circle", cache=cache)) == 2
-    big = ground(video, "the big circle", cache=cache)
+    assert len(ground(video, "the circle", cache=cache, settings=WORLD_GROUNDING)) == 2
+    big = ground(video, "the big circle", cache=cache, settings=WORLD_GROUNDING)
     assert len(big) == 1 and track_iou(big[0].boxes, clip.boxes[1]) >= 0.5
-    small = ground(video, "the small circle", cache=cache)
+    small = ground(video, "the small circle", cache=cache, settings=WORLD_GROUNDING)
     assert len(small) == 1 and track_iou(small[0].boxes, clip.boxes[0]) >= 0.5
-    assert ground(video, "the purple star", cache=cache) == []
+    assert ground(video, "the purple star", cache=cache, settings=WORLD_GROUNDING) == []
 
 
 def test_grounding_precision_recall_on_generated_clips(tmp_path):
@@ -114,7 +115,9 @@ def test_grounding_precision_recall_on_generated_clips(tmp_path):
             truths = [
                 clip.boxes[k] for k, o in enumerate(clip.objects) if (o.colour, o.shape) == (colour, shape)
             ]
-            cases.append((ground(video, f"the {colour} {shape}", cache=cache), truths))
+            cases.append(
+                (ground(video, f"the {colour} {shape}", cache=cache, settings=WORLD_GROUNDING), truths)
+            )
     precision, recall, tp, fp, fn = precision_recall(cases)
     print(f"\ngenerated clips: precision {precision:.3f} recall {recall:.3f} (tp {tp} fp {fp} fn {fn})")
     assert precision >= 0.9 and recall >= 0.9
@@ -133,7 +136,9 @@ def test_grounding_precision_recall_on_synth_world():
                 [b if b is not None and o.visible[f] > 0.5 else None for f, b in enumerate(o.boxes)]
                 for o in objs
             ]
-            cases.append((ground(video, f"the {colour} {shape}", cache=cache), truths))
+            cases.append(
+                (ground(video, f"the {colour} {shape}", cache=cache, settings=WORLD_GROUNDING), truths)
+            )
     precision, recall, tp, fp, fn = precision_recall(cases)
     print(f"\nsynth world: precision {precision:.3f} recall {recall:.3f} (tp {tp} fp {fp} fn {fn})")
     assert precision >= 0.8 and recall >= 0.8
@@ -145,7 +150,7 @@ def test_face_query_uses_the_haar_detector():
 
     img = cv2.resize(skdata.astronaut(), (256, 256))
     video = ArrayVideo(np.repeat(img[None], 4, axis=0))
-    faces = ground(video, "the face")
+    faces = ground(video, "the face", settings=WORLD_GROUNDING)
     assert len(faces) >= 1 and faces[0].label == "face"
     x1, y1, x2, y2 = faces[0].boxes[0]
     assert 60 < (x1 + x2) / 2 < 200 and 20 < (y1 + y2) / 2 < 140  # the astronaut's face is upper-centre

@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.clipgen import Obj, draw
 from tools.grounding import Detection, ground, link_detections, stitch_tracks
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import parse_query
 from tools.video import ArrayVideo
@@ -27,7 +28,7 @@ def test_no_grey_ghost_where_a_coloured_object_stood_still() -> None:
     dets = OfflineBackend().detect(frames, list(range(len(frames))), parse_query("the objects"))
     late = [d.colour for d in dets[-1]]
     assert sorted(late) == ["blue", "red"], late  # no grey component where the square used to stand
-    targets = ground(ArrayVideo(frames, fps=10.0, name="ghost"), "the square")
+    targets = ground(ArrayVideo(frames, fps=10.0, name="ghost"), "the square", settings=WORLD_GROUNDING)
     assert [t.label for t in targets] == ["red square"]
 
 
@@ -66,7 +67,9 @@ def test_cuts_split_shots_and_a_short_shot_keeps_its_object() -> None:
     frames = np.concatenate([long_part.frames, short_part.frames])  # [36, 120, 160, 3]: a cut at frame 30
     assert shot_bounds(frames) == [(0, 30), (30, 36)]
     assert shot_bounds(long_part.frames) == [(0, 30)]
-    labels = sorted(t.label for t in ground(ArrayVideo(frames, fps=10.0, name="cut"), ""))
+    labels = sorted(
+        t.label for t in ground(ArrayVideo(frames, fps=10.0, name="cut"), "", settings=WORLD_GROUNDING)
+    )
     assert labels == ["blue star", "red circle"]  # the star's 6 frames are a whole shot, not a short track
 
 

@@ -9,6 +9,7 @@ import pytest
 from artemis_model.types import box_iou
 from tests.clipgen import Obj, draw, make_clip, write_mp4
 from tools.grounding import Detection, ground, new_track_cache, vote_shape
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import parse_query
 from tools.grounding.shapes import label_objects, shape_features, shape_name, smooth_chroma_mask
@@ -33,10 +34,13 @@ def test_small_shapes_survive_h264(tmp_path, textured):
     clip = make_clip(SMALL, num_frames=12, textured=textured, seed=3)
     video, cache = load_video(write_mp4(clip.frames, tmp_path / "small.mp4")), new_track_cache()
     for k, obj in enumerate(SMALL):
-        found = ground(video, f"the {obj.colour} {obj.shape}", cache=cache)
+        found = ground(video, f"the {obj.colour} {obj.shape}", cache=cache, settings=WORLD_GROUNDING)
         assert len(found) == 1, (
             obj,
-            [t.label for t in ground(video, f"the {obj.colour} objects", cache=cache)],
+            [
+                t.label
+                for t in ground(video, f"the {obj.colour} objects", cache=cache, settings=WORLD_GROUNDING)
+            ],
         )
         assert _mean_iou(found[0].boxes, clip.boxes[k]) >= 0.5
 

@@ -9,6 +9,7 @@ import pytest
 from artemis_model.lru import LRUCache
 from tests.clipgen import Obj, make_clip
 from tools.grounding import Detection, TrackCache, ground, new_track_cache, sample_indices
+from tools.grounding.backends import WORLD_GROUNDING
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import ParsedQuery
 from tools.video import ArrayVideo
@@ -145,10 +146,10 @@ def test_backend_without_query_key_caches_per_query(clip, cache):
 
 def test_editing_a_result_leaves_the_cache_intact(clip, cache):
     video = ArrayVideo(clip.frames)
-    first = ground(video, "the red circle", cache=cache)
+    first = ground(video, "the red circle", cache=cache, settings=WORLD_GROUNDING)
     before = list(first[0].boxes)
     first[0].boxes[0] = None
-    assert ground(video, "the red circle", cache=cache)[0].boxes == before
+    assert ground(video, "the red circle", cache=cache, settings=WORLD_GROUNDING)[0].boxes == before
 
 
 def test_no_cache_keeps_nothing(clip):

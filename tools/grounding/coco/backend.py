@@ -1,10 +1,14 @@
 """The ``"coco"`` grounding backend: the offline COCO-80 detector (:class:`~tools.grounding.coco.CocoDetector`)
 on each sampled frame, keeping the COCO classes the query names.
 
-A phrase maps to COCO classes by its words (:func:`coco_classes_for`): class names and their plurals ("cars",
-"dining tables"), a few everyday synonyms ("people", "man", "bike", "plane", "sofa", "phone", "table", "tv"...).
-A phrase that names no class but a generic noun ("the objects", "everything") keeps all 80; one that names none
-(e.g. "the red circle") detects nothing. Detections are labelled with the class name, linked into tracks by it.
+A phrase maps to COCO classes by its words (:func:`coco_classes_for`, :mod:`tools.grounding.vocabulary`): class
+names and their plurals ("cars", "dining tables"), everyday synonyms ("people", "the man", "the cyclist" ->
+person; "bikes" -> bicycle; "the van" -> car and truck). A phrase that names no class but a generic noun
+("the objects", "everything") or nothing at all ("") keeps all 80; one that names none ("the unicorn", "the red
+circle") detects nothing, and :meth:`CocoBackend.miss_reason` says why. Each detection is labelled with its
+class name (its ``shape``) and the colour of its box's centre (:func:`~tools.grounding.offline.region_colour`;
+chromatic colours only for people, whose colour is their clothes'), so "the red car" filters by colour.
+Detections are linked into tracks by class.
 """
 
 from __future__ import annotations
@@ -16,75 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tools.grounding.coco.detector import COCO_CLASSES, CocoDetector
+from tools.grounding.coco.detector import CocoDetector
 from tools.grounding.detection import Detection
-from tools.grounding.query import GENERIC_PLURALS, GENERIC_SINGULARS, ParsedQuery, words
+from tools.grounding.offline import region_colour
+from tools.grounding.query import ParsedQuery
+from tools.grounding.vocabulary import COCO_CLASSES, SYNONYMS, VOCABULARY, coco_classes_for
+
+__all__ = ["COCO_CLASSES", "SYNONYMS", "VOCABULARY", "CocoBackend", "coco_classes_for"]
 
 logger = logging.getLogger(__name__)
-
-SYNONYMS: dict[str, str] = {
-    "people": "person", "persons": "person", "man": "person", "men": "person", "woman": "person",
-    "women": "person", "child": "person", "children": "person", "kid": "person", "kids": "person",
-    "boy": "person", "boys": "person", "girl": "person", "girls": "person", "human": "person",
-    "humans": "person", "pedestrian": "person", "pedestrians": "person", "player": "person",
-    "players": "person", "cyclist": "person", "cyclists": "person", "rider": "person", "riders": "person",
-    "bike": "bicycle", "bikes": "bicycle", "motorbike": "motorcycle", "motorbikes": "motorcycle",
-    "plane": "airplane", "planes": "airplane", "aeroplane": "airplane", "aeroplanes": "airplane",
-    "aircraft": "airplane", "lorry": "truck", "lorries": "truck", "ship": "boat", "ships": "boat",
-    "puppy": "dog", "puppies": "dog", "kitten": "cat", "kittens": "cat", "ball": "sports ball",
-    "balls": "sports ball", "racket": "tennis racket", "rackets": "tennis racket", "glass": "wine glass",
-    "mug": "cup", "mugs": "cup", "sofa": "couch", "sofas": "couch", "plant": "potted plant",
-    "plants": "potted plant", "table": "dining table", "tables": "dining table", "television": "tv",
-    "televisions": "tv", "tvs": "tv", "monitor": "tv", "phone": "cell phone", "phones": "cell phone",
-    "fridge": "refrigerator", "fridges": "refrigerator", "teddy": "teddy bear", "doughnut": "donut",
-    "doughnuts": "donut", "hairdryer": "hair drier",
-}  # fmt: skip
-"""Words (not class names or their plurals) that name a COCO class."""
-IRREGULAR_PLURALS = {"knife": "knives", "mouse": "mice", "sheep": "sheep", "skis": "skis", "bus": "buses"}
-ALL_WORDS = GENERIC_PLURALS | GENERIC_SINGULARS | {"everything", "anything", "everyone", "anyone"}
-
-
-def _plural(name: str) -> str:
-    if name in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[name]
-    return name + ("es" if name.endswith(("s", "sh", "ch", "x")) else "s")
-
-
-def _vocabulary() -> dict[tuple[str, ...], str]:
-    vocab: dict[tuple[str, ...], str] = {}
-    for name in COCO_CLASSES:
-        toks = name.split()
-        vocab[tuple(toks)] = name
-        vocab[(*toks[:-1], _plural(toks[-1]))] = name
-    for word, name in SYNONYMS.items():
-        vocab.setdefault((word,), name)
-    return vocab
-
-
-VOCABULARY: dict[tuple[str, ...], str] = _vocabulary()
-"""Word sequences (one or two words) -> the COCO class they name."""
-
-
-def coco_classes_for(text: str) -> tuple[str, ...]:
-    """The COCO classes ``text`` names, in order of mention (two-word names first: "hot dog" is not a dog);
-    all 80 for a phrase with only generic nouns ("the objects"); () when it names none."""
-    toks = words(text)
-    found: list[str] = []
-    i = 0
-    while i < len(toks):
-        pair = tuple(toks[i : i + 2])
-        if len(pair) == 2 and pair in VOCABULARY:
-            found.append(VOCABULARY[pair])
-            i += 2
-            continue
-        if (toks[i],) in VOCABULARY:
-            found.append(VOCABULARY[(toks[i],)])
-        i += 1
-    if found:
-        return tuple(dict.fromkeys(found))
-    if any(t in ALL_WORDS for t in toks):
-        return COCO_CLASSES
-    return ()
 
 
 class CocoBackend:
@@ -101,6 +45,8 @@ class CocoBackend:
     """
 
     name = "coco"
+    track_mode = "shots"
+    """Tracks per shot with a tracker between detections (:mod:`tools.grounding.shot_tracks`)."""
 
     def __init__(
         self,
@@ -131,6 +77,15 @@ class CocoBackend:
         """What detection reads of ``query``: the COCO classes its phrase names."""
         return coco_classes_for(query.text)
 
+    def miss_reason(self, query: ParsedQuery) -> str | None:
+        """Why ``query`` can find nothing: it names no COCO class (None when it names one)."""
+        if coco_classes_for(query.text):
+            return None
+        return (
+            f"{query.text.strip()!r} names nothing the COCO-80 detector knows (people, vehicles, animals and "
+            "everyday objects: the 80 COCO classes), so I cannot find it; draw a box around it to ask about it"
+        )
+
     def detect(
         self, frames: np.ndarray, frame_indices: list[int], query: ParsedQuery
     ) -> list[list[Detection]]:
@@ -153,8 +108,10 @@ class CocoBackend:
                     label=d.label,
                     score=d.score,
                     area_frac=(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) / area,
+                    colour=region_colour(frame, d.box, achromatic=d.label != "person"),
+                    shape=d.label,
                 )
                 for d in dets
             ]
-            for f, dets in zip(frame_indices, per_frame, strict=True)
+            for f, frame, dets in zip(frame_indices, frames, per_frame, strict=True)
         ]

@@ -29,6 +29,7 @@ import torchvision
 
 from artemis_model.types import Box
 from tools.grounding.coco.tfjs import TFJSGraph, load_graph_model
+from tools.grounding.vocabulary import COCO_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +48,6 @@ HEADS = ("tower_0/keypoints", "tower_0/wh")
 ``[N, 128, 128, 4]``."""
 OUTPUT_NAME = "tower_0/detections"
 INPUT_SIZE = 512
-
-COCO_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush",
-)  # fmt: skip
-"""The 80 COCO detection classes in the model's index order (index 0 = person)."""
 
 
 @dataclass(frozen=True)
