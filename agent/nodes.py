@@ -22,9 +22,10 @@ from tools.grounding.backends import miss_reason
 from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
-from tools.segment import segment
+from tools.segment import segment, video_cuts
 from tools.summarize import merge, summarize
 from tools.track import user_target
+from tools.track_questions import answer_track_question, track_question_asked
 
 logger = logging.getLogger(__name__)
 
@@ -131,13 +132,26 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
             )
         )
         new = [t for t in found if not any(same_object(t, u) for u in targets)]
-        if p.target_source == "ground" and len(new) >= 2 and not parse_query(q).plural:
+        over_all = len(queries) == 1 and asks_over_all(state["question"])
+        if p.target_source == "ground" and len(new) >= 2 and not parse_query(q).plural and not over_all:
             ambiguous.append({"phrase": q, "ids": list(range(len(targets), len(targets) + len(new)))})
         targets += new
     targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
     if not targets and reasons:  # the phrase names nothing the detector knows: the answer says so
         return {"targets": [], "ambiguous": [], "steps": steps, "answer": "; ".join(reasons) + "."}
     return {"targets": targets, "ambiguous": ambiguous, "steps": steps}
+
+
+def asks_over_all(question: str) -> bool:
+    """Whether a question about one phrase asks about every object it matches, not one of them: counting
+    ("How many cars are there?"), a superlative or order question ("Which person walks fastest?", "Which car
+    leaves first?"): no clarification is asked for a singular phrase matching several objects."""
+    toks = question.lower().split()
+    if track_question_asked(question) is not None and (
+        not toks or toks[0] in {"how", "who", "which", "what"}
+    ):
+        return True
+    return bool(toks) and toks[0] in {"which", "who"} and comparison_asked(question) is not None
 
 
 def _new_entities(answer: str, previous: list[Target]) -> list[str]:
@@ -201,15 +215,17 @@ def _ask_which(phrase: str, candidates: list[Target]) -> tuple[Target, Clarifica
     """Interrupt until the user's reply picks one of ``candidates``: (chosen, the question asked, reply)."""
     candidates = order_candidates(candidates)
     f = common_frame(candidates)
+    # each candidate on the common frame, or on its own first frame when it is not seen there (other shots)
+    shown = [f if t.box_at(f) is not None else t.first_frame for t in candidates]
     ask = Clarification(
         question=f"I found {len(candidates)} objects matching {phrase!r}. Which one do you mean? "
         + "; ".join(
-            f"{i + 1}: the {t.label} at {_fmt_box(t.box_at(f) or t.box_at(t.first_frame))} on frame {f}"
-            for i, t in enumerate(candidates)
+            f"{i + 1}: the {t.label} at {_fmt_box(t.box_at(fi))} on frame {fi}"
+            for i, (t, fi) in enumerate(zip(candidates, shown, strict=True))
         ),
         candidates=[
-            Candidate(number=i + 1, label=t.label, frame_idx=f, box=t.box_at(f) or t.box_at(t.first_frame))
-            for i, t in enumerate(candidates)
+            Candidate(number=i + 1, label=t.label, frame_idx=fi, box=t.box_at(fi))
+            for i, (t, fi) in enumerate(zip(candidates, shown, strict=True))
         ],
     )
     reply = interrupt(ask.model_dump())
@@ -290,9 +306,28 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
     descs = state["descriptions"]
     steps = []
     verdict = ""
+    video = deps.runtime.open_video(state["video"])
+    kind = track_question_asked(state["question"])
     asked = comparison_asked(state["question"])
-    if asked is not None and len(state["targets"]) >= 2:
-        result = compare(state["targets"], *asked)
+    if kind is not None and state["targets"]:
+        cuts = video_cuts(video) or None
+        noun = state["plan"].query if kind[0] == "count" and state["plan"].target_source == "ground" else None
+        found = answer_track_question(
+            state["targets"], *kind, fps=float(video.fps), cuts=cuts, noun=_count_noun(noun)
+        )
+        verdict = found.text
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="summarize",
+                tool="track_question",
+                input={"kind": found.kind, "first": found.first},
+                output=verdict,
+                target_id=found.winner_id,
+            )
+        )
+    elif asked is not None and len(state["targets"]) >= 2:
+        result = compare(state["targets"], *asked, fps=float(video.fps))
         verdict = result.text
         steps.append(
             Step(
@@ -318,6 +353,15 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
         )
     )
     return {"answer": " ".join(w for w in (verdict, text) if w), "steps": steps}
+
+
+def _count_noun(query: str | None) -> str | None:
+    """ "How many cars are there?" -> "cars" (the referring phrase of the question, without its article)."""
+    phrases = referring_phrases(query or "")
+    if len(phrases) != 1:
+        return None
+    toks = [t for t in phrases[0].split() if t.lower() not in {"the", "a", "an"}]
+    return " ".join(toks) or None
 
 
 def answer(state: AgentState, deps: AgentDeps) -> dict:

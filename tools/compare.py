@@ -117,9 +117,12 @@ def measure(target: Target, what: Measure) -> float:
     raise ValueError(f"unknown measure {what!r}; allowed: {tuple(UNITS)}")
 
 
-def compare(targets: Sequence[Target], what: Measure, largest_wins: bool = True) -> Comparison:
+def compare(
+    targets: Sequence[Target], what: Measure, largest_wins: bool = True, *, fps: float | None = None
+) -> Comparison:
     """The target with the largest (or smallest) ``what``; ``text`` says so, e.g. "The red circle moves faster
-    (2.3 vs 0.8 px/frame)."."""
+    (2.3 vs 0.8 px/frame)."; with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
+    ("person") are named with their id ("person #2")."""
     if len(targets) < 2:
         raise ValueError(f"a comparison needs at least 2 targets, got {len(targets)}")
     if what not in UNITS:
@@ -127,9 +130,15 @@ def compare(targets: Sequence[Target], what: Measure, largest_wins: bool = True)
     values = {t.id: measure(t, what) for t in targets}
     pick = max if largest_wins else min
     winner = pick(targets, key=lambda t: values[t.id])
+    labels = [t.label for t in targets]
+    dup = len(set(labels)) < len(labels)
     others = " vs ".join(f"{values[t.id]:.1f}" for t in targets if t.id != winner.id)
     verb = PHRASES[what][0 if largest_wins else 1]
-    text = f"The {winner.label} {verb} ({values[winner.id]:.1f} vs {others} {UNITS[what]})."
+    name = f"{winner.label} #{winner.id}" if dup else winner.label
+    text = f"The {name} {verb} ({values[winner.id]:.1f} vs {others} {UNITS[what]}"
+    if fps and what == "speed":
+        text += f"; {values[winner.id] * fps:.0f} px/s at {fps:g} fps"
+    text += ")."
     return Comparison(measure=what, largest_wins=largest_wins, winner_id=winner.id, values=values, text=text)
 
 

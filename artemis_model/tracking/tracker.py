@@ -77,6 +77,13 @@ class TrackerConfig:
     """Search the whole frame for the target on frames where it was lost."""
     redetect_scales: tuple[float, ...] = (1.0,)
     """Target sizes (relative to the prompt) that re-detection tries."""
+    cut_accept_similarity: float = 0.8
+    """Colour similarity a re-detected box needs after a shot cut (in another shot, or when the target's shot
+    comes back): stricter than ``accept_similarity``, since a plain target (a gray bollard) has look-alikes in
+    other shots (0.60-0.64 on bikes.mp4) while a returning shot matches closely (0.97)."""
+    cut_max_match_distance: float = 0.1
+    """Largest template-match distance re-detection accepts after a shot cut (look-alikes: 0.18-0.2; the
+    returning shot: 0.016)."""
     chunk_size: int = 32
     """Frames decoded per call while streaming."""
 
@@ -229,6 +236,7 @@ class Tracker:
         backend = self._new_backend()
         backend.init(key_frame, key_box)
         tracking, last_box = True, key_box
+        after_cut = False  # a shot cut since the target was last seen: re-detection is stricter
         prev_thumb = thumbnail(key_frame)
         prev_hist = shot_histogram(key_frame) if cfg.shot_cuts else None
         for idx, frame in iter_frames(
@@ -261,14 +269,15 @@ class Tracker:
                         box = snapped
                 if box is not None and similarity(refs, frame, box) < cfg.keep_similarity:
                     box = None
+            after_cut = after_cut or cut
             if box is None and cfg.redetect:
                 box = redetect(
                     refs,
                     frame,
                     near=last_box,
                     scales=cfg.redetect_scales,
-                    max_match_distance=cfg.max_match_distance,
-                    min_similarity=cfg.accept_similarity,
+                    max_match_distance=cfg.cut_max_match_distance if after_cut else cfg.max_match_distance,
+                    min_similarity=cfg.cut_accept_similarity if after_cut else cfg.accept_similarity,
                 )
                 if box is not None:
                     logger.debug("frame %d: target re-detected at %s", idx, box)
@@ -279,6 +288,7 @@ class Tracker:
             tracking = box is not None
             if box is not None:
                 last_box = box
+                after_cut = False
             yield idx, self._to_original(state, box)
 
     def _size(self, state: TrackingState) -> tuple[int, int] | None:

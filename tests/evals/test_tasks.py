@@ -35,6 +35,7 @@ def test_every_cli_eval_command_is_a_registered_task_and_back() -> None:
         "tools",
         "agent",
         "world",
+        "real",
     ]
     assert available_tasks(scored=True) == ["referring", "videorefer-q", "videorefer-d"]
 
