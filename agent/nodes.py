@@ -310,7 +310,7 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
     kind = track_question_asked(state["question"])
     asked = comparison_asked(state["question"])
     if kind is not None and state["targets"]:
-        cuts = video_cuts(video) or None
+        cuts = video_cuts(video) or None  # None: a single shot, no shot numbers in the answer
         noun = state["plan"].query if kind[0] == "count" and state["plan"].target_source == "ground" else None
         found = answer_track_question(
             state["targets"], *kind, fps=float(video.fps), cuts=cuts, noun=_count_noun(noun)

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from artemis_model.tracking import shots
 from tools.registry import tool_spec
 from tools.schemas import Segment, SegmentArgs, SegmentResult
 from tools.video import VideoLike, as_video_source, load_video
@@ -23,14 +24,9 @@ MIN_SHOT_S = 1.0
 """Shots shorter than this (seconds) join a neighbouring segment."""
 
 
-def video_cuts(video: VideoLike) -> list[int] | None:
-    """The first frames of the video's new shots by ``artemis_model.tracking.shots.detect_cuts`` when that
-    module exists, else None (cuts unknown)."""
-    try:
-        from artemis_model.tracking import shots
-    except ImportError:
-        logger.debug("artemis_model.tracking.shots is absent: no shot cuts")
-        return None
+def video_cuts(video: VideoLike) -> list[int]:
+    """The first frames of the video's new shots (``artemis_model.tracking.shots.detect_cuts``; computed once
+    per opened video)."""
     return [int(c) for c in shots.detect_cuts(as_video_source(video))]
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from artemis_model.types import Box, Description, Track
 from tools.describers import DEFAULT_QUESTION
 from tools.grounding.offline import achromatic_name, hue_name
+from tools.segment import video_cuts
 from tools.video import SubVideo, VideoLike
 
 logger = logging.getLogger(__name__)
@@ -413,7 +414,7 @@ class TrackDescriber:
     """The honest weight-free describer for real footage (module docstring: what it says and its thresholds).
 
     ``tracker(video, box, frame_idx=...)`` makes the track when none is given (default ``tools.track.track``);
-    ``cuts(video)`` gives the first frames of new shots (default: :func:`default_cuts`; ``None`` for a finder
+    ``cuts(video)`` gives the first frames of new shots (default: :func:`tools.segment.video_cuts`, computed once per opened video; ``None`` for a finder
     that knows no cuts leaves shots unsaid); ``label``: the class name when every call describes one kind.
     """
 
@@ -427,7 +428,7 @@ class TrackDescriber:
         label: str | None = None,
     ) -> None:
         self.tracker = tracker
-        self.cuts = cuts if cuts is not None else default_cuts
+        self.cuts = cuts if cuts is not None else video_cuts
         self.label = label
 
     def __call__(
@@ -496,10 +497,3 @@ class TrackDescriber:
                 )
             )
         return out
-
-
-def default_cuts(video: VideoLike) -> Sequence[int] | None:
-    """The video's shot cuts (:func:`tools.segment.video_cuts`: None when no cut detector is installed)."""
-    from tools.segment import video_cuts
-
-    return video_cuts(video)

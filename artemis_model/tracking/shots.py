@@ -71,7 +71,13 @@ def detect_cuts(video: VideoInput, *, threshold: float = CUT_CORRELATION) -> lis
     the previous frame is below ``threshold`` (:data:`CUT_CORRELATION`)."""
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a correlation in [-1, 1], got {threshold}")
-    corr = histogram_correlations(video)
+    source = video if isinstance(video, VideoSource) else open_video(video)
+    # Computed once per opened video: grounding, describing, the agent and segmenting all ask for the cuts.
+    return list(source.derived(("shot_cuts", threshold), lambda: _detect_cuts(source, threshold)))
+
+
+def _detect_cuts(source: VideoSource, threshold: float) -> list[int]:
+    corr = histogram_correlations(source)
     cuts: list[int] = []
     for i in np.flatnonzero(corr < threshold):
         frame = int(i) + 1

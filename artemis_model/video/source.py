@@ -22,10 +22,10 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ _HASH_CHUNK = 64 * 2**10
 _HASH_EDGE = 2**20
 _HASH_SAMPLES = 256
 Decoder = Literal["pyav", "decord"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,6 +66,16 @@ class VideoSource(ABC):
         self._hash: str | None = None
         self._lock = threading.Lock()
         self._owned_file: Path | None = None  # a temporary copy of bytes input, deleted on close
+        self._derived: dict[Hashable, Any] = {}
+        self._derived_lock = threading.Lock()
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A fact computed from the whole video (e.g. its shot cuts), computed once per opened source: the
+        grounder, the describer, the agent and the segmenter share it instead of decoding the video again."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = compute()
+            return self._derived[key]
 
     @property
     def content_hash(self) -> str:

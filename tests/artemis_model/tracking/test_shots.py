@@ -43,6 +43,17 @@ def test_bikes_cuts_are_the_golden_ones() -> None:
     assert shots(_asset("bikes.mp4")) == [(0, 30), (30, 76), (76, 137), (137, 187), (187, 242), (242, 250)]
 
 
+def test_cuts_are_computed_once_per_opened_video() -> None:
+    video = open_video(_asset("bikes.mp4"))
+    assert detect_cuts(video) == BIKES_CUTS
+    decoded = video.stats.frames_decoded
+    assert decoded >= video.num_frames  # the first call read every frame
+    assert detect_cuts(video) == BIKES_CUTS and shots(video)[1] == (30, 76)
+    assert video.stats.frames_decoded == decoded  # the later calls read nothing
+    assert detect_cuts(video, threshold=0.0) == []  # another threshold is another fact
+    assert video.stats.frames_decoded > decoded
+
+
 def test_cut_and_shot_correlations_are_well_apart() -> None:
     corr = histogram_correlations(_asset("bikes.mp4"))
     at_cuts = corr[[c - 1 for c in BIKES_CUTS]]
