@@ -32,6 +32,7 @@ NODES = (
     "clarify",
     "refer",
     "refer_long",
+    "query",
     "summarize",
     "answer",
 )
@@ -42,7 +43,8 @@ def build_agent(
     planner: Planner | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
 ) -> CompiledStateGraph:
-    """understand -> plan -> {use_box | ground [-> clarify] | recall} -> {refer | refer_long} -> summarize -> answer.
+    """understand -> plan -> {use_box | ground [-> clarify] | recall} -> {refer | refer_long} -> summarize -> answer,
+    or, for a question the object memory answers (``plan.memory_question``), ... -> query -> answer.
 
     ``planner`` overrides ``deps.planner`` (the rule planner by default; ``deps`` itself is left as it is); the
     graph is the same for every planner. Without a checkpointer, clarifications and multi-round memory need one:
@@ -62,16 +64,19 @@ def build_agent(
     g.add_node("clarify", bind(nodes.clarify, deps=deps))
     g.add_node("refer", bind(nodes.refer, deps=deps))
     g.add_node("refer_long", bind(nodes.refer_long, deps=deps))
+    g.add_node("query", bind(nodes.query, deps=deps))
     g.add_node("summarize", bind(nodes.summarize_node, deps=deps))
     g.add_node("answer", bind(nodes.answer, deps=deps))
 
     g.add_edge(START, "understand")
     g.add_edge("understand", "plan")
     g.add_conditional_edges("plan", _route_source, ["use_box", "ground", "recall"])
-    g.add_edge("use_box", "refer")
-    g.add_conditional_edges("ground", _route_grounded, ["clarify", "refer", "refer_long", "answer"])
-    g.add_conditional_edges("recall", _route_describe, ["refer", "refer_long", "answer"])
-    g.add_conditional_edges("clarify", _route_describe, ["refer", "refer_long", "answer"])
+    after_targets = ["query", "refer", "refer_long", "answer"]
+    g.add_conditional_edges("use_box", _route_describe, after_targets)
+    g.add_conditional_edges("ground", _route_grounded, ["clarify", *after_targets])
+    g.add_conditional_edges("recall", _route_describe, after_targets)
+    g.add_conditional_edges("clarify", _route_describe, after_targets)
+    g.add_edge("query", "answer")
     g.add_edge("refer", "summarize")
     g.add_edge("refer_long", "summarize")
     g.add_edge("summarize", "answer")
@@ -89,9 +94,14 @@ def _route_source(state: AgentState) -> str:
 
 
 def _route_describe(state: AgentState) -> str:
+    plan = state["plan"]
+    if plan.memory_question is not None and (
+        state.get("targets") or (plan.memory_question.over_all and not state.get("answer"))
+    ):
+        return "query"
     if not state.get("targets"):
         return "answer"
-    return "refer_long" if state["plan"].long_video else "refer"
+    return "refer_long" if plan.long_video else "refer"
 
 
 def _route_grounded(state: AgentState) -> str:

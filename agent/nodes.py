@@ -12,20 +12,23 @@ from langgraph.types import interrupt
 from agent.clarify import common_frame, order_candidates, resolve_choice
 from agent.context import TurnContext, turn_describer
 from agent.deps import AgentDeps
+from agent.memory_tools import run_memory_tools
 from agent.planner import PlanContext
-from agent.references import recall_targets, remember, same_object
+from agent.references import SAME_OBJECT_IOU, recall_targets, remember, same_object
 from agent.state import AgentState, Candidate, Clarification, Evidence, Step, TargetEvidence
+from artemis_model.types import box_iou
 from tools.annotate import annotate_frames
 from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
 from tools.grounding.backends import miss_reason
 from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
+from tools.memory import ObjectMemory, build_memory
+from tools.queries import answer_memory_question, memory_question
 from tools.refer import refer_segments, refer_targets
 from tools.schemas import Target
 from tools.segment import segment, video_cuts
 from tools.summarize import merge, summarize
 from tools.track import user_target
-from tools.track_questions import answer_track_question, track_question_asked
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def understand(state: AgentState, deps: AgentDeps) -> dict:
         "descriptions": [],
         "clarification": None,
         "ambiguous": [],
+        "groups": [],
+        "result": None,
         "answer": "",
         "evidence": None,
         "steps": [
@@ -91,7 +96,7 @@ def use_box(state: AgentState, deps: AgentDeps) -> dict:
         output=f"{label}, frames {target.span[0]}-{target.span[1]}",
         target_id=0,
     )
-    return {"targets": [target], "steps": [step]}
+    return {"targets": [target], "groups": [[0]], "steps": [step]}
 
 
 def ground(state: AgentState, deps: AgentDeps) -> dict:
@@ -108,6 +113,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
     targets: list[Target] = []
     ambiguous: list[dict] = []
     reasons: list[str] = []
+    groups: list[list[int]] = []
     for q in queries:
         found = ground_tool(
             video,
@@ -132,6 +138,10 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
             )
         )
         new = [t for t in found if not any(same_object(t, u) for u in targets)]
+        groups.append(
+            [i for i, u in enumerate(targets) if any(same_object(t, u) for t in found)]
+            + [len(targets) + k for k in range(len(new))]
+        )
         over_all = len(queries) == 1 and asks_over_all(state["question"])
         if p.target_source == "ground" and len(new) >= 2 and not parse_query(q).plural and not over_all:
             ambiguous.append({"phrase": q, "ids": list(range(len(targets), len(targets) + len(new)))})
@@ -139,7 +149,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
     targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
     if not targets and reasons:  # the phrase names nothing the detector knows: the answer says so
         return {"targets": [], "ambiguous": [], "steps": steps, "answer": "; ".join(reasons) + "."}
-    return {"targets": targets, "ambiguous": ambiguous, "steps": steps}
+    return {"targets": targets, "ambiguous": ambiguous, "groups": groups, "steps": steps}
 
 
 def asks_over_all(question: str) -> bool:
@@ -147,9 +157,8 @@ def asks_over_all(question: str) -> bool:
     ("How many cars are there?"), a superlative or order question ("Which person walks fastest?", "Which car
     leaves first?"): no clarification is asked for a singular phrase matching several objects."""
     toks = question.lower().split()
-    if track_question_asked(question) is not None and (
-        not toks or toks[0] in {"how", "who", "which", "what"}
-    ):
+    asked = memory_question(question)
+    if asked is not None and asked.kind in ("count", "order"):
         return True
     return bool(toks) and toks[0] in {"which", "who"} and comparison_asked(question) is not None
 
@@ -177,7 +186,7 @@ def recall(state: AgentState, deps: AgentDeps) -> dict:
         node="recall",
         output=", ".join(f"#{t.id} {t.label}" for t in prev) or "no previous targets",
     )
-    return {"targets": list(prev), "steps": [step]}
+    return {"targets": list(prev), "groups": [[t.id for t in prev]], "steps": [step]}
 
 
 def is_ambiguous(state: AgentState) -> bool:
@@ -208,7 +217,8 @@ def clarify(state: AgentState, deps: AgentDeps) -> dict:
         for phrase, reply, chosen in choices
     ]
     kept = [t.model_copy(update={"id": new_id[t.id]}) for t in kept]
-    return {"targets": kept, "clarification": asked, "ambiguous": [], "steps": steps}
+    groups = [[new_id[i] for i in g if i in new_id] for g in state.get("groups", [])]
+    return {"targets": kept, "clarification": asked, "ambiguous": [], "groups": groups, "steps": steps}
 
 
 def _ask_which(phrase: str, candidates: list[Target]) -> tuple[Target, Clarification, str]:
@@ -307,26 +317,8 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
     steps = []
     verdict = ""
     video = deps.runtime.open_video(state["video"])
-    kind = track_question_asked(state["question"])
     asked = comparison_asked(state["question"])
-    if kind is not None and state["targets"]:
-        cuts = video_cuts(video) or None  # None: a single shot, no shot numbers in the answer
-        noun = state["plan"].query if kind[0] == "count" and state["plan"].target_source == "ground" else None
-        found = answer_track_question(
-            state["targets"], *kind, fps=float(video.fps), cuts=cuts, noun=_count_noun(noun)
-        )
-        verdict = found.text
-        steps.append(
-            Step(
-                turn=state["turn"],
-                node="summarize",
-                tool="track_question",
-                input={"kind": found.kind, "first": found.first},
-                output=verdict,
-                target_id=found.winner_id,
-            )
-        )
-    elif asked is not None and len(state["targets"]) >= 2:
+    if asked is not None and len(state["targets"]) >= 2:
         result = compare(state["targets"], *asked, fps=float(video.fps))
         verdict = result.text
         steps.append(
@@ -353,6 +345,116 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
         )
     )
     return {"answer": " ".join(w for w in (verdict, text) if w), "steps": steps}
+
+
+def video_memory(state: AgentState, deps: AgentDeps) -> ObjectMemory:
+    """The video's object memory: the conversation's, or built now from every object grounding finds (the
+    tracks come from the runtime's track cache) and the video's shot cuts."""
+    kept = state.get("memory")
+    if kept is not None and kept.video == state["video"]:
+        return kept
+    video = deps.runtime.open_video(state["video"])
+    everything = ground_tool(
+        video,
+        "",
+        backend=deps.runtime.grounding_backend,
+        settings=deps.runtime.grounding_settings,
+        cache=deps.runtime.track_cache,
+    )
+    everything = [t.model_copy(update={"id": i}) for i, t in enumerate(everything)]
+    frame = video.get_frame(0) if not everything else None
+    width = everything[0].width if everything else int(frame.shape[1])
+    height = everything[0].height if everything else int(frame.shape[0])
+    return build_memory(
+        state["video"],
+        everything,
+        num_frames=video.num_frames,
+        fps=float(video.fps),
+        width=width,
+        height=height,
+        cuts=video_cuts(video),
+    )
+
+
+def _memory_id(memory: ObjectMemory, target: Target) -> tuple[ObjectMemory, int]:
+    """The memory object ``target`` follows (the best box overlap); an object the memory lacks (a user box on
+    something grounding does not find) is added to it."""
+    best, best_iou = None, 0.0
+    for m in memory.targets:
+        ious = [
+            box_iou(p, q)
+            for p, q in zip(m.boxes, target.boxes, strict=False)
+            if p is not None and q is not None
+        ]
+        iou = sum(ious) / len(ious) if ious else 0.0
+        if iou > best_iou:
+            best, best_iou = m, iou
+    if best is not None and best_iou >= SAME_OBJECT_IOU:
+        return memory, best.id
+    new_id = max((m.id for m in memory.targets), default=-1) + 1
+    added = [*memory.targets, target.model_copy(update={"id": new_id})]
+    rebuilt = build_memory(
+        memory.video, added, num_frames=memory.num_frames, fps=memory.fps, width=memory.width,
+        height=memory.height, cuts=memory.cuts, parts=memory.parts,
+    )  # fmt: skip
+    return rebuilt, new_id
+
+
+def query(state: AgentState, deps: AgentDeps) -> dict:
+    """Answer a memory question (counting, when, order, after, relation, why, future, part) from the video's
+    object memory: the rule planner's question goes to :func:`tools.queries.answer_memory_question`; with an
+    LLM planner the chat model chains the memory tools itself (:func:`agent.memory_tools.run_memory_tools`).
+    The answer's objects become the turn's targets, under their memory ids."""
+    p = state["plan"]
+    memory = video_memory(state, deps)
+    built = state.get("memory") is not memory
+    groups: list[list[int]] = []
+    for g in state.get("groups") or [[t.id for t in state["targets"]]]:
+        ids = []
+        for i in g:
+            memory, mid = _memory_id(memory, state["targets"][i])
+            if mid not in ids:
+                ids.append(mid)
+        groups.append(ids)
+    subjects = groups[0] if groups else []
+    anchors = groups[1] if len(groups) > 1 else []
+    if p.memory_question.over_all and p.target_source == "all":  # type: ignore[union-attr]
+        subjects = []  # "which object stops first?": every object of the video
+    steps = []
+    if built:
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="query",
+                tool="memory",
+                output=f"{len(memory.targets)} objects, {len(memory.events)} events, {len(memory.parts)} part(s)",
+            )
+        )
+    llm = getattr(deps.planner, "llm", None)
+    if llm is not None:
+        named = [memory.target(i) for g in groups for i in g]
+        text, result, calls = run_memory_tools(llm, memory, state["question"], named)
+        steps += [
+            Step(turn=state["turn"], node="query", tool=name, input=args, output=out)
+            for name, args, out in calls
+        ]
+    else:
+        noun = _count_noun(p.query) if p.target_source == "ground" else None
+        result = answer_memory_question(memory, p.memory_question, subjects, anchors, noun=noun)  # type: ignore[arg-type]
+        text = result.text
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="query",
+                tool=result.kind,
+                input=p.memory_question.model_dump(exclude_none=True),  # type: ignore[union-attr]
+                output=text,
+                target_id=result.target_ids[0] if result.target_ids else None,
+            )
+        )
+    shown = list(dict.fromkeys([*(result.target_ids if result else []), *subjects, *anchors]))
+    targets = [memory.target(i) for i in shown]
+    return {"memory": memory, "targets": targets, "result": result, "answer": text, "steps": steps}
 
 
 def _count_noun(query: str | None) -> str | None:
@@ -385,6 +487,8 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
     if state.get("annotate_dir") and targets:
         paths = annotate_frames(deps.runtime.open_video(state["video"]), targets, state["annotate_dir"])
         evidence = evidence.model_copy(update={"frames": [str(p) for p in paths]})
+    if state.get("result") is not None:
+        evidence = evidence.model_copy(update={"result": state["result"]})
     step = Step(turn=state["turn"], node="answer", output=text)
     return {
         "answer": text,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from agent.references import back_reference
 from agent.state import Plan
 from tools.grounding.query import referring_phrases, unknown_phrases, words
+from tools.queries import memory_question
 from tools.registry import ToolSpec, default_tools
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,23 @@ class RulePlanner:
             "answer_entities": "ground the objects named in the previous answer",
             "all": "ground every object",
         }[source]
-        refer_step = (
-            "describe each target in 4 segments, then summarize" if long_video else "describe each target"
-        )
+        asked = memory_question(ctx.question)
+        if asked is not None:
+            refer_step = (
+                f"answer from the object memory ({asked.kind}"
+                + (f", {asked.event}" if asked.event else "")
+                + ")"
+            )
+        else:
+            refer_step = (
+                "describe each target in 4 segments, then summarize" if long_video else "describe each target"
+            )
         return Plan(
             target_source=source,
             query=query,
             long_video=long_video,
             question=ctx.question,
+            memory_question=asked,
             steps=[steps, refer_step, "answer with evidence"],
         )
 
@@ -83,7 +93,10 @@ PLAN_INSTRUCTIONS = (
     "that `query` names (one phrase, or several, e.g. 'the red circle or the blue square' for a comparison), 'previous' for pronouns or "
     "comparisons about the objects talked about last ('Which of them is faster?'), 'answer_entities' for other "
     "objects named in the last answer, 'all' for every object. long_video=true to describe in segments and "
-    "summarize."
+    "summarize. memory_question (kind count|when|order|after|relation|why|future|part, event, relation) when the "
+    "question asks how many, when, which first/last, what happens after an event, where an object is relative "
+    "to another, why it changes direction, what it will reach if it keeps moving, or in which part it appears: "
+    "it is then answered from the video's object memory with tools, not by describing."
 )
 
 

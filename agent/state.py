@@ -15,7 +15,9 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 
 from artemis_model.types import Box
-from tools.schemas import Target, TargetDescription
+from tools.memory import MemoryEvent, ObjectMemory, Piece
+from tools.queries import MemoryQuestion
+from tools.schemas import QueryResult, Target, TargetDescription
 
 
 class Plan(BaseModel):
@@ -29,6 +31,12 @@ class Plan(BaseModel):
     query: str | None = Field(default=None, description="Referring phrase to ground, e.g. 'the red objects'")
     long_video: bool = Field(default=False, description="Describe per segment, then summarize")
     num_segments: int = Field(default=4, ge=1, le=16)
+    memory_question: MemoryQuestion | None = Field(
+        default=None,
+        description="Set when the question is answered from the video's object memory (counting, when, which "
+        "first, what after an event, relations, why, what if it keeps moving, which part) instead of by "
+        "describing the targets",
+    )
     question: str = Field(description="The question to ask about each target")
     steps: list[str] = Field(default_factory=list, description="Human-readable plan")
 
@@ -71,6 +79,9 @@ class TargetEvidence(BaseModel):
 class Evidence(BaseModel):
     targets: list[TargetEvidence] = Field(default_factory=list)
     frames: list[str] = Field(default_factory=list, description="Annotated JPEG files, when asked for")
+    result: QueryResult | None = Field(
+        default=None, description="The structured answer of a question answered from the object memory"
+    )
 
 
 class AgentState(TypedDict, total=False):
@@ -95,6 +106,13 @@ class AgentState(TypedDict, total=False):
     """Per singular phrase that matched several targets: {"phrase", "ids"} (ids into ``targets``)."""
     mentioned: list[Target]
     """The objects the conversation talked about, most recent last (see ``agent.references``)."""
+    groups: list[list[int]]
+    """Per referring phrase of the question, the ids (into ``targets``) of the targets it found, in phrase order."""
+    memory: ObjectMemory | None
+    """The video's object memory (``tools.memory``), built by the first memory question and kept with the
+    conversation."""
+    result: QueryResult | None
+    """This turn's structured answer, when the memory answered it."""
 
 
 STATE_TYPES: tuple[type, ...] = (
@@ -106,5 +124,10 @@ STATE_TYPES: tuple[type, ...] = (
     Evidence,
     Target,
     TargetDescription,
+    QueryResult,
+    ObjectMemory,
+    MemoryEvent,
+    Piece,
+    MemoryQuestion,
 )
 """Our types stored in checkpoints (registered with the checkpoint serializer)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from artemis_model.types import Box, Description, Track
@@ -69,6 +71,48 @@ class Target(BaseModel):
             return vis
         picks = {vis[round(j * (len(vis) - 1) / (k - 1))] for j in range(k)} if k > 1 else {vis[0]}
         return sorted(picks)
+
+
+MEMORY_EVENTS = (
+    "enter",
+    "leave",
+    "start_moving",
+    "stop",
+    "turn",
+    "speed_up",
+    "slow_down",
+    "bounce",
+    "collide",
+    "occluded",
+    "reappear",
+    "overtake",
+)
+"""Event kinds of an object memory (``tools.memory``), named as the synthetic world names its events:
+``bounce`` = off a frame wall (``side``), ``collide`` = bounce off another object (``other_id``), ``turn`` = any
+other change of direction (``turn_back`` of the world included), ``overtake`` = passes ``other_id`` moving the
+same way."""
+
+QueryKind = Literal["count", "when", "order", "after", "relation", "why", "future", "part"]
+
+
+class QueryResult(BaseModel):
+    """The structured answer of a query over an object memory; ``text`` says the same in words.
+
+    Objects are named by target id (``target_ids``: the objects the answer names, the answer's object first);
+    a time by ``frame`` (of the whole video) and ``time_s``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: QueryKind
+    text: str
+    target_ids: list[int] = Field(default_factory=list)
+    frame: int | None = None
+    time_s: float | None = None
+    count: int | None = None
+    event: str | None = Field(default=None, description="an event kind of MEMORY_EVENTS (what happens)")
+    side: str | None = Field(default=None, description="a frame wall: left, right, top or bottom")
+    relation: str | None = Field(default=None, description="left_of, right_of, above, below, nearest")
+    part: int | None = Field(default=None, description="0-based part (shot or concatenated clip)")
 
 
 def _ranges(frames: list[int]) -> str:

