@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from agent.references import back_reference
 from agent.state import Plan
 from tools.grounding.query import referring_phrases, unknown_phrases, words
-from tools.queries import memory_question
+from tools.queries import memory_question, subject_first
 from tools.registry import ToolSpec, default_tools
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,16 @@ class RulePlanner:
 
     def __call__(self, ctx: PlanContext) -> Plan:
         toks = set(words(ctx.question))
+        asked = memory_question(ctx.question)
         phrases = referring_phrases(ctx.question)
         long_video = bool(toks & LONG_WORDS) or ctx.num_frames > ctx.long_video_frames
+        if asked is not None and asked.kind in ("after", "relation"):
+            # both objects matter ("what does X do after Y stops?"): the subject first, then the anchor
+            phrases = subject_first(ctx.question, referring_phrases(ctx.question, landmarks=True))
         if ctx.has_box:
             source, query = "user_box", None
+        elif phrases and asked is not None and asked.kind in ("after", "relation"):
+            source, query = "ground", " and ".join(phrases)
         elif phrases:
             source, query = "ground", ctx.question
         elif unknown := unknown_phrases(ctx.question):  # "the unicorn": grounding says what it cannot find
@@ -67,7 +73,6 @@ class RulePlanner:
             "answer_entities": "ground the objects named in the previous answer",
             "all": "ground every object",
         }[source]
-        asked = memory_question(ctx.question)
         if asked is not None:
             refer_step = (
                 f"answer from the object memory ({asked.kind}"

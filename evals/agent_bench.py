@@ -18,8 +18,23 @@ names as the winner (its ``said`` holds a ``compare:`` line) is matched to the t
 
 ``ambiguous`` turns score **clarification**: asked (the agent interrupted) and handled (asked, and the
 resolving turn found exactly the meant object). Clarifications on other turns are counted as spurious.
-``temporal`` turns ("which object stops first?") have no target set (their answer is one object of the
-video, not a set of described targets) and score none of the above.
+``temporal`` turns ("which object stops first?") and the event kinds (counting, sequential, relationship,
+reasoning, future) have no target set (their answer is an object, a time, a count, an event or a wall, not a
+set of described targets) and score none of the above.
+
+Every turn scores **answer accuracy** (``TurnResult.answer_correct``, :func:`score_answer`):
+
+* describe / multi_target: the targets are exactly the truth objects (F1 = 1) and every matched target's
+  colour, shape and primary motion are right; ambiguous: the clarification is asked;
+* the other types from the structured answer ``Evidence.result`` (``tools.schemas.QueryResult``): the
+  answer's object (``target_ids[0]``, its evidence target matched by key-frame IoU to the best truth object)
+  for comparison, temporal and relationship (comparison without a result naming an object: the ``compare:``
+  winner); the frame within ``WHEN_TOLERANCE_FRAMES`` for when; the part for long_part; the count, also stated
+  in the text, for counting; the event (and the frame, when given) for sequential; the cause and its wall or
+  object for reasoning; the wall for future. A turn that needs a result and has none is wrong.
+
+Each answer turn has a **chance** baseline (:func:`turn_chances`: a guesser that knows the set's answer
+distribution but not the clip); tables give the accuracy, the chance and their ratio.
 
 Every metric is reported per set, per record kind and per question type (the truth type of each turn).
 
@@ -31,7 +46,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +67,23 @@ logger = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
 SETS = ("template", "heldout")
 COLOURS_SHAPES_FALLBACK = 2  # label words looked at when no caption parses: "<colour> <shape>"
+WHEN_TOLERANCE_FRAMES = 2
+"""A time answer (``when``, ``sequential``) is right within this many frames of the truth (0.2 s at 10 fps)."""
+ANSWER_TYPES = (
+    "comparison",
+    "temporal",
+    "when",
+    "long_part",
+    "counting",
+    "sequential",
+    "relationship",
+    "reasoning",
+    "future",
+)
+"""Turn types scored from the structured answer (``Evidence.result``); describe and multi_target are scored from
+the targets, ambiguous from the clarification."""
+CATEGORICAL = {"counting": "count", "sequential": "event", "future": "side", "long_part": "part"}
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 @dataclass(frozen=True)
@@ -93,6 +128,10 @@ class TurnResult:
     compare_correct: int = 0
     compare_total: int = 0
     answer: str = ""
+    answer_correct: bool | None = None
+    chance: float | None = None
+    result: dict[str, Any] | None = None
+    """The structured answer (``Evidence.result``) the turn was scored on, as JSON."""
 
 
 @dataclass
@@ -111,6 +150,10 @@ class SetMetrics:
     spurious_clarifications: int = 0
     comparison_accuracy: float = 0.0
     comparison_turns: int = 0
+    answer_turns: int = 0
+    answer_accuracy: float = 0.0
+    chance: float = 0.0
+    """Mean chance baseline of the answer turns (see :func:`turn_chances`)."""
     by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
     by_type: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per truth type of the turns (describe, multi_target, comparison, when, long_part, ambiguous, ...)."""
@@ -135,15 +178,21 @@ class BenchResult:
 
     def to_markdown(self) -> str:
         head = (
-            "| set | records | target turns | target F1 | attribute acc | motion acc | comparison acc "
-            "| clar. asked | clar. handled | spurious clar. |"
+            "| set | records | answer turns | answer acc | chance | target turns | target F1 | attribute acc "
+            "| motion acc | comparison acc | clar. asked | clar. handled | spurious clar. |"
         )
-        lines = [f"Agent benchmark (describer: {self.describer}, IoU >= {self.iou_threshold})", "", head]
-        lines.append("|" + "---|" * 10)
+        lines = [
+            f"Agent benchmark (describer: {self.describer}, IoU >= {self.iou_threshold}, "
+            f"times within {WHEN_TOLERANCE_FRAMES} frames)",
+            "",
+            head,
+        ]
+        lines.append("|" + "---|" * 13)
         for name, m in self.sets.items():
             cmp = f"{m.comparison_accuracy:.3f} ({m.comparison_turns})" if m.comparison_turns else "-"
             lines.append(
-                f"| {name} | {m.records} | {m.target_turns} | {m.target_f1:.3f} | {m.attribute_accuracy:.3f} "
+                f"| {name} | {m.records} | {m.answer_turns} | {m.answer_accuracy:.3f} | {m.chance:.3f} "
+                f"| {m.target_turns} | {m.target_f1:.3f} | {m.attribute_accuracy:.3f} "
                 f"| {m.motion_accuracy:.3f} | {cmp} | {m.clarification_asked:.3f} ({m.ambiguous_turns}) "
                 f"| {m.clarification_handled:.3f} | {m.spurious_clarifications} |"
             )
@@ -156,9 +205,9 @@ class BenchResult:
                     "",
                     f"{title} ({name}):",
                     "",
-                    f"| {first} | records | turns | target F1 (turns) | attribute acc | motion acc "
-                    "| comparison acc | spurious clar. |",
-                    "|---|---|---|---|---|---|---|---|",
+                    f"| {first} | records | turns | answer acc | chance | ratio | target F1 (turns) "
+                    "| attribute acc | motion acc | comparison acc | spurious clar. |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|",
                 ]
                 lines += [f"| {key} | {_row(k)} |" for key, k in sorted(rows.items())]
         lines.append(f"\n{self.seconds:.1f} s")
@@ -170,8 +219,11 @@ def _row(k: dict[str, float]) -> str:
     motion = f"{k['motion_accuracy']:.3f}" if k["motion_targets"] else "-"
     f1 = f"{k['target_f1']:.3f} ({k['target_turns']:.0f})" if k["target_turns"] else "-"
     cmp = f"{k['comparison_accuracy']:.3f}" if k["comparison_turns"] else "-"
+    answer = f"{k['answer_accuracy']:.3f}" if k["answer_turns"] else "-"
+    chance = f"{k['chance']:.3f}" if k["answer_turns"] else "-"
+    ratio = f"{k['ratio']:.1f}" if k["answer_turns"] and k["chance"] > 0 else "-"
     return (
-        f"{k['records']:.0f} | {k['turns']:.0f} | {f1} | {attr} | {motion} | {cmp} "
+        f"{k['records']:.0f} | {k['turns']:.0f} | {answer} | {chance} | {ratio} | {f1} | {attr} | {motion} | {cmp} "
         f"| {k['spurious_clarifications']:.0f}"
     )
 
@@ -334,14 +386,32 @@ def _primary(motions: Sequence[dict]) -> str | None:
 
 
 def score_turn(
-    record: dict, turn_idx: int, evidence: Sequence[Any], video: BenchVideo, iou_threshold: float, **kw: Any
+    record: dict,
+    turn_idx: int,
+    evidence: Sequence[Any],
+    video: BenchVideo,
+    iou_threshold: float,
+    *,
+    result: Any | None = None,
+    clarified: bool = False,
+    **kw: Any,
 ) -> TurnResult:
-    """Score one turn from its evidence targets (``TargetEvidence``-like: label, key_boxes, said)."""
+    """Score one turn from its evidence targets (``TargetEvidence``-like: target_id, label, key_boxes, said)
+    and the structured answer ``result`` (``tools.schemas.QueryResult``-like) of the evidence."""
     truth = record["turns"][turn_idx]["truth"]
     ids, motions = truth_targets(truth)
-    base = {"record_id": record["id"], "kind": record["kind"], "turn": turn_idx, "truth_type": truth["type"]}
+    base = {
+        "record_id": record["id"],
+        "kind": record["kind"],
+        "turn": turn_idx,
+        "truth_type": truth["type"],
+        "clarified": clarified,
+    }
     if not ids:
-        return TurnResult(**base, predictions=len(evidence), **kw)
+        correct = score_answer(truth, result, evidence, video, iou_threshold, clarified=clarified)
+        return TurnResult(
+            **base, predictions=len(evidence), answer_correct=correct, result=_dump(result), **kw
+        )
     objs = [video.objects[i] for i in ids if any(b is not None for b in video.objects[i].boxes)]
     matches = match_targets([list(e.key_boxes) for e in evidence], objs, iou_threshold)
     denom = len(evidence) + len(objs)
@@ -360,11 +430,148 @@ def score_turn(
         ct = 1
         winners = {i for i, e in enumerate(evidence) if any(line.startswith("compare:") for line in e.said)}
         cc = int(any(i in winners and objs[j].id == truth["answer_id"] for i, j in matches))
+    if truth["type"] in ("describe", "multi_target"):
+        correct: bool | None = f1 == 1.0 and ac == at and mc == mt
+    elif truth["type"] == "comparison" and (result is None or not result.target_ids):
+        correct = bool(cc) if ct else None  # no structured answer naming an object: the compare step's winner
+    else:
+        correct = score_answer(truth, result, evidence, video, iou_threshold)
     return TurnResult(
         **base, truths=len(objs), predictions=len(evidence), matched=len(matches), f1=f1,
         attr_correct=ac, attr_total=at, motion_correct=mc, motion_total=mt, compare_correct=cc,
-        compare_total=ct, **kw,
+        compare_total=ct, answer_correct=correct, result=_dump(result), **kw,
     )  # fmt: skip
+
+
+def _dump(result: Any | None) -> dict[str, Any] | None:
+    return result.model_dump(mode="json") if result is not None else None
+
+
+def answer_object(
+    result: Any, evidence: Sequence[Any], video: BenchVideo, iou_threshold: float
+) -> int | None:
+    """The truth object the answer names: its first ``target_ids`` entry's evidence target, matched to the
+    video's object of best key-frame IoU (>= ``iou_threshold``); None when there is no such target or match."""
+    if result is None or not result.target_ids:
+        return None
+    target = next((e for e in evidence if getattr(e, "target_id", None) == result.target_ids[0]), None)
+    if target is None or not target.key_boxes:
+        return None
+    iou, oid = max((key_frame_iou(list(target.key_boxes), o), o.id) for o in video.objects.values())
+    return oid if iou >= iou_threshold else None
+
+
+def says_number(text: str, n: int) -> bool:
+    """Whether ``text`` states the number ``n`` (digits or a word: "3", "three"; "0", "zero", "no", "none")."""
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    spelled = {NUMBER_WORDS[n]} if 0 <= n < len(NUMBER_WORDS) else set()
+    return str(n) in words or bool(spelled & words) or (n == 0 and bool({"no", "none"} & words))
+
+
+def score_answer(
+    truth: dict,
+    result: Any | None,
+    evidence: Sequence[Any],
+    video: BenchVideo,
+    iou_threshold: float,
+    *,
+    clarified: bool = False,
+) -> bool | None:
+    """Whether the structured answer ``result`` is right about ``truth`` (None: a turn type without an answer).
+
+    Objects by :func:`answer_object`; times within ``WHEN_TOLERANCE_FRAMES``; counts must also be stated in
+    ``result.text``; ``sequential``: the event (and the frame when given); ``reasoning``: the cause and its wall
+    side or other object (the answer's object); ``future``: the wall. A missing result is wrong."""
+    t = truth["type"]
+    if t == "ambiguous":
+        return clarified
+    if t not in ANSWER_TYPES:
+        return None
+    if result is None:
+        return False
+    if t in ("comparison", "temporal", "relationship"):
+        return answer_object(result, evidence, video, iou_threshold) == truth["answer_id"]
+    if t == "when":
+        return result.frame is not None and abs(result.frame - truth["frame"]) <= WHEN_TOLERANCE_FRAMES
+    if t == "long_part":
+        return result.part == truth["part"]
+    if t == "counting":
+        return result.count == truth["count"] and says_number(result.text, truth["count"])
+    if t == "sequential":
+        on_time = result.frame is None or abs(result.frame - truth["frame"]) <= WHEN_TOLERANCE_FRAMES
+        return result.event == truth["event"] and on_time
+    if t == "reasoning":
+        if result.event != truth["cause"]:
+            return False
+        if truth["cause"] == "bounce":
+            return result.side == truth["side"]
+        return answer_object(result, evidence, video, iou_threshold) == truth["other_id"]
+    return result.side == truth["side"]  # future
+
+
+# ------------------------------------------------------------------------------------------------ chance
+
+
+def _mode_share(values: Sequence[Any]) -> float:
+    return max(Counter(values).values()) / len(values) if values else 0.0
+
+
+def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict[tuple[str, int], float]:
+    """The chance baseline of every answer turn ``(record id, turn) -> expected accuracy`` of a guesser that
+    knows the set's answer distribution but not the clip (it cannot see which of the clip's ``n`` objects is
+    which):
+
+    * object answers: ``1/n`` (temporal), ``1/(n-1)`` (relationship: not the named object), comparison: the
+      share of the most common position of the answer among the two named candidates;
+    * categorical answers (count, event, wall side, part): the share of the most common answer in the set;
+      reasoning: the best of "the most common wall" and "another object" (then ``1/(n-1)``);
+    * when: the hit rate (within ``WHEN_TOLERANCE_FRAMES``) of the best constant frame;
+    * describe: ``1/n`` times the share of the most common primary motion; multi_target: ``1/C(n, k)`` times
+      that share to the power ``k``; ambiguous: 1/2 (its wording is that of a describe question: ask or not).
+    """
+    by_type: dict[str, list[tuple[tuple[str, int], dict, int]]] = {}
+    for r in records:
+        objects = videos[r["video_name"]].objects.values()
+        n = max(1, sum(any(b is not None for b in o.boxes) for o in objects))
+        for k, turn in enumerate(r["turns"]):
+            by_type.setdefault(turn["truth"]["type"], []).append(((r["id"], k), turn["truth"], n))
+    out: dict[tuple[str, int], float] = {}
+    for t, turns in by_type.items():
+        truths = [truth for _, truth, _ in turns]
+        if t in ("describe", "multi_target"):
+            motions = [
+                _primary(m)
+                for truth in truths
+                for m in ([truth["motions"]] if t == "describe" else list(truth["motions"].values()))
+            ]
+            share = _mode_share(motions)
+            for key, truth, n in turns:
+                k = 1 if t == "describe" else len(truth["object_ids"])
+                out[key] = share**k / math.comb(max(n, k), k)
+        elif t == "temporal":
+            out.update({key: 1 / n for key, _, n in turns})
+        elif t == "relationship":
+            out.update({key: 1 / max(1, n - 1) for key, _, n in turns})
+        elif t == "comparison":
+            share = _mode_share([tr["candidates"].index(tr["answer_id"]) for tr in truths])
+            out.update({key: share for key, _, _ in turns})
+        elif t == "when":
+            frames = [tr["frame"] for tr in truths]
+            best = max(
+                sum(abs(f - c) <= WHEN_TOLERANCE_FRAMES for f in frames) for c in range(max(frames) + 1)
+            )
+            out.update({key: best / len(frames) for key, _, _ in turns})
+        elif t in CATEGORICAL:
+            share = _mode_share([tr[CATEGORICAL[t]] for tr in truths])
+            out.update({key: share for key, _, _ in turns})
+        elif t == "reasoning":
+            walls = [tr["side"] for tr in truths if tr["cause"] == "bounce"]
+            best_wall = max(Counter(walls).values()) / len(truths) if walls else 0.0
+            hit = sum(1 / max(1, n - 1) for _, tr, n in turns if tr["cause"] == "collide") / len(truths)
+            out.update({key: max(best_wall, hit) for key, _, _ in turns})
+        elif t == "ambiguous":
+            out.update({key: 0.5 for key, _, _ in turns})
+    return out
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -392,6 +599,10 @@ def aggregate(turns: Sequence[TurnResult], records: int) -> SetMetrics:
     m.spurious_clarifications = sum(1 for t in turns if t.clarified and t.truth_type != "ambiguous")
     m.comparison_turns = sum(t.compare_total for t in turns)
     m.comparison_accuracy = sum(t.compare_correct for t in turns) / max(m.comparison_turns, 1)
+    answered = [t for t in turns if t.answer_correct is not None]
+    m.answer_turns = len(answered)
+    m.answer_accuracy = _mean([float(bool(t.answer_correct)) for t in answered])
+    m.chance = _mean([t.chance for t in answered if t.chance is not None])
     m.by_kind = {k: _group([t for t in turns if t.kind == k]) for k in sorted({t.kind for t in turns})}
     m.by_type = {
         k: _group([t for t in turns if t.truth_type == k]) for k in sorted({t.truth_type for t in turns})
@@ -402,6 +613,9 @@ def aggregate(turns: Sequence[TurnResult], records: int) -> SetMetrics:
 def _group(turns: Sequence[TurnResult]) -> dict[str, float]:
     """The metrics of a group of turns (one record kind or one question type)."""
     f1s = [t.f1 for t in turns if t.f1 is not None]
+    answered = [t for t in turns if t.answer_correct is not None]
+    accuracy = _mean([float(bool(t.answer_correct)) for t in answered])
+    chance = _mean([t.chance for t in answered if t.chance is not None])
     return {
         "records": float(len({t.record_id for t in turns})),
         "turns": float(len(turns)),
@@ -415,14 +629,24 @@ def _group(turns: Sequence[TurnResult]) -> dict[str, float]:
         / max(sum(t.compare_total for t in turns), 1),
         "comparison_turns": float(sum(t.compare_total for t in turns)),
         "spurious_clarifications": float(sum(t.clarified and t.truth_type != "ambiguous" for t in turns)),
+        "answer_turns": float(len(answered)),
+        "answer_accuracy": accuracy,
+        "chance": chance,
+        "ratio": accuracy / chance if chance > 0 else 0.0,
     }
 
 
 # ------------------------------------------------------------------------------------------------ running
 
 
-def run_record(graph: Any, record: dict, video: BenchVideo, iou_threshold: float) -> list[TurnResult]:
-    """Ask every turn of ``record`` on a fresh thread and score each."""
+def run_record(
+    graph: Any,
+    record: dict,
+    video: BenchVideo,
+    iou_threshold: float,
+    chances: dict[tuple[str, int], float] | None = None,
+) -> list[TurnResult]:
+    """Ask every turn of ``record`` on a fresh thread and score each (``chances``: :func:`turn_chances`)."""
     from agent.graph import ask, final_state
 
     thread = f"bench-{record['id']}-{'h' if record.get('heldout') else 't'}"
@@ -434,14 +658,23 @@ def run_record(graph: Any, record: dict, video: BenchVideo, iou_threshold: float
             if node == "__interrupt__":
                 clarified = True
         state = final_state(graph, thread)
-        evidence = [] if clarified else list((state.get("evidence") or _NoEvidence()).targets)
+        found = state.get("evidence") or _NoEvidence()
+        evidence = [] if clarified else list(found.targets)
+        result = None if clarified else found.result
         answer = "" if clarified else str(state.get("answer", ""))
-        out.append(score_turn(record, k, evidence, video, iou_threshold, clarified=clarified, answer=answer))
+        chance = (chances or {}).get((record["id"], k))
+        out.append(
+            score_turn(
+                record, k, evidence, video, iou_threshold, result=result, clarified=clarified, answer=answer,
+                chance=chance,
+            )
+        )  # fmt: skip
     return out
 
 
 class _NoEvidence:
     targets: tuple = ()
+    result = None
 
 
 def run_agent_bench(
@@ -472,11 +705,12 @@ def run_agent_bench(
     for s in sets:
         graph = build_agent(deps, checkpointer=InMemorySaver(serde=checkpoint_serializer()))
         turns: list[TurnResult] = []
+        chances = turn_chances(data.sets[s], data.videos)
         for n, record in enumerate(data.sets[s]):
             video = data.videos[record["video_name"]]
             if video.name not in runtime.videos:
                 runtime.videos.add(video.name, video.open())
-            turns += run_record(graph, record, video, iou_threshold)
+            turns += run_record(graph, record, video, iou_threshold, chances)
             if (n + 1) % 50 == 0:
                 logger.info("%s: %d/%d records", s, n + 1, len(data.sets[s]))
         result.sets[s] = aggregate(turns, len(data.sets[s]))
@@ -491,12 +725,16 @@ __all__ = [
     "SetMetrics",
     "TurnResult",
     "aggregate",
+    "answer_object",
     "described",
     "generated_bench",
     "key_frame_iou",
     "load_bench",
     "match_targets",
     "run_agent_bench",
+    "says_number",
+    "score_answer",
     "score_turn",
     "truth_targets",
+    "turn_chances",
 ]

@@ -47,6 +47,8 @@ SPEED_RATIO = 1.5
 COLLIDE_FRAMES = 2
 EDGE_MARGIN = 2.0
 """px: a box this close to a frame edge touches it."""
+CUT_REACH = 2
+"""Frames: a track starting or ending this close to a shot cut starts or ends with the shot."""
 RELIABLE_SIZE = (0.85, 1.15)
 """A box whose width (height) is outside this share of the object's is not used to fit the motion."""
 MIN_NOISE = 0.3
@@ -498,6 +500,11 @@ def build_memory(
     )
 
 
+def near_cut(cuts: Sequence[int] | set[int], frame: int, reach: int = CUT_REACH) -> bool:
+    """Whether a shot cut is within ``reach`` frames of ``frame`` (a track may end a frame or two off the cut)."""
+    return any(abs(frame - c) <= reach for c in cuts)
+
+
 def _visibility(t: Target, frame: _Frame, num_frames: int, cuts: set[int]) -> list[MemoryEvent]:
     """enter / leave through an edge that cuts the box, occluded / reappear inside the frame."""
     runs = _runs(t.boxes)
@@ -510,10 +517,10 @@ def _visibility(t: Target, frame: _Frame, num_frames: int, cuts: set[int]) -> li
     start_sides = cut_sides(t.boxes[first], size, frame.width, frame.height)
     if first > 0 and not start_sides:
         start_sides = frame.touches(t.boxes[first])  # appeared at an edge
-    if inside and start_sides and first not in cuts:
+    if inside and start_sides and not near_cut(cuts, first):
         out.append(MemoryEvent(frame=first, kind="enter", target_id=t.id, side=start_sides[0]))
     end_sides = cut_sides(t.boxes[last], size, frame.width, frame.height) or frame.touches(t.boxes[last])
-    if inside and end_sides and last < num_frames - 1 and last + 1 not in cuts:
+    if inside and end_sides and last < num_frames - 1 and not near_cut(cuts, last + 1):
         out.append(MemoryEvent(frame=last + 1, kind="leave", target_id=t.id, side=end_sides[0]))
     for (_, e), (s, _) in zip(runs, runs[1:], strict=False):
         if frame.touches(t.boxes[e]) or frame.touches(t.boxes[s]):
@@ -605,6 +612,7 @@ __all__ = [
     "cut_sides",
     "fit_pieces",
     "full_size",
+    "near_cut",
     "track_centres",
     "track_pieces",
 ]

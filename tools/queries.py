@@ -23,10 +23,11 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.grounding.query import words
-from tools.memory import MemoryEvent, ObjectMemory, full_size, track_centres
+from tools.grounding.query import referring_phrases, words
+from tools.memory import MemoryEvent, ObjectMemory, full_size, near_cut, track_centres
 from tools.schemas import MEMORY_EVENTS, QueryKind, QueryResult, Target
 
 Relation = Literal["left_of", "right_of", "above", "below", "collide"]
@@ -123,11 +124,29 @@ def count_objects(
     target_ids: Sequence[int] | None = None,
     *,
     event: str | None = None,
+    frame: int | None = None,
     noun: str | None = None,
 ) -> QueryResult:
-    """How many of ``target_ids`` (default: every object) are seen, or have ``event``."""
+    """How many of ``target_ids`` (default: every object) are seen (on ``frame``, when given), or have
+    ``event``."""
     _check_event(event)
     pool = [t for t in _ids(memory, target_ids) if any(b is not None for b in t.boxes)]
+    if frame is not None:
+        if not 0 <= frame < memory.num_frames:
+            raise ValueError(f"frame {frame} outside the video (0..{memory.num_frames - 1})")
+        seen = [t for t in pool if t.box_at(frame) is not None]
+        n = len(seen)
+        what = (noun or "objects") if n != 1 else singular(noun or "objects")
+        names = ", ".join(f"the {_name(t)}" for t in seen)
+        return QueryResult(
+            kind="count",
+            text=f"At {_at(memory, frame)} {n} {what} {'is' if n == 1 else 'are'} in view"
+            + (f": {names}." if names else "."),
+            target_ids=[t.id for t in seen],
+            count=n,
+            frame=frame,
+            time_s=round(memory.seconds(frame), 3),
+        )
     if event is not None:
         hits = [(t, memory.events_of(t.id, event)[0]) for t in pool if memory.events_of(t.id, event)]
         n = len(hits)
@@ -168,7 +187,9 @@ def event_frames(memory: ObjectMemory, target: Target, event: str) -> list[int]:
     frames = [e.frame for e in memory.events_of(target.id, event)]
     if not frames and event == "leave" and any(b is not None for b in target.boxes):
         last = target.span[1]
-        if last < memory.num_frames - 1:
+        if last < memory.num_frames - 1 and not near_cut(
+            memory.cuts, last + 1
+        ):  # a shot ending is no leaving
             frames = [last + 1]
     return frames
 
@@ -367,7 +388,7 @@ def relation_at(
         frame = evs[0].frame
     if frame is None:
         frame = t.key_frame if t.key_frame is not None else t.span[0]
-    centres = {u.id: track_centres(u)[frame] for u in memory.targets if u.box_at(frame) is not None}
+    centres = _centres_near(memory, frame)
     if t.id not in centres:
         return QueryResult(
             kind="relation", text=f"The {_name(t)} is not seen at {_at(memory, frame)}.", target_ids=[t.id],
@@ -400,6 +421,18 @@ def relation_at(
     )
 
 
+def _centres_near(memory: ObjectMemory, frame: int, reach: int = 2) -> dict[int, np.ndarray]:
+    """Every object's box centre at ``frame``; an object not seen on it, at the nearest frame within ``reach``
+    (a detection missed on that frame)."""
+    out = {}
+    for u in memory.targets:
+        for d in sorted(range(-reach, reach + 1), key=abs):
+            if u.box_at(frame + d) is not None:
+                out[u.id] = track_centres(u)[frame + d]
+                break
+    return out
+
+
 def why(memory: ObjectMemory, target_id: int, *, frame: int | None = None) -> QueryResult:
     """Why ``target_id`` changes direction (its first change, or the one nearest ``frame``): it hit a wall,
     another object, or turned by itself."""
@@ -418,7 +451,7 @@ def why(memory: ObjectMemory, target_id: int, *, frame: int | None = None) -> Qu
     return QueryResult(
         kind="why",
         text=text,
-        target_ids=[t.id] + ([e.other_id] if e.other_id is not None else []),
+        target_ids=([e.other_id] if e.other_id is not None else []) + [t.id],  # the cause first
         frame=e.frame,
         time_s=round(memory.seconds(e.frame), 3),
         event=e.kind,
@@ -521,6 +554,10 @@ class MemoryQuestion(BaseModel):
     relation: Relation | None = None
     over_all: bool = Field(default=False, description="asks about every object (no phrase needed)")
     at_s: float | None = Field(default=None, description="the time the question names, in seconds")
+    at_frame: int | None = Field(default=None, description="the frame the question names")
+    at: Literal["start", "end"] | None = Field(
+        default=None, description="the start or the end of the video (the subject's first or last frame seen)"
+    )
 
 
 _EVENT_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -558,7 +595,8 @@ _EVENT_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 _EVENT_WORDS: dict[str, str] = {
     **dict.fromkeys(
-        ("stop", "stops", "stopping", "stopped", "halt", "halts", "halting", "freeze", "freezes"), "stop"
+        ("stop", "stops", "stopping", "stopped", "halt", "halts", "halting", "freeze", "freezes", "rest"),
+        "stop",
     ),
     **dict.fromkeys(("accelerate", "accelerates", "accelerating"), "speed_up"),
     **dict.fromkeys(("decelerate", "decelerates", "decelerating", "brake", "brakes"), "slow_down"),
@@ -588,6 +626,12 @@ _EVENT_WORDS: dict[str, str] = {
     **dict.fromkeys(("hidden", "occluded", "hide", "hides"), "occluded"),
 }
 _TIME_WORDS = {"when", "time", "moment", "frame", "second", "seconds"}
+_WHY_STARTS = {("what", "makes"), ("what", "made"), ("what", "causes"), ("what", "caused"), ("how", "come")}
+_DIRECTION_PHRASES = (
+    ("new", "direction"), ("alter", "its", "course"), ("alters", "its", "course"), ("change", "course"),
+    ("changes", "course"), ("change", "its", "course"), ("reverse",), ("reverses",), ("turn", "around"),
+    ("turns", "around"), ("turn", "back"), ("turns", "back"),
+)  # fmt: skip
 _AFTER_WORDS = {"after", "once", "following"}
 _WALL_WORDS = {"wall", "walls", "edge", "edges", "border", "side", "sides"}
 _FUTURE_WORDS = {"if", "keeps", "keep", "continues", "continue", "carries", "carry", "will", "would", "next"}
@@ -627,19 +671,54 @@ def _wall_after(toks: list[str], i: int) -> bool:
     return any(t in _WALL_WORDS for t in toks[i + 1 : i + 5])
 
 
+def _has(toks: list[str], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(tuple(toks[i : i + n]) == phrase for i in range(len(toks) - n + 1))
+
+
+def _time_named(toks: list[str]) -> Literal["start", "end"] | None:
+    """ "at the end of the video", "in the last frame" -> "end"; "at the start", "in the first frame" -> "start"."""
+    for head in (("at", "the"), ("in", "the"), ("by", "the"), ("on", "the")):
+        for word, which in (("end", "end"), ("start", "start"), ("beginning", "start"), ("outset", "start")):
+            if _has(toks, (*head, word)):
+                return which  # type: ignore[return-value]
+    if _has(toks, ("last", "frame")) or _has(toks, ("final", "frame")):
+        return "end"
+    if _has(toks, ("first", "frame")):
+        return "start"
+    return None
+
+
 def memory_question(question: str) -> MemoryQuestion | None:
     """The memory question ``question`` asks, or None (then it is a describe / compare question)."""
     toks = words(question)
     if not toks:
         return None
     evs = events_named(question)
-    first = not ("last" in toks or "latest" in toks or "final" in toks)
+    at = _time_named(toks)
+    first = not ({"last", "latest", "final"} & set(toks)) or at == "end"
     event = next((e for e in evs if e != "appear"), None)
-    asks_who = toks[0] in _WHO_WORDS or (len(toks) > 1 and toks[1] in _WHO_WORDS)
-    if any(a == "how" and b in {"many", "much"} for a, b in zip(toks, toks[1:], strict=False)):
-        return MemoryQuestion(kind="count", event=event)
-    if "why" in toks and (event in (*DIRECTION_EVENTS, None) or "direction" in toks):
-        return MemoryQuestion(kind="why", event=event, at_s=seconds_named(question))
+    asks_who = bool({"which", "who"} & set(toks)) or toks[0] in {"what", "name", "identify"}
+    at_frame = frame_named(question)
+    at_s = seconds_named(question)
+    counting = (
+        _has(toks, ("how", "many"))
+        or _has(toks, ("how", "much"))
+        or toks[0] == "count"
+        or _has(toks, ("number", "of"))
+    )
+    if counting:
+        return MemoryQuestion(kind="count", event=event, at_frame=at_frame, at_s=at_s)
+    if (
+        toks[0] in {"is", "are", "can", "do", "does"}
+        and (at_frame is not None or at_s is not None)
+        and ("appear" in evs or {"there", "in", "view"} & set(toks))
+    ):  # "Is a person visible at frame 100?": a count on that frame
+        return MemoryQuestion(kind="count", at_frame=at_frame, at_s=at_s)
+    direction = "direction" in toks or any(_has(toks, p) for p in _DIRECTION_PHRASES)
+    asks_why = "why" in toks or "reason" in toks or tuple(toks[:2]) in _WHY_STARTS
+    if asks_why and (event in (*DIRECTION_EVENTS, None) or direction):
+        return MemoryQuestion(kind="why", event="turn" if direction else event, at_s=at_s)
     if toks[0] in {"if", "suppose", "assuming"} or (
         any(t in _FUTURE_WORDS for t in toks) and any(t in _WALL_WORDS for t in toks) and "first" in toks
     ):
@@ -650,27 +729,56 @@ def memory_question(question: str) -> MemoryQuestion | None:
         anchor_event = _anchor_event(question)
         if anchor_event is not None:
             return MemoryQuestion(kind="after", event=anchor_event)
-    if event == "collide" and asks_who:
-        return MemoryQuestion(kind="relation", relation="collide", event="collide")
     rel = next((_RELATION_WORDS[t] for t in toks if t in _RELATION_WORDS), None)
     if rel is not None and asks_who and ("of" in toks or rel in ("above", "below")):
-        return MemoryQuestion(kind="relation", relation=rel, event=event)  # type: ignore[arg-type]
-    if asks_who and ("first" in toks or "last" in toks or "earliest" in toks or "latest" in toks):
         return MemoryQuestion(
-            kind="order", event=event if event is not None else None, first=first,
-            over_all=bool(set(toks) & _OBJECT_WORDS) or toks[0] == "who",
+            kind="relation", relation=rel, event=event, at=at, at_frame=at_frame, at_s=at_s,  # type: ignore[arg-type]
         )  # fmt: skip
+    if event == "collide" and asks_who:
+        return MemoryQuestion(kind="relation", relation="collide", event="collide")
+    if asks_who and ({"first", "last", "earliest", "latest"} & set(toks)):
+        over_all = bool(set(toks) & _OBJECT_WORDS) or "who" in toks or not referring_phrases(question)
+        return MemoryQuestion(kind="order", event=event, first=first, over_all=over_all)
     if toks[0] == "when" or (set(toks) & _TIME_WORDS and (event or "appear" in evs)):
         return MemoryQuestion(kind="when", event=event, first=first)
     return None
 
 
+def subject_first(question: str, phrases: Sequence[str]) -> list[str]:
+    """``phrases`` of an "after" question with the subject first and the anchor second: the anchor is the phrase
+    in the clause that "after" / "once" opens ("Once the circle stops, how does the triangle carry on?" ->
+    ["the triangle", "the circle"])."""
+    if len(phrases) < 2:
+        return list(phrases)
+    low = question.lower()
+    at = {p: low.find(p.lower()) for p in phrases}
+    for m in re.finditer(r"\b(after|once|following)\b", low):
+        end = low.find(",", m.end())
+        end = len(low) if end < 0 else end
+        inside = [p for p in phrases if m.end() <= at[p] < end]
+        if inside:
+            anchor = inside[0]
+            return [p for p in phrases if p != anchor] + [anchor]
+    return list(phrases)
+
+
 _SECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec\b|secs\b|seconds?\b)")
+_SECOND_N = re.compile(r"\b(?:second|sec)\s+(\d+(?:\.\d+)?)")
+
+
+_FRAME = re.compile(r"\bframe\s+(?:number\s+)?(\d+)\b")
+
+
+def frame_named(question: str) -> int | None:
+    """ "... at frame 100?" -> 100."""
+    m = _FRAME.search(question.lower())
+    return int(m.group(1)) if m else None
 
 
 def seconds_named(question: str) -> float | None:
-    """ "... at about 1.5 seconds?" -> 1.5."""
-    m = _SECONDS.search(question.lower())
+    """ "... at about 1.5 seconds?", "around second 1.5" -> 1.5."""
+    low = question.lower()
+    m = _SECONDS.search(low) or _SECOND_N.search(low)
     return float(m.group(1)) if m else None
 
 
@@ -698,7 +806,10 @@ def answer_memory_question(
     names (all objects when it names none), ``anchor_ids`` = those of its second phrase (``after``)."""
     subjects = list(subject_ids)
     if q.kind == "count":
-        return count_objects(memory, subjects or None, event=q.event, noun=noun)
+        frame = q.at_frame
+        if frame is None and q.at_s is not None:
+            frame = min(memory.num_frames - 1, round(q.at_s * memory.fps))
+        return count_objects(memory, subjects or None, event=q.event, frame=frame, noun=noun)
     if q.kind == "order":
         return event_order(memory, q.event, subjects or None, first=q.first)
     if not subjects:
@@ -712,9 +823,16 @@ def answer_memory_question(
         anchor = anchor_ids[0] if anchor_ids else s
         return after(memory, s, anchor, q.event or "stop")
     if q.kind == "relation":
-        return relation_at(
-            memory, s, q.relation or "collide", event=q.event if q.relation != "collide" else None
-        )
+        if q.relation == "collide":
+            return relation_at(memory, s, "collide")
+        frame = q.at_frame
+        if frame is None and q.at_s is not None:
+            frame = min(memory.num_frames - 1, round(q.at_s * memory.fps))
+        if frame is None and q.at is not None:
+            span = memory.target(s).span
+            frame = span[0] if q.at == "start" else span[1]
+        event = None if frame is not None else q.event
+        return relation_at(memory, s, q.relation or "left_of", frame=frame, event=event)
     if q.kind == "why":
         return why(memory, s, frame=None if q.at_s is None else round(q.at_s * memory.fps))
     if q.kind == "future":
@@ -735,11 +853,13 @@ __all__ = [
     "event_frames",
     "events_named",
     "extrapolate",
+    "frame_named",
     "intervals",
     "memory_question",
     "part_of",
     "relation_at",
     "singular",
+    "subject_first",
     "when",
     "why",
 ]

@@ -72,6 +72,9 @@ def _check_range(result: BenchResult) -> None:
         for v in (m.target_f1, m.attribute_accuracy, m.motion_accuracy, m.clarification_asked):
             assert 0.0 <= v <= 1.0
         assert 0.0 <= m.clarification_handled <= m.clarification_asked
+        assert m.answer_turns == m.turns and 0.0 <= m.answer_accuracy <= 1.0 and 0.0 < m.chance < 1.0
+        for k in m.by_kind.values():
+            assert 0.0 <= k["answer_accuracy"] <= 1.0 and 0.0 < k["chance"] <= 1.0
 
 
 def test_heuristic_metrics_in_range_both_sets(bench) -> None:  # noqa: ANN001
