@@ -95,8 +95,10 @@ def _route_source(state: AgentState) -> str:
 
 def _route_describe(state: AgentState) -> str:
     plan = state["plan"]
-    if plan.memory_question is not None and (
-        state.get("targets") or (plan.memory_question.over_all and not state.get("answer"))
+    asked = plan.memory_question
+    if asked is not None and (
+        state.get("targets")  # a count finding nothing answers 0; "which object ...?" asks about every object
+        or (not state.get("answer") and (asked.over_all or asked.kind == "count"))
     ):
         return "query"
     if not state.get("targets"):

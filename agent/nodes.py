@@ -409,17 +409,19 @@ def query(state: AgentState, deps: AgentDeps) -> dict:
     memory = video_memory(state, deps)
     built = state.get("memory") is not memory
     groups: list[list[int]] = []
-    for g in state.get("groups") or [[t.id for t in state["targets"]]]:
+    for g in state.get("groups") or ([[t.id for t in state["targets"]]] if state["targets"] else []):
         ids = []
         for i in g:
             memory, mid = _memory_id(memory, state["targets"][i])
             if mid not in ids:
                 ids.append(mid)
         groups.append(ids)
-    subjects = groups[0] if groups else []
+    # None: the question names no object ("which object stops first?"): every object of the video; []: its
+    # phrase found nothing ("how many people?" on a cartoon): the answer is about no object
+    subjects: list[int] | None = groups[0] if groups else []
     anchors = groups[1] if len(groups) > 1 else []
-    if p.memory_question.over_all and p.target_source == "all":  # type: ignore[union-attr]
-        subjects = []  # "which object stops first?": every object of the video
+    if p.target_source == "all":
+        subjects = None
     steps = []
     if built:
         steps.append(
@@ -452,7 +454,7 @@ def query(state: AgentState, deps: AgentDeps) -> dict:
                 target_id=result.target_ids[0] if result.target_ids else None,
             )
         )
-    shown = list(dict.fromkeys([*(result.target_ids if result else []), *subjects, *anchors]))
+    shown = list(dict.fromkeys([*(result.target_ids if result else []), *(subjects or []), *anchors]))
     targets = [memory.target(i) for i in shown]
     return {"memory": memory, "targets": targets, "result": result, "answer": text, "steps": steps}
 

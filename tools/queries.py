@@ -136,7 +136,7 @@ def count_objects(
             raise ValueError(f"frame {frame} outside the video (0..{memory.num_frames - 1})")
         seen = [t for t in pool if t.box_at(frame) is not None]
         n = len(seen)
-        what = (noun or "objects") if n != 1 else singular(noun or "objects")
+        what = plural(noun or "objects") if n != 1 else singular(noun or "objects")
         names = ", ".join(f"the {_name(t)}" for t in seen)
         return QueryResult(
             kind="count",
@@ -150,13 +150,13 @@ def count_objects(
     if event is not None:
         hits = [(t, memory.events_of(t.id, event)[0]) for t in pool if memory.events_of(t.id, event)]
         n = len(hits)
-        what = (noun or "objects") if n != 1 else singular(noun or "objects")
+        what = plural(noun or "objects") if n != 1 else singular(noun or "objects")
         verb = EVENT_WORDS[event] if n == 1 else _plural_verb(EVENT_WORDS[event])
         parts = "; ".join(f"the {_name(t)} at {_at(memory, e.frame)}" for t, e in hits)
         text = f"{n} {what} {verb}" + (f": {parts}." if parts else ".")
         return QueryResult(kind="count", text=text, target_ids=[t.id for t, _ in hits], count=n, event=event)
     n = len(pool)
-    what = (noun or "objects") if n != 1 else singular(noun or "objects")
+    what = plural(noun or "objects") if n != 1 else singular(noun or "objects")
     head = f"I count {n} {what}" + (
         " (one track per object per shot: tracks stop at cuts)" if memory.cuts else ""
     )
@@ -179,6 +179,21 @@ def singular(noun: str) -> str:
     *rest, last = noun.split()
     one = IRREGULAR.get(last, last[:-1] if last.endswith("s") and not last.endswith("ss") else last)
     return " ".join([*rest, one])
+
+
+def plural(noun: str) -> str:
+    """'person' -> 'people', 'car' -> 'cars', 'bus' -> 'buses' (the last word of a noun phrase; plurals kept)."""
+    *rest, last = noun.split()
+    irregular = {v: k for k, v in IRREGULAR.items()}
+    if last in irregular:
+        many = irregular[last]
+    elif last in IRREGULAR or (last.endswith("s") and not last.endswith(("ss", "us"))):
+        many = last
+    elif last.endswith(("s", "x", "ch", "sh")):
+        many = last + "es"
+    else:
+        many = last + "s"
+    return " ".join([*rest, many])
 
 
 def event_frames(memory: ObjectMemory, target: Target, event: str) -> list[int]:
@@ -797,21 +812,22 @@ def _anchor_event(question: str) -> str | None:
 def answer_memory_question(
     memory: ObjectMemory,
     q: MemoryQuestion,
-    subject_ids: Sequence[int],
+    subject_ids: Sequence[int] | None,
     anchor_ids: Sequence[int] = (),
     *,
     noun: str | None = None,
 ) -> QueryResult:
     """Answer ``q`` with the query functions: ``subject_ids`` = the memory objects the question's first phrase
-    names (all objects when it names none), ``anchor_ids`` = those of its second phrase (``after``)."""
-    subjects = list(subject_ids)
+    names (None: the question names none, every object; empty: its phrase found nothing), ``anchor_ids`` =
+    those of its second phrase (``after``)."""
     if q.kind == "count":
         frame = q.at_frame
         if frame is None and q.at_s is not None:
             frame = min(memory.num_frames - 1, round(q.at_s * memory.fps))
-        return count_objects(memory, subjects or None, event=q.event, frame=frame, noun=noun)
+        return count_objects(memory, subject_ids, event=q.event, frame=frame, noun=noun)
     if q.kind == "order":
-        return event_order(memory, q.event, subjects or None, first=q.first)
+        return event_order(memory, q.event, subject_ids, first=q.first)
+    subjects = list(subject_ids or [])
     if not subjects:
         return QueryResult(kind=q.kind, text="I could not tell which object the question is about.")
     s = subjects[0]
@@ -857,6 +873,7 @@ __all__ = [
     "intervals",
     "memory_question",
     "part_of",
+    "plural",
     "relation_at",
     "singular",
     "subject_first",

@@ -148,3 +148,15 @@ def test_an_llm_planner_chains_memory_tools_before_answering(clip_with_stop) -> 
     assert state["evidence"].result == expected  # the last tool result is the structured answer
     order = queries.event_order(state["memory"], "stop")
     assert json.loads(calls[0].output)["target_ids"] == order.target_ids
+
+
+def test_counting_a_phrase_that_finds_nothing_answers_zero(clip_with_stop) -> None:
+    colours = {o.colour for o in clip_with_stop.objects}
+    missing = next(c for c in ("purple", "orange", "cyan", "yellow", "green", "red", "blue") if c not in colours)
+    rt, graph = _graph()
+    rt.videos.add("v", ArrayVideo(clip_with_stop.frames, fps=clip_with_stop.fps, name="v"))
+    _, state = _turn(graph, "t", f"How many {missing} objects are there?", video="v")
+    r = state["evidence"].result
+    assert r.count == 0 and r.target_ids == [] and state["answer"].startswith(f"I count 0 {missing} objects")
+    _, state = _turn(graph, "t2", "How many objects are there?", video="v")
+    assert state["evidence"].result.count == len(clip_with_stop.objects)

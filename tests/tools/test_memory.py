@@ -251,11 +251,22 @@ def test_memory_question_reads_the_kind(question, expected) -> None:
     assert memory_question(question) == expected
 
 
+def test_nouns_in_answers_agree_with_the_count(scene) -> None:
+    assert [queries.plural(n) for n in ("person", "people", "car", "cars", "bus", "red circle")] == [
+        "people", "people", "cars", "cars", "buses", "red circles",
+    ]  # fmt: skip
+    assert queries.count_objects(scene, [], noun="person").text == "I count 0 people."
+    assert queries.count_objects(scene, [0], noun="circles").text.startswith("I count 1 circle: red circle #0")
+    at = queries.count_objects(scene, [0, 1], frame=2, noun="person")
+    assert at.count == 2 and at.text.startswith("At 0.2 s (frame 2) 2 people are in view")
+
+
 def test_answer_memory_question_dispatches(scene) -> None:
     q = memory_question("What does the blue square do after the red circle stops?")
     assert queries.answer_memory_question(scene, q, [1], [0]).frame == 16
     q = memory_question("Which object stops first?")
-    assert queries.answer_memory_question(scene, q, []).target_ids[0] == 0
+    assert queries.answer_memory_question(scene, q, None).target_ids[0] == 0  # None: every object
+    assert queries.answer_memory_question(scene, q, []).target_ids == []  # []: the phrase found nothing
     with pytest.raises(KeyError, match="no object #9"):
         queries.when(scene, 9)
     with pytest.raises(ValueError, match="unknown event 'jump'"):
