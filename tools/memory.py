@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 MIN_PIECE = 3
 """Frames of the shortest constant-velocity piece (shorter ones are noise)."""
+BRIEF_STILL_S = 0.3
+"""Seconds: a still piece this short between two moving ones is part of one change, not a stop and a start."""
 END_PIECE = 2
 """... at either end of a track a piece may be this short (a bounce just before the video ends)."""
 STILL_SPEED = 0.35
@@ -339,6 +341,30 @@ def _merge_similar(pieces: list[Piece], target: Target) -> list[Piece]:
     return out
 
 
+def _transitions(ps: list[Piece], target: Target, fps: float) -> list[tuple[Piece, Piece, int]]:
+    """(before, after, frame) of each change between contiguous pieces. A still piece shorter than
+    ``BRIEF_STILL_S`` between two moving ones is no stop and start but part of one change (a bounce in a corner,
+    a turn back): the change is from the piece before it to the piece after it, where the first two meet."""
+    brief = max(MIN_PIECE, round(BRIEF_STILL_S * fps))
+    out = []
+    i = 0
+    while i < len(ps) - 1:
+        a, m = ps[i], ps[i + 1]
+        if not _contiguous(a, m, target):
+            i += 1
+            continue  # a gap: occlusion events come from the visibility
+        if i + 2 < len(ps):
+            b = ps[i + 2]
+            short_still = m.end - m.start + 1 <= brief and _change(a, m, target) == "stop"
+            if short_still and _contiguous(m, b, target) and _change(m, b, target) == "start_moving":
+                out.append((a, b, _meet(a, m, target)))
+                i += 2
+                continue
+        out.append((a, m, _meet(a, m, target)))
+        i += 1
+    return out
+
+
 def _change(a: Piece, b: Piece, target: Target) -> str | None:
     """The kind of change between consecutive pieces: stop, start_moving, speed_up, slow_down, direction, None."""
     limit = _still_limit([bx for bx in target.boxes if bx is not None])
@@ -465,14 +491,10 @@ def build_memory(
     events: list[MemoryEvent] = []
     turns: list[tuple[Target, Piece, Piece, int]] = []  # direction changes not explained by a wall
     for t in targets:
-        ps = pieces[t.id]
-        for a, b in zip(ps, ps[1:], strict=False):
-            if not _contiguous(a, b, t):
-                continue  # a gap: occlusion events below
+        for a, b, f in _transitions(pieces[t.id], t, fps):
             kind = _change(a, b, t)
             if kind is None:
                 continue
-            f = _meet(a, b, t)
             if kind != "direction":
                 events.append(MemoryEvent(frame=f, kind=kind, target_id=t.id))
                 continue
