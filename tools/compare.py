@@ -78,9 +78,22 @@ class Comparison(BaseModel):
     text: str
 
 
+SPEED_NOUNS = {"speed", "pace", "velocity"}
+SPEED_ADVERBS = {"quickly", "fast", "rapidly", "swiftly", "slowly"}
+HIGH_LOW: dict[str, bool] = {
+    "higher": True, "highest": True, "greater": True, "greatest": True, "bigger": True, "biggest": True,
+    "lower": False, "lowest": False, "smaller": False, "smallest": False,
+}  # fmt: skip
+
+
 def comparison_asked(question: str) -> tuple[Measure, bool] | None:
     """(measure, largest wins) the question compares on, or None when it asks no comparison."""
     toks = words(question)
+    for i, t in enumerate(toks):  # "the higher speed", "moves more quickly", "less rapidly"
+        if t in SPEED_NOUNS and any(w in HIGH_LOW for w in toks[max(0, i - 2) : i]):
+            return "speed", next(HIGH_LOW[w] for w in toks[max(0, i - 2) : i] if w in HIGH_LOW)
+        if t in SPEED_ADVERBS and i > 0 and toks[i - 1] in MORE_LESS:
+            return "speed", MORE_LESS[toks[i - 1]] == (t != "slowly")
     for t in toks:
         if t in COMPARATIVES:
             return COMPARATIVES[t]

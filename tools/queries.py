@@ -606,6 +606,11 @@ _EVENT_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("goes", "out"), "leave"),
     (("goes", "away"), "leave"),
     (("shows", "up"), "appear"),
+    (("run", "into"), "collide"),
+    (("runs", "into"), "collide"),
+    (("ran", "into"), "collide"),
+    (("crash", "into"), "collide"),
+    (("crashes", "into"), "collide"),
     (("show", "up"), "appear"),
 )
 _EVENT_WORDS: dict[str, str] = {
@@ -638,9 +643,10 @@ _EVENT_WORDS: dict[str, str] = {
     ),
     **dict.fromkeys(("appear", "appears", "appearing", "seen", "visible"), "appear"),
     **dict.fromkeys(("overtake", "overtakes", "overtaking", "pass", "passes"), "overtake"),
+    **dict.fromkeys(("hit", "hits", "strike", "strikes", "smash", "smashes"), "hit"),
     **dict.fromkeys(("hidden", "occluded", "hide", "hides"), "occluded"),
 }
-_TIME_WORDS = {"when", "time", "moment", "frame", "second", "seconds"}
+_TIME_WORDS = {"when", "time", "moment", "frame", "second", "seconds", "point"}
 _WHY_STARTS = {("what", "makes"), ("what", "made"), ("what", "causes"), ("what", "caused"), ("how", "come")}
 _DIRECTION_PHRASES = (
     ("new", "direction"), ("alter", "its", "course"), ("alters", "its", "course"), ("change", "course"),
@@ -678,6 +684,8 @@ def events_named(question: str) -> list[str]:
             kind = _EVENT_WORDS[tok]
             if kind == "bounce" and "off" in toks[i + 1 : i + 2] and not _wall_after(toks, i):
                 kind = "collide"  # "bounce off <an object>"
+            if kind == "hit":
+                kind = "bounce" if _wall_after(toks, i) else "collide"  # "hits a wall" / "hits the square"
             found.append((i, kind))
     return [k for _, k in sorted(found)]
 
@@ -716,7 +724,8 @@ def memory_question(question: str) -> MemoryQuestion | None:
     asks_who = bool({"which", "who"} & set(toks)) or toks[0] in {"what", "name", "identify"}
     at_frame = frame_named(question)
     at_s = seconds_named(question)
-    counting = (
+    asks_time = _has(toks, ("how", "many", "seconds")) or _has(toks, ("how", "many", "frames"))
+    counting = not asks_time and (
         _has(toks, ("how", "many"))
         or _has(toks, ("how", "much"))
         or toks[0] == "count"
@@ -751,10 +760,13 @@ def memory_question(question: str) -> MemoryQuestion | None:
         )  # fmt: skip
     if event == "collide" and asks_who:
         return MemoryQuestion(kind="relation", relation="collide", event="collide")
-    if asks_who and ({"first", "last", "earliest", "latest"} & set(toks)):
+    before_others = ("before" in toks or "after" in toks) and bool({"others", "other", "rest"} & set(toks))
+    if before_others:
+        first = "before" in toks  # "before any of the others" / "after all the others"
+    if asks_who and ({"first", "last", "earliest", "latest"} & set(toks) or before_others):
         over_all = bool(set(toks) & _OBJECT_WORDS) or "who" in toks or not referring_phrases(question)
         return MemoryQuestion(kind="order", event=event, first=first, over_all=over_all)
-    if toks[0] == "when" or (set(toks) & _TIME_WORDS and (event or "appear" in evs)):
+    if toks[0] == "when" or asks_time or (set(toks) & _TIME_WORDS and (event or "appear" in evs)):
         return MemoryQuestion(kind="when", event=event, first=first)
     return None
 

@@ -243,6 +243,13 @@ def test_extrapolate_agrees_with_stepping_the_last_velocity() -> None:
         ("Why does it turn at about 1.5 seconds?", MemoryQuestion(kind="why", event="turn", at_s=1.5)),
         ("If it keeps moving, which wall does it reach first?", MemoryQuestion(kind="future")),
         ("In which part of the video does the red circle appear?", MemoryQuestion(kind="part")),
+        ("How many seconds into the video does the star stop?", MemoryQuestion(kind="when", event="stop")),
+        ("Tell me which shape halts before all the others.", MemoryQuestion(kind="order", event="stop", over_all=True)),
+        ("What does the circle run into?", MemoryQuestion(kind="relation", relation="collide", event="collide")),
+        ("When does the circle hit a wall?", MemoryQuestion(kind="when", event="bounce")),
+        ("What makes the square alter its course?", MemoryQuestion(kind="why", event="turn")),
+        ("Is a person visible at frame 100?", MemoryQuestion(kind="count", at_frame=100)),
+        ("Which object is below the star at the end of the video?", MemoryQuestion(kind="relation", relation="below", at="end")),
         ("What does the red circle do?", None),
         ("Which is faster, the red circle or the blue square?", None),
     ],
@@ -256,7 +263,9 @@ def test_nouns_in_answers_agree_with_the_count(scene) -> None:
         "people", "people", "cars", "cars", "buses", "red circles",
     ]  # fmt: skip
     assert queries.count_objects(scene, [], noun="person").text == "I count 0 people."
-    assert queries.count_objects(scene, [0], noun="circles").text.startswith("I count 1 circle: red circle #0")
+    assert queries.count_objects(scene, [0], noun="circles").text.startswith(
+        "I count 1 circle: red circle #0"
+    )
     at = queries.count_objects(scene, [0, 1], frame=2, noun="person")
     assert at.count == 2 and at.text.startswith("At 0.2 s (frame 2) 2 people are in view")
 

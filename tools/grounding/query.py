@@ -223,7 +223,7 @@ NOT_OBJECTS = {
     "left", "right", "top", "bottom", "front", "back", "side", "most", "least", "fastest", "slowest",
     "whole", "entire", "overall", "following", "question", "answer", "box", "boxes", "color", "colour",
     "size", "speed", "direction", "motion", "movement", "path", "number", "action", "actions", "story", "bbox",
-    "wall", "walls", "edge", "edges", "border", "borders", "corner", "corners", "course", "reason", "part",
+    "pair", "greater", "greatest", "higher", "highest", "lower", "lowest", "earliest", "latest", "wall", "walls", "edge", "edges", "border", "borders", "corner", "corners", "course", "reason", "part",
     "parts", "section", "sections", "segment", "segments", "portion", "half", "quarter", "clip's", "video's",
     "it", "its", "them", "they", "their", "what", "which", "who", "where", "when", "how", "why",
     "is", "are", "was", "were", "do", "does", "did", "has", "have", "and", "or", "of", "in", "on", "at",
