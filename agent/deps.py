@@ -27,6 +27,14 @@ class AgentDeps:
     planner: Planner = field(default_factory=RulePlanner)
     long_video_frames: int = 300
     """Videos longer than this many frames always take the segment-then-summarize path."""
+    max_targets: int = 8
+    """The most objects one turn describes: more found ("What do the people do?" in a crowd) are cut to the most
+    prominent (seen longest and largest), and the answer says so. Questions the object memory answers are not
+    cut (they cost no describer call per object)."""
+
+    def __post_init__(self) -> None:
+        if self.max_targets < 1:
+            raise ValueError(f"max_targets must be >= 1, got {self.max_targets}")
 
     @property
     def describer(self) -> Describer:

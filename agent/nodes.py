@@ -47,6 +47,7 @@ def understand(state: AgentState, deps: AgentDeps) -> dict:
         "ambiguous": [],
         "groups": [],
         "result": None,
+        "note": "",
         "answer": "",
         "evidence": None,
         "steps": [
@@ -146,10 +147,30 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
         if p.target_source == "ground" and len(new) >= 2 and not parse_query(q).plural and not over_all:
             ambiguous.append({"phrase": q, "ids": list(range(len(targets), len(targets) + len(new)))})
         targets += new
-    targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
     if not targets and reasons:  # the phrase names nothing the detector knows: the answer says so
         return {"targets": [], "ambiguous": [], "steps": steps, "answer": "; ".join(reasons) + "."}
-    return {"targets": targets, "ambiguous": ambiguous, "groups": groups, "steps": steps}
+    note = ""
+    if len(targets) > deps.max_targets and p.memory_question is None and not ambiguous:
+        kept = prominent(targets, deps.max_targets)
+        note = f"I looked at the {len(kept)} most prominent of {len(targets)} objects found."
+        steps.append(Step(turn=state["turn"], node="ground", tool="budget", output=note))
+        old = {id(t): i for i, t in enumerate(targets)}
+        new_id = {old[id(t)]: k for k, t in enumerate(kept)}
+        groups = [[new_id[i] for i in g if i in new_id] for g in groups]
+        targets = kept
+    targets = [t.model_copy(update={"id": i}) for i, t in enumerate(targets)]
+    return {"targets": targets, "ambiguous": ambiguous, "groups": groups, "steps": steps, "note": note}
+
+
+def prominent(targets: list[Target], k: int) -> list[Target]:
+    """The ``k`` most prominent targets (frames seen x mean box area), in their original order."""
+
+    def weight(t: Target) -> float:
+        boxes = [b for b in t.boxes if b is not None]
+        return len(boxes) * sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) / max(1, len(boxes))
+
+    best = sorted(range(len(targets)), key=lambda i: (-weight(targets[i]), i))[:k]
+    return [targets[i] for i in sorted(best)]
 
 
 def asks_over_all(question: str) -> bool:
@@ -472,6 +493,8 @@ def answer(state: AgentState, deps: AgentDeps) -> dict:
     """Final answer + evidence (per target: id, span, key-frame boxes, what each tool said)."""
     targets = state.get("targets", [])
     text = state.get("answer") or f"I could not find {state['plan'].query or 'any object'!r} in the video."
+    if state.get("note"):
+        text = f"{state['note']} {text}"
     turn_steps = [s for s in state.get("steps", []) if s.turn == state["turn"]]
     evidence = Evidence(
         targets=[

@@ -113,6 +113,8 @@ class AgentState(TypedDict, total=False):
     conversation."""
     result: QueryResult | None
     """This turn's structured answer, when the memory answered it."""
+    note: str
+    """What the answer must say about how the turn was bounded ("I looked at the 8 most prominent of 141 ...")."""
 
 
 STATE_TYPES: tuple[type, ...] = (
