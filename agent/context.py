@@ -8,6 +8,7 @@ LangGraph's run context); the nodes that describe wrap the runtime's describer f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,28 +24,59 @@ class RunCancelled(Exception):
     """The client of a running turn went away; the turn stops at its next check."""
 
 
+class TurnTimedOut(RunCancelled):
+    """The turn ran past its wall-time budget (``TurnContext.deadline``); it stops at its next check."""
+
+
 @dataclass(frozen=True)
 class TurnContext:
     """``on_progress`` receives ``{"stage": "describe", "status": ...}`` events of each describer call;
-    ``cancel``, once set, stops the turn at its next describer call (:class:`RunCancelled`)."""
+    ``cancel``, once set, stops the turn at its next describer call (:class:`RunCancelled`); past
+    ``deadline`` (a :func:`time.monotonic` time) it stops there too (:class:`TurnTimedOut`)."""
 
     on_progress: Progress | None = None
     cancel: threading.Event | None = None
+    deadline: float | None = None
+
+    @classmethod
+    def with_budget(
+        cls,
+        budget_s: float | None,
+        *,
+        on_progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TurnContext:
+        """A context whose deadline is ``budget_s`` seconds of wall time from now (None: no deadline)."""
+        if budget_s is not None and budget_s <= 0:
+            raise ValueError(f"a turn's budget must be > 0 seconds, got {budget_s}")
+        deadline = time.monotonic() + budget_s if budget_s is not None else None
+        return cls(on_progress=on_progress, cancel=cancel, deadline=deadline)
+
+    def check(self) -> None:
+        """Raise :class:`RunCancelled` when cancelled, :class:`TurnTimedOut` past the deadline."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise RunCancelled("the client disconnected")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TurnTimedOut("the turn ran past its wall-time budget")
 
 
 class ReportingDescriber:
-    """``inner`` reporting each call to ``on_progress`` and stopping when ``cancel`` is set (one turn's)."""
+    """``inner`` reporting each call to ``on_progress`` and stopping when ``cancel`` is set or past
+    ``deadline`` (one turn's)."""
 
     def __init__(
-        self, inner: Describer, on_progress: Progress | None = None, cancel: threading.Event | None = None
+        self,
+        inner: Describer,
+        on_progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.inner = inner
         self.on_progress = on_progress
-        self.cancel = cancel
+        self.context = TurnContext(on_progress=on_progress, cancel=cancel, deadline=deadline)
 
     def _check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise RunCancelled("the client disconnected")
+        self.context.check()
 
     def _report(self, **data: Any) -> None:
         if self.on_progress is not None:
@@ -86,8 +118,10 @@ class ReportingDescriber:
 
 
 def turn_describer(describer: Describer, context: TurnContext | None) -> Describer:
-    """``describer`` as this turn uses it: wrapped to report progress and stop on cancel when ``context`` asks
-    for either, else as it is."""
-    if context is None or (context.on_progress is None and context.cancel is None):
+    """``describer`` as this turn uses it: wrapped to report progress and stop on cancel or past the deadline
+    when ``context`` asks for any, else as it is."""
+    if context is None or (
+        context.on_progress is None and context.cancel is None and context.deadline is None
+    ):
         return describer
-    return ReportingDescriber(describer, context.on_progress, context.cancel)
+    return ReportingDescriber(describer, context.on_progress, context.cancel, context.deadline)

@@ -16,9 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from agent.api.deps import require_api_key
-from agent.api.errors import install_error_handlers
+from agent.api.errors import BodyLimitMiddleware, InternalErrorMiddleware, install_error_handlers
+from agent.api.openapi import ArtemisAPI, errors
 from agent.api.request_id import RequestIdMiddleware, install_log_filter
-from agent.api.routes import conversations, health, openai_compat, videos
+from agent.api.routes import conversations, health, openai_compat, users, videos
 from agent.api.routes.tools import tools_router
 from agent.api.runtime import build_service
 from agent.api.settings import Settings
@@ -55,7 +56,7 @@ def create_app(
             runtime, app.state.runtime = app.state.runtime, None
             runtime.close()
 
-    app = FastAPI(
+    app = ArtemisAPI(
         title="Artemis",
         version="0.1.0",
         summary="Referential understanding of videos: upload a video, draw a box, ask.",
@@ -65,18 +66,33 @@ def create_app(
     app.state.settings = settings
     app.state.runtime = None
     install_error_handlers(app)
+    # the last added is the outermost: request id -> body limit -> 500s with the request id -> the routes
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=frozenset({("POST", "/videos")})
+    )
     app.add_middleware(RequestIdMiddleware)
     secured = [Depends(require_api_key)]
     app.include_router(health.router)
-    app.include_router(videos.router, dependencies=secured)
-    app.include_router(conversations.router, dependencies=secured)
-    app.include_router(tools_router(tools if tools is not None else default_tools()), dependencies=secured)
-    app.include_router(openai_compat.router, dependencies=secured)
+    needs_models = errors(401, 503)  # a key (when keys are on) and the runtime (503 while it starts)
+    app.include_router(videos.router, dependencies=secured, responses=needs_models)
+    app.include_router(conversations.router, dependencies=secured, responses=needs_models)
+    app.include_router(
+        tools_router(tools if tools is not None else default_tools()),
+        dependencies=secured,
+        responses=needs_models,
+    )
+    app.include_router(openai_compat.router, dependencies=secured, responses=needs_models)
+    app.include_router(users.router, dependencies=secured, responses=needs_models)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     return app
 

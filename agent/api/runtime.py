@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.api.quota import DiskQuota
 from agent.api.settings import Settings
 from agent.api.storage import Store
 from agent.api.worker import ModelWorker
@@ -38,6 +39,7 @@ class ServiceRuntime:
     runtime: Runtime
     deps: AgentDeps
     graph: CompiledStateGraph
+    quota: DiskQuota
     model_name: str = "heuristic"
 
     @property
@@ -122,5 +124,6 @@ def build_service(settings: Settings, *, describer: Describer | None = None) -> 
         runtime=runtime,
         deps=deps,
         graph=graph,
+        quota=DiskQuota(settings.disk_quota_bytes, lambda: store.used_bytes(partial=False)),
         model_name=describer_name(runtime.describer),
     )

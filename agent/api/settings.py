@@ -68,10 +68,24 @@ class Settings(RuntimeSettings):
     )
     summarizer: Literal["merge", "smollm2", "auto"] = "merge"
     max_upload_bytes: int = Field(default=512 * 2**20, gt=0)
+    max_body_bytes: int = Field(
+        default=2**20, gt=0, description="Largest JSON request body (every route but the video upload)."
+    )
     disk_quota_bytes: int = Field(default=20 * 2**30, gt=0)
-    api_key: SecretStr | None = Field(default=None, description="When set, every API call needs it.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The admin key. Unset: keys are off (one local user sees everything). Set: every API call "
+        "needs a key: this one (sees everything, creates users at POST /admin/users) or a user's (sees only "
+        "its own videos and conversations).",
+    )
     queue_size: int = Field(default=64, ge=1, description="Model jobs allowed to wait for the worker.")
     queue_timeout_s: float = Field(default=120.0, gt=0, description="How long a job may wait to start.")
+    turn_budget_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Wall-time budget of one turn once it runs; past it the turn stops (status timed_out) at "
+        "its next check (between steps and describer calls). None: no budget.",
+    )
     feature_cache_bytes: int = Field(default=2 * 2**30, ge=0)
     max_open_videos: int = Field(default=8, ge=1, description="Videos kept opened (decoders) at once.")
     annotate_evidence: bool = Field(default=True, description="Write annotated evidence frames per turn.")

@@ -10,18 +10,25 @@ the result with :func:`finish_turn` (a failed turn raises its :class:`ServiceErr
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
-from agent.api.errors import ConflictError, NotFoundError, ServiceError
+from agent.api.errors import ConflictError, NotFoundError, QuotaExceededError, ServiceError
+from agent.api.quota import Reservation
 from agent.api.runtime import ServiceRuntime
 from agent.api.storage import ConversationRecord, VideoRecord
 from agent.api.turns import TurnRequest, TurnResult, run_turn
 from agent.api.worker import Job
 from artemis_model.types import Box, validate_box, validate_frame_idx
+
+logger = logging.getLogger(__name__)
+EVIDENCE_FRAMES_ESTIMATE = 12
+"""Evidence frames one turn is expected to write (key frames of a few targets), for its disk reservation."""
 
 
 @dataclass
@@ -65,19 +72,51 @@ async def begin_turn(
     message_id = rt.store.add_message(
         conv.id, text=stored_text, box=list(box) if box else None, frame_idx=frame_idx, choice=choice
     )
+    reservation = rt.quota.reservation("this turn's evidence frames")
+    annotate = rt.settings.annotate_evidence
+    if annotate:
+        try:
+            reservation.ensure(evidence_bytes_estimate(video))
+        except QuotaExceededError:
+            logger.warning("disk quota full: message %d gets no evidence frames", message_id)
+            annotate = False
     req = TurnRequest(
         thread_id=conv.id,
         text=text,
         video_path=rt.store.video_path(video.id),
         box=box,
         frame_idx=frame_idx,
-        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id)
-        if rt.settings.annotate_evidence
-        else None,
+        annotate_dir=rt.store.evidence_dir(video.id, conv.id, message_id) if annotate else None,
         evidence_url=lambda f: f"/conversations/{conv.id}/messages/{message_id}/evidence/{f}",
     )
-    events, job = await start_turn(rt, req, request, message_id=message_id)
+    events, job = await start_turn(rt, req, request, message_id=message_id, reservation=reservation)
     return StartedTurn(message_id=message_id, events=events, job=job)
+
+
+def evidence_bytes_estimate(video: VideoRecord) -> int:
+    """Bytes one turn's annotated JPEG frames of ``video`` are expected to take (~1 byte per pixel each)."""
+    return EVIDENCE_FRAMES_ESTIMATE * video.width * video.height
+
+
+def settle_evidence(
+    rt: ServiceRuntime, req: TurnRequest, result: TurnResult, reservation: Reservation
+) -> None:
+    """After the turn: if its evidence frames put the disk over the quota, delete them (the answer stays;
+    ``evidence.frames`` is emptied and ``evidence.frames_dropped`` says why); its reservation is released."""
+    try:
+        if req.annotate_dir is None or not req.annotate_dir.exists():
+            return
+        over = rt.quota.over(mine=reservation)
+        if over > 0:
+            shutil.rmtree(req.annotate_dir, ignore_errors=True)
+            logger.warning(
+                "disk quota: evidence frames of %s deleted (%d bytes over)", req.annotate_dir.name, over
+            )
+            if result.evidence is not None:
+                result.evidence["frames"] = []
+                result.evidence["frames_dropped"] = "the disk quota is full: evidence frames were not kept"
+    finally:
+        reservation.release()
 
 
 async def finish_turn(turn: StartedTurn) -> tuple[TurnResult, list[dict[str, Any]]]:
@@ -96,9 +135,17 @@ async def finish_turn(turn: StartedTurn) -> tuple[TurnResult, list[dict[str, Any
 
 
 async def start_turn(
-    rt: ServiceRuntime, req: TurnRequest, request: Request, *, message_id: int | None = None
+    rt: ServiceRuntime,
+    req: TurnRequest,
+    request: Request,
+    *,
+    message_id: int | None = None,
+    reservation: Reservation | None = None,
 ) -> tuple[asyncio.Queue, Job | None]:
-    """Queue a turn on the model worker and wait until it starts (503 when busy; None if the client left)."""
+    """Queue a turn on the model worker and wait until it starts (503 when busy; None if the client left).
+    ``reservation`` (the disk for its evidence frames) is settled when the turn ends, released if it never
+    runs."""
+    reservation = reservation or rt.quota.reservation("this turn's evidence frames")
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
 
@@ -106,7 +153,11 @@ async def start_turn(
         loop.call_soon_threadsafe(events.put_nowait, (event, data))
 
     def job_fn(cancel):
-        result = run_turn(rt, req, emit, cancel)
+        try:
+            result = run_turn(rt, req, emit, cancel)
+        finally:
+            reservation.release()  # its frames are on disk now: the quota counts them there
+        settle_evidence(rt, req, result, reservation)
         if message_id is not None:
             rt.store.finish_message(
                 message_id,
@@ -126,11 +177,13 @@ async def start_turn(
             await asyncio.wait({waiter}, timeout=0.5)
             if not waiter.done() and await request.is_disconnected():
                 waiter.cancel()
-                rt.worker.abandon(job)
+                if rt.worker.abandon(job):
+                    reservation.release()
                 _mark(rt, message_id, "cancelled")
                 return events, None
         waiter.result()
     except Exception:
+        reservation.release()
         _mark(rt, message_id, "rejected")
         raise
     return events, job

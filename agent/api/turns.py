@@ -2,7 +2,8 @@
 
 Events (the SSE ``event:`` names): ``run`` (started), ``plan``, ``tool_call``, ``tool_result``, ``step``,
 ``progress`` (long steps: each describer call and each finished node), ``answer``, ``evidence``, ``tracks``,
-``clarification``, ``error``, ``done`` (always last; carries the status).
+``clarification``, ``cancelled`` (the turn was stopped: ``reason`` "client_left" or "timeout"), ``error``,
+``done`` (always last; carries the status: done, clarification, cancelled, timed_out or error).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic_core import to_jsonable_python
 
 from agent.api.errors import domain_status
 from agent.api.runtime import ServiceRuntime
-from agent.context import RunCancelled, TurnContext
+from agent.context import RunCancelled, TurnContext, TurnTimedOut
 from agent.graph import turn_input
 from artemis_model.types import Box
 
@@ -64,7 +65,10 @@ def run_turn(runtime: ServiceRuntime, req: TurnRequest, emit: Emit, cancel: thre
     :class:`~agent.context.TurnContext`, in every describer call, which also reports progress)."""
     graph = runtime.graph
     config = {"configurable": {"thread_id": req.thread_id}}
-    context = TurnContext(on_progress=lambda data: emit("progress", data), cancel=cancel)
+    budget_s = runtime.settings.turn_budget_s
+    context = TurnContext.with_budget(
+        budget_s, on_progress=lambda data: emit("progress", data), cancel=cancel
+    )
     result = TurnResult()
     try:
         inp = turn_input(
@@ -78,17 +82,21 @@ def run_turn(runtime: ServiceRuntime, req: TurnRequest, emit: Emit, cancel: thre
         )
         emit("run", {"thread_id": req.thread_id, "resume": not isinstance(inp, dict)})
         for chunk in graph.stream(inp, config, stream_mode="updates", context=context):
-            if cancel.is_set():
-                raise RunCancelled("the client disconnected")
+            context.check()
             for node, update in chunk.items():
                 _emit_update(node, update, req, result, emit)
                 emit("progress", {"stage": "node", "node": node, "status": "done"})
         result.turn = int(graph.get_state(config).values.get("turn", 0))
         if result.clarification is not None:
             result.status = "clarification"
+    except TurnTimedOut:
+        logger.warning("turn on %s stopped: over its %s s wall-time budget", req.thread_id, budget_s)
+        result.status = "timed_out"
+        emit("cancelled", {"reason": "timeout", "budget_s": budget_s})
     except RunCancelled:
         logger.info("turn on %s cancelled: the client disconnected", req.thread_id)
         result.status = "cancelled"
+        emit("cancelled", {"reason": "client_left"})
     except Exception as exc:  # noqa: BLE001 - reported to the client as an error event, then re-checked
         mapped = domain_status(exc)
         if mapped is None:

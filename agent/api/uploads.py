@@ -2,13 +2,13 @@
 
 No spooling to the system temp dir (what Starlette's form parser does): the body is parsed chunk by chunk
 with ``python_multipart`` and the ``file`` part is written to ``dest`` as it arrives, stopping at the size
-limit (413) or the disk quota (507).
+limit (413) or the disk quota (507: ``reserve`` grows the upload's reservation as bytes arrive).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.api.errors import (
     PayloadTooLargeError,
-    QuotaExceededError,
     UnprocessableError,
     UnsupportedVideoError,
 )
@@ -64,19 +63,19 @@ async def receive_upload(
     dest: Path,
     *,
     max_bytes: int,
-    quota_left: int,
+    reserve: Callable[[int], None],
 ) -> Upload:
     """Write the ``file`` part of a ``multipart/form-data`` body to ``dest``; return its name and size.
 
     Raises 415 (not multipart), 422 (no file part / empty file), 413 (over ``max_bytes``),
-    507 (over ``quota_left``). ``dest`` is removed on any failure.
+    507 (``reserve(total_bytes)`` raises it: the disk quota, shared with concurrent writers).
+    ``dest`` is removed on any failure.
     """
     ctype, params = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedVideoError(
             f"upload must be multipart/form-data with a {FILE_FIELD!r} field, got {content_type or 'no content type'!r}"
         )
-    limit = min(max_bytes, quota_left)
     if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes + 65536:
         raise _too_large(int(content_length), max_bytes)
     part = _PartState()
@@ -134,13 +133,9 @@ async def receive_upload(
                     parser.write(chunk)
                 except ValueError as exc:
                     raise UnprocessableError(f"malformed multipart body: {exc}") from exc
-                if state["size"] > limit:
-                    if state["size"] > max_bytes:
-                        raise _too_large(state["size"], max_bytes)
-                    raise QuotaExceededError(
-                        f"the disk quota is full: the upload needs more than the {quota_left} bytes left; "
-                        "delete videos first"
-                    )
+                if state["size"] > max_bytes:
+                    raise _too_large(state["size"], max_bytes)
+                reserve(int(state["size"]))
                 if pending:
                     data = b"".join(pending)
                     pending.clear()

@@ -1,8 +1,9 @@
 """One model worker: every model call runs on a single thread, fed by a bounded queue (one GPU).
 
-``submit`` refuses a job when ``queue_size`` jobs already wait (503 with Retry-After); a job that waits
-longer than ``queue_timeout_s`` to start is dropped (503). A running job gets a ``threading.Event`` that
-is set when its client goes away; long jobs check it between steps.
+``submit`` refuses a job when ``queue_size`` jobs already wait (503 with Retry-After: the jobs ahead times
+their measured mean time, :meth:`ModelWorker.retry_after`); a job that waits longer than ``queue_timeout_s``
+to start is dropped (503). A running job gets a ``threading.Event`` that is set when its client goes away;
+long jobs check it between steps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +37,12 @@ class Job(Generic[T]):
     submitted_at: float = field(default_factory=time.perf_counter)
 
 
+MEASURED_JOBS = 20
+"""The mean job time is measured over the last this many jobs of each kind ("turn", a tool's name)."""
+UNMEASURED_JOB_S = 1.0
+"""What a job is expected to take before any job was measured."""
+
+
 class ModelWorker:
     def __init__(self, queue_size: int, queue_timeout_s: float) -> None:
         if queue_size < 1:
@@ -42,16 +50,32 @@ class ModelWorker:
         self.queue_size = queue_size
         self.queue_timeout_s = queue_timeout_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artemis-model")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: submit builds its 503 (Retry-After) under it
         self.waiting = 0
         self.running = 0
         self.completed = 0
         self.rejected = 0
-        self._avg_job_s = 1.0
+        self._took: dict[str, deque[float]] = {}
+        self._ahead: Counter[str] = Counter()  # kind -> jobs queued or running
+
+    def mean_job_s(self, name: str) -> float:
+        """Measured mean time of the last jobs of kind ``name`` (of any kind when none of it ran yet)."""
+        with self._lock:
+            return self._mean(name)
+
+    def _mean(self, name: str) -> float:
+        took = self._took.get(name) or [t for d in self._took.values() for t in d]
+        return sum(took) / len(took) if took else UNMEASURED_JOB_S
+
+    def expected_wait_s(self) -> float:
+        """Seconds until the jobs ahead (queued and running) are done: each kind's count times its measured
+        mean time."""
+        with self._lock:
+            return sum(n * self._mean(name) for name, n in self._ahead.items() if n > 0)
 
     def retry_after(self) -> str:
-        """Seconds a client should wait before trying again (expected time to drain the queue)."""
-        return str(max(1, math.ceil(self._avg_job_s * (self.waiting + self.running))))
+        """Seconds a client should wait before trying again (:meth:`expected_wait_s`, at least 1)."""
+        return str(max(1, math.ceil(self.expected_wait_s())))
 
     def _busy(self, why: str) -> BusyError:
         return BusyError(why, headers={"Retry-After": self.retry_after()})
@@ -67,6 +91,7 @@ class ModelWorker:
                     f"{self.queue_size}); retry later"
                 )
             self.waiting += 1
+            self._ahead[name] += 1
         job: Job[T] = Job(name=name, started=asyncio.Event(), future=loop.create_future())
 
         def run() -> T | None:
@@ -85,7 +110,8 @@ class ModelWorker:
                 with self._lock:
                     self.running -= 1
                     self.completed += 1
-                    self._avg_job_s = 0.8 * self._avg_job_s + 0.2 * took
+                    self._ahead[name] -= 1
+                    self._took.setdefault(name, deque(maxlen=MEASURED_JOBS)).append(took)
                 logger.debug("job %s took %.3f s", name, took)
 
         inner = self._executor.submit(run)
@@ -103,6 +129,7 @@ class ModelWorker:
                 if job.state == "queued":
                     job.state = "abandoned"
                     self.waiting -= 1
+                    self._ahead[job.name] -= 1
                     self.rejected += 1
                     abandoned = True
                 else:
@@ -114,13 +141,16 @@ class ModelWorker:
                 ) from None
             await job.started.wait()
 
-    def abandon(self, job: Job) -> None:
-        """The client is gone: skip the job if it has not started, else ask it to stop."""
+    def abandon(self, job: Job) -> bool:
+        """The client is gone: skip the job if it has not started (True: it never runs), else ask it to stop."""
         job.cancel.set()
         with self._lock:
             if job.state == "queued":
                 job.state = "abandoned"
                 self.waiting -= 1
+                self._ahead[job.name] -= 1
+                return True
+            return False
 
     async def run(self, name: str, fn: Callable[[threading.Event], T]) -> T:
         """Submit, wait for the start (bounded) and return the result."""
@@ -139,6 +169,8 @@ class ModelWorker:
             "completed": self.completed,
             "rejected": self.rejected,
             "queue_size": self.queue_size,
+            "mean_job_s": {name: round(self.mean_job_s(name), 3) for name in sorted(self._took)},
+            "expected_wait_s": round(self.expected_wait_s(), 3),
         }
 
     def shutdown(self) -> None:

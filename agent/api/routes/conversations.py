@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from agent.api.deps import ConversationId, RuntimeDep
+from agent.api.deps import CallerDep, ConversationId, FrameIdx, MessageId, RuntimeDep
 from agent.api.errors import ConflictError, NotFoundError, UnprocessableError
+from agent.api.openapi import errors
 from agent.api.runtime import ServiceRuntime
 from agent.api.schemas import (
     ConversationIn,
@@ -39,40 +40,60 @@ def conversation_out(rec: ConversationRecord) -> ConversationOut:
 
 
 @router.post(
-    "", status_code=201, response_model=ConversationOut, summary="Start a conversation about a video"
+    "",
+    status_code=201,
+    response_model=ConversationOut,
+    responses=errors(404),
+    summary="Start a conversation about a video",
 )
-async def create_conversation(body: ConversationIn, rt: RuntimeDep) -> ConversationOut:
-    video = rt.store.get_video(check_id(body.video_id, "video id"))
+async def create_conversation(body: ConversationIn, rt: RuntimeDep, caller: CallerDep) -> ConversationOut:
+    video = rt.store.get_video(check_id(body.video_id, "video id"), caller.scope)
     title = (body.title or "").strip() or f"About {video.filename}"
-    return conversation_out(rt.store.add_conversation(video.id, title))
+    return conversation_out(rt.store.add_conversation(video.id, title, owner=caller.name))
 
 
 @router.get("", response_model=ConversationListOut, summary="List conversations")
 async def list_conversations(
-    rt: RuntimeDep, video_id: Annotated[str | None, Query(description="Only those about this video")] = None
+    rt: RuntimeDep,
+    caller: CallerDep,
+    video_id: Annotated[str | None, Query(description="Only those about this video")] = None,
 ) -> ConversationListOut:
     return ConversationListOut(
-        conversations=[conversation_out(c) for c in rt.store.list_conversations(video_id)]
+        conversations=[conversation_out(c) for c in rt.store.list_conversations(video_id, caller.scope)]
     )
 
 
-@router.get("/{conversation_id}", response_model=ConversationOut, summary="One conversation")
-async def get_conversation(conversation_id: ConversationId, rt: RuntimeDep) -> ConversationOut:
-    return conversation_out(rt.store.get_conversation(conversation_id))
+@router.get(
+    "/{conversation_id}", response_model=ConversationOut, responses=errors(404), summary="One conversation"
+)
+async def get_conversation(
+    conversation_id: ConversationId, rt: RuntimeDep, caller: CallerDep
+) -> ConversationOut:
+    return conversation_out(rt.store.get_conversation(conversation_id, caller.scope))
 
 
 @router.delete(
-    "/{conversation_id}", response_model=DeletedOut, summary="Delete a conversation and its memory"
+    "/{conversation_id}",
+    response_model=DeletedOut,
+    responses=errors(404),
+    summary="Delete a conversation and its memory",
 )
-async def delete_conversation(conversation_id: ConversationId, rt: RuntimeDep) -> DeletedOut:
-    rec = rt.store.delete_conversation(conversation_id)
+async def delete_conversation(
+    conversation_id: ConversationId, rt: RuntimeDep, caller: CallerDep
+) -> DeletedOut:
+    rec = rt.store.delete_conversation(conversation_id, caller.scope)
     await run_in_threadpool(rt.graph.checkpointer.delete_thread, rec.id)
     return DeletedOut(id=rec.id)
 
 
-@router.get("/{conversation_id}/messages", response_model=HistoryOut, summary="The whole history")
-async def history(conversation_id: ConversationId, rt: RuntimeDep) -> HistoryOut:
-    rec = rt.store.get_conversation(conversation_id)
+@router.get(
+    "/{conversation_id}/messages",
+    response_model=HistoryOut,
+    responses=errors(404),
+    summary="The whole history",
+)
+async def history(conversation_id: ConversationId, rt: RuntimeDep, caller: CallerDep) -> HistoryOut:
+    rec = rt.store.get_conversation(conversation_id, caller.scope)
     state = await run_in_threadpool(rt.graph.get_state, {"configurable": {"thread_id": rec.id}})
     values = state.values or {}
     transcript = [
@@ -93,13 +114,20 @@ async def history(conversation_id: ConversationId, rt: RuntimeDep) -> HistoryOut
 @router.get(
     "/{conversation_id}/messages/{message_id}/evidence/{frame_idx}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "An annotated evidence frame"}},
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "An annotated evidence frame"},
+        **errors(404),
+    },
     summary="An annotated evidence frame of one answer",
 )
 async def evidence_frame(
-    conversation_id: ConversationId, message_id: int, frame_idx: int, rt: RuntimeDep
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    frame_idx: FrameIdx,
+    rt: RuntimeDep,
+    caller: CallerDep,
 ) -> Response:
-    rec = rt.store.get_conversation(conversation_id)
+    rec = rt.store.get_conversation(conversation_id, caller.scope)
     msg = rt.store.get_message(rec.id, message_id)
     frames = [f["frame_idx"] for f in (msg.get("evidence") or {}).get("frames", [])]
     if frame_idx not in frames:
@@ -121,10 +149,10 @@ def _sse(event: str, data: dict[str, Any]) -> dict[str, str]:
     responses={
         200: {
             "description": "text/event-stream of events (plan, tool_call, tool_result, progress, answer, "
-            "evidence, tracks, clarification, error, done), or a MessageOut with ?stream=false",
+            "evidence, tracks, clarification, cancelled, error, done), or a MessageOut with ?stream=false",
             "content": {"text/event-stream": {}},
         },
-        503: {"description": "The model worker is busy (Retry-After)"},
+        **errors(404, 409, 499, 503),
     },
 )
 async def post_message(
@@ -132,9 +160,10 @@ async def post_message(
     body: MessageIn,
     request: Request,
     rt: RuntimeDep,
+    caller: CallerDep,
     stream: Annotated[bool, Query(description="Server-Sent Events (default) or one JSON document")] = True,
 ):
-    conv = rt.store.get_conversation(conversation_id)
+    conv = rt.store.get_conversation(conversation_id, caller.scope)
     video = conversation_video(rt, conv)
     box = checked_box(video, body.box, body.frame_idx)
     pending = await run_in_threadpool(pending_clarification, rt, conv.id)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request
+
+from agent.api.deps import given_key, identify
+from agent.api.errors import error_response
+from agent.api.openapi import errors
 from agent.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -18,11 +22,16 @@ async def healthz() -> HealthOut:
 @router.get(
     "/readyz",
     response_model=HealthOut,
-    responses={503: {"description": "Models not loaded yet"}},
+    responses=errors(503),
     summary="Models are loaded and the worker takes jobs",
 )
-async def readyz(request: Request):
+async def readyz(request: Request, key: Annotated[str | None, Depends(given_key)]):
+    """Ready or not for anyone; the model and the queue only for a known key when keys are on."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        return JSONResponse({"status": "starting"}, status_code=503, headers={"Retry-After": "5"})
+        return error_response(
+            503, "starting", "the service is starting: models are not loaded yet", {"Retry-After": "5"}
+        )
+    if identify(runtime, key) is None:
+        return HealthOut(status="ready")
     return HealthOut(status="ready", model=runtime.model_name, worker=runtime.worker.stats())

@@ -25,11 +25,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.api.deps import RuntimeDep
+from agent.api.deps import CallerDep, RuntimeDep
 from agent.api.errors import ConflictError, UnprocessableError, error_body
+from agent.api.openapi import errors
 from agent.api.runtime import ServiceRuntime
+from agent.api.schemas import (
+    MAX_FRAME_IDX,
+    MAX_QUESTION_CHARS,
+    check_frame_needs_box,
+    lone_surrogate_at,
+)
 from agent.api.storage import check_id
 from agent.api.turn_runner import begin_turn, checked_box, conversation_video, finish_turn
 from agent.api.turns import TurnResult
@@ -68,8 +75,21 @@ class ChatCompletionIn(BaseModel):
     stream: bool = False
     video_id: str | None = Field(default=None, description="Video to ask about (from POST /videos)")
     box: list[float] | None = Field(default=None, min_length=4, max_length=4, description="[x1, y1, x2, y2]")
-    frame_idx: int = Field(default=0, ge=0)
+    frame_idx: int = Field(default=0, ge=0, le=MAX_FRAME_IDX, description="Frame the box is drawn on")
     conversation_id: str | None = Field(default=None, description="Continue this conversation")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        where = lone_surrogate_at(data)
+        if where is not None:
+            raise ValueError(f"{where} contains a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode")
+        return data
+
+    @model_validator(mode="after")
+    def _frame_with_box(self) -> ChatCompletionIn:
+        check_frame_needs_box(self.box, self.frame_idx, self.model_fields_set)
+        return self
 
 
 def _question(messages: list[ChatMessageIn]) -> str:
@@ -89,8 +109,12 @@ def _question(messages: list[ChatMessageIn]) -> str:
             )
         text = " ".join(str(p.get("text", "")) for p in parts)
     if not text.strip():
-        raise UnprocessableError("the last user message is empty")
-    return text.strip()[:4000]
+        raise UnprocessableError("the last user message is empty (or only whitespace)")
+    if len(text.strip()) > MAX_QUESTION_CHARS:
+        raise UnprocessableError(
+            f"the last user message has {len(text.strip())} characters; at most {MAX_QUESTION_CHARS} are allowed"
+        )
+    return text.strip()
 
 
 @router.get("/models", summary="The models (OpenAI format)")
@@ -104,12 +128,15 @@ async def list_models() -> dict[str, Any]:
 @router.post(
     "/chat/completions",
     summary="OpenAI-compatible chat completion (video_id, box, frame_idx, conversation_id as extra fields)",
-    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    responses={
+        200: {"content": {"application/json": {}, "text/event-stream": {}}},
+        **errors(404, 409, 499, 503),
+    },
 )
-async def chat_completions(body: ChatCompletionIn, request: Request, rt: RuntimeDep):
+async def chat_completions(body: ChatCompletionIn, request: Request, rt: RuntimeDep, caller: CallerDep):
     question = _question(body.messages)
     if body.conversation_id is not None:
-        conv = rt.store.get_conversation(check_id(body.conversation_id, "conversation_id"))
+        conv = rt.store.get_conversation(check_id(body.conversation_id, "conversation_id"), caller.scope)
         if body.video_id is not None and body.video_id != conv.video_id:
             raise ConflictError(f"conversation {conv.id} is about video {conv.video_id}, not {body.video_id}")
     elif body.video_id is None:
@@ -117,8 +144,9 @@ async def chat_completions(body: ChatCompletionIn, request: Request, rt: Runtime
             "video_id is required (pass extra_body={'video_id': ...}) unless conversation_id continues one"
         )
     else:
-        video = rt.store.get_video(check_id(body.video_id, "video_id"))
-        conv = rt.store.add_conversation(video.id, f"OpenAI: {question[:60]}")
+        video = rt.store.get_video(check_id(body.video_id, "video_id"), caller.scope)
+        checked_box(video, body.box, body.frame_idx)  # a bad request leaves no conversation behind
+        conv = rt.store.add_conversation(video.id, f"OpenAI: {question[:60]}", owner=caller.name)
     video = conversation_video(rt, conv)
     box = checked_box(video, body.box, body.frame_idx)
     turn = await begin_turn(

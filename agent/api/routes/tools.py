@@ -9,14 +9,14 @@ import threading
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from agent.api.deps import RuntimeDep
-from agent.api.schemas import EXAMPLE_ID
+from agent.api.deps import CallerDep, RuntimeDep
+from agent.api.errors import UnprocessableError
+from agent.api.openapi import errors
+from agent.api.schemas import EXAMPLE_ID, lone_surrogate_at
 from agent.api.storage import check_id
 from artemis_model.types import validate_box, validate_frame_idx
 from tools.registry import ToolRegistry, ToolSpec
 from tools.schemas import BoxArgs
-
-BUSY = {503: {"description": "The model worker is busy (Retry-After)"}}
 
 
 def tools_router(tools: ToolRegistry) -> APIRouter:
@@ -28,7 +28,7 @@ def tools_router(tools: ToolRegistry) -> APIRouter:
             _endpoint(spec),
             methods=["POST"],
             response_model=spec.output,
-            responses=BUSY,
+            responses=errors(404, 503),
             summary=spec.description.rstrip("."),
             name=f"{spec.name}_tool",
         )
@@ -43,11 +43,16 @@ def _endpoint(spec: ToolSpec):
         video_example=EXAMPLE_ID,
     )
 
-    async def endpoint(body: BaseModel, rt: RuntimeDep) -> BaseModel:
+    async def endpoint(body: BaseModel, rt: RuntimeDep, caller: CallerDep) -> BaseModel:
+        where = lone_surrogate_at(body.model_dump(mode="python"))
+        if where is not None:
+            raise UnprocessableError(
+                f"{where} contains a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode"
+            )
         args = spec.input.model_validate(body.model_dump(exclude={"video_id"}))
         video_id = None
         if "video" in spec.needs:
-            rec = rt.store.get_video(check_id(body.video_id, "video id"))
+            rec = rt.store.get_video(check_id(body.video_id, "video id"), caller.scope)
             video_id = rec.id
             if isinstance(args, BoxArgs):  # a bad box or frame is a 4xx before the job is queued
                 validate_frame_idx(args.frame_idx, rec.num_frames)
@@ -62,7 +67,11 @@ def _endpoint(spec: ToolSpec):
     # FastAPI reads the request body's model (and so the OpenAPI schema) from the signature
     params = list(inspect.signature(endpoint).parameters.values())
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [params[0].replace(annotation=body_model), params[1].replace(annotation=RuntimeDep)],
+        [
+            params[0].replace(annotation=body_model),
+            params[1].replace(annotation=RuntimeDep),
+            params[2].replace(annotation=CallerDep),
+        ],
         return_annotation=spec.output,
     )
     endpoint.__name__ = f"{spec.name}_tool"

@@ -39,6 +39,10 @@ async function api(method, path, body) {
 
 function setStatus(s) { document.body.dataset.status = s; }
 
+// Service errors (a missing key, a failed upload) show in one notice, cleared once the service answers again.
+function showNotice(text) { $("notice").textContent = text; }
+function clearNotice() { $("notice").textContent = ""; }
+
 function logEvent(kind, text) {
   const li = document.createElement("li");
   li.className = kind;
@@ -50,6 +54,7 @@ function logEvent(kind, text) {
 // ---- videos ------------------------------------------------------------------------------------------
 async function refreshVideos(selectId) {
   const { videos } = await api("GET", "/videos");
+  clearNotice();
   const sel = $("video-select");
   sel.innerHTML = "";
   for (const v of videos) {
@@ -72,11 +77,9 @@ async function selectVideo(meta) {
   state.candidates = [];
   state.conversationId = null;
   const c = $("frame-canvas");
-  c.width = meta.width;
+  c.width = meta.width;   // the canvas holds the frame in video pixels; CSS scales it to fit the page
   c.height = meta.height;
-  const scale = Math.max(1, Math.min(4, Math.floor(640 / meta.width)));
-  c.style.width = `${meta.width * scale}px`;
-  c.style.height = `${meta.height * scale}px`;
+  fitCanvas();
   $("scrub").max = meta.num_frames - 1;
   $("scrub").value = 0;
   $("answer").textContent = "";
@@ -96,11 +99,30 @@ async function uploadVideo(file) {
   const data = await r.json();
   if (!r.ok) {
     $("upload-status").textContent = `upload failed: ${data.detail}`;
+    showNotice(`upload failed: ${data.detail}`);
     setStatus("error");
     return;
   }
   $("upload-status").textContent = `uploaded ${data.filename}`;
   await refreshVideos(data.id);
+}
+
+// Any video size fits: the canvas is shown as large as its column and 70% of the window's height allow
+// (at most 4x), keeping the aspect ratio. Boxes stay in video pixels (toFrame converts the mouse).
+function fitCanvas() {
+  if (!state.video) return;
+  const c = $("frame-canvas");
+  const room = $("viewer").clientWidth || state.video.width;
+  const scale = Math.min(4, room / state.video.width, (window.innerHeight * 0.7) / state.video.height);
+  c.style.width = `${Math.floor(state.video.width * scale)}px`;
+  c.style.height = `${Math.floor(state.video.height * scale)}px`;
+}
+
+// Video pixels per CSS pixel: strokes and labels keep a readable size on large videos shown small.
+function pxPerCss() {
+  const c = $("frame-canvas");
+  const w = c.getBoundingClientRect().width;
+  return w > 0 ? Math.max(1, c.width / w) : 1;
 }
 
 // ---- frames ------------------------------------------------------------------------------------------
@@ -124,6 +146,9 @@ async function showFrame(idx) {
 }
 
 function strokeBox(ctx, b, colour, width, dash = []) {
+  const k = pxPerCss();
+  width *= k;
+  dash = dash.map((d) => d * k);
   ctx.save();
   ctx.strokeStyle = colour;
   ctx.lineWidth = width;
@@ -134,9 +159,10 @@ function strokeBox(ctx, b, colour, width, dash = []) {
 
 function label(ctx, text, x, y, colour) {
   ctx.save();
-  ctx.font = "bold 10px sans-serif";
+  const size = Math.round(10 * pxPerCss());
+  ctx.font = `bold ${size}px sans-serif`;
   ctx.fillStyle = colour;
-  ctx.fillText(text, x + 2, Math.max(10, y - 3));
+  ctx.fillText(text, x + 2, Math.max(size, y - 3));
   ctx.restore();
 }
 
@@ -233,6 +259,7 @@ async function openConversation(id) {
   for (const m of h.messages) {
     logEvent("question", `you: ${m.text}`);
     if (m.answer) logEvent("answer", `artemis: ${m.answer}`);
+    if (!["done", "clarification"].includes(m.status)) logEvent("error", `(${m.status.replace("_", " ")})`);
   }
   const last = h.messages[h.messages.length - 1];
   state.tracks = (last && last.tracks) || [];
@@ -283,6 +310,7 @@ function describeEvent(name, d) {
     case "step": return `${d.node}: ${d.output}`;
     case "clarification": return `? ${d.question}`;
     case "error": return `error: ${d.detail}`;
+    case "cancelled": return d.reason === "timeout" ? `stopped: over the ${d.budget_s} s budget` : "cancelled";
     default: return null;
   }
 }
@@ -369,7 +397,7 @@ function init() {
   $("api-key").value = localStorage.getItem("artemis-api-key") || "";
   $("api-key").addEventListener("change", () => {
     localStorage.setItem("artemis-api-key", $("api-key").value.trim());
-    refreshVideos().catch((e) => logEvent("error", String(e)));
+    refreshVideos().catch((e) => showNotice(String(e.message || e)));
   });
   $("upload").addEventListener("change", (ev) => ev.target.files[0] && uploadVideo(ev.target.files[0]));
   $("video-select").addEventListener("change", async (ev) => {
@@ -402,7 +430,8 @@ function init() {
   window.addEventListener("mousemove", onMove);
   window.addEventListener("mouseup", onUp);
   $("ask-form").addEventListener("submit", ask);
-  refreshVideos().catch((e) => logEvent("error", String(e)));
+  window.addEventListener("resize", () => { fitCanvas(); render(); });
+  refreshVideos().catch((e) => showNotice(String(e.message || e)));
 }
 
 init();

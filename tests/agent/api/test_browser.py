@@ -172,3 +172,111 @@ def test_page_clarification_by_clicking_a_candidate(browser, tmp_path, two_circl
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-status") == "answered")
         answer = browser.find_element(By.ID, "answer").text
         assert "yellow circle" in answer and "up" in answer, answer
+
+
+def _on_screen(driver, element_id: str) -> dict:
+    """The element's box in CSS pixels, and whether it lies wholly inside the window (no scrolling)."""
+    return driver.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height,"
+        " inside: r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0"
+        "   && r.right <= window.innerWidth && r.bottom <= window.innerHeight};",
+        element_id,
+    )
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (176, 144)])
+def test_page_fits_any_video_size(browser, tmp_path, size):
+    """A large and a small video: the frame is scaled to fit, a box drawn on screen lands in video pixels, the
+    Ask box and the answer are on screen; list item 10 of the log shows its whole number."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.clipgen import Obj, make_clip, write_mp4
+
+    w, h = size
+    r = max(6, h // 10)
+    clip = make_clip(
+        [Obj("red", "circle", (w * 0.3, h * 0.4), (w * 0.6, h * 0.45), radius=r)],
+        size=size,
+        num_frames=8,
+        textured=True,
+    )
+    video_file = write_mp4(clip.frames, tmp_path / f"clip_{w}x{h}.mp4")
+    wait = WebDriverWait(browser, 60)
+    with thread_server(
+        Settings(data_dir=tmp_path / "data", describer="heuristic", grounding_backend="offline")
+    ) as base:
+        browser.get(base + "/")
+        browser.find_element(By.ID, "upload").send_keys(str(video_file))
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-status") == "ready")
+        canvas = _on_screen(browser, "frame-canvas")
+        assert canvas["inside"], canvas
+        assert abs(canvas["width"] / canvas["height"] - w / h) < 0.02, "the aspect ratio is kept"
+        assert _canvas_pixels(browser).shape == (h, w, 3), "the canvas holds the frame in video pixels"
+
+        # drag a box around the circle: the box is in video pixels whatever the scale on screen
+        el = browser.find_element(By.ID, "frame-canvas")
+        scale = canvas["width"] / w
+        x1, y1, x2, y2 = clip.truth_box(0, 0)
+        ActionChains(browser).move_to_element_with_offset(
+            el, (x1 - w / 2) * scale, (y1 - h / 2) * scale
+        ).click_and_hold().move_by_offset((x2 - x1) * scale, (y2 - y1) * scale).release().perform()
+        drawn = browser.execute_script("return window.artemis.state.box")
+        tolerance = max(2, 1.5 / scale)  # one CSS pixel is 1/scale video pixels
+        assert drawn is not None, "a box was drawn"
+        assert all(abs(a - b) <= tolerance for a, b in zip(drawn, (x1, y1, x2, y2), strict=True)), (
+            drawn,
+            scale,
+        )
+
+        browser.find_element(By.ID, "question").send_keys("What is the boxed object doing?")
+        browser.find_element(By.ID, "ask").click()
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-status") == "answered")
+        assert browser.find_element(By.ID, "answer").text
+        for element_id in ("question", "ask", "answer"):
+            box = _on_screen(browser, element_id)
+            assert box["inside"], (element_id, box)
+
+        # the ordered log: its 10th item's number ("10.") fits in the list's left margin
+        fits = browser.execute_script(
+            "const ol = document.getElementById('events');"
+            "if (ol.children.length < 10) return null;"
+            "const li = ol.children[9];"
+            "const ctx = document.createElement('canvas').getContext('2d');"
+            "ctx.font = getComputedStyle(li).font;"
+            "const need = ctx.measureText('10. ').width;"
+            "const room = li.getBoundingClientRect().left - ol.getBoundingClientRect().left;"
+            "return {need, room};"
+        )
+        assert fits is not None and fits["room"] >= fits["need"], fits
+
+
+def test_page_clears_a_stale_key_error_and_has_a_favicon(browser, tmp_path, red_circle):
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    with thread_server(
+        Settings(
+            data_dir=tmp_path / "data", api_key="k3y", describer="heuristic", grounding_backend="offline"
+        )
+    ) as base:
+        httpx.post(
+            f"{base}/videos",
+            files={"file": ("red.mp4", red_circle[1], "video/mp4")},
+            headers={"X-API-Key": "k3y"},
+        )
+        browser.get(base + "/")
+        wait.until(lambda d: "API key" in d.find_element(By.ID, "notice").text)
+        key = browser.find_element(By.ID, "api-key")
+        key.send_keys("k3y")
+        browser.execute_script("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+        wait.until(lambda d: "red.mp4" in d.find_element(By.ID, "video-select").text)
+        wait.until(lambda d: d.find_element(By.ID, "notice").text == "")
+        assert not browser.find_element(By.ID, "notice").is_displayed()
+        icon = browser.execute_script("return document.querySelector('link[rel=icon]').href")
+        assert httpx.get(icon).headers["content-type"].startswith("image/svg")
+        assert httpx.get(f"{base}/favicon.ico").status_code == 200

@@ -15,13 +15,29 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.stateful import run_state_machine_as_test
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi as st_asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from agent.api import Settings, create_app
 from agent.api.schemas import EXAMPLE_ID
 
 KEY = {"X-API-Key": "schema-key"}
 MAX_EXAMPLES = 12
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+"""Every response: no 5xx, its status documented, its content type and body as the schema says."""
 
 
 @pytest.fixture
@@ -52,8 +68,11 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
         response = case.call(headers=KEY)
         label = case.operation.label
         statuses[label].append(response.status_code)
-        if response.status_code >= 500:
-            failures.append(f"{label} {case.path_parameters} {str(case.body)[:200]} -> {response.text[:300]}")
+        try:
+            case.validate_response(response, checks=CHECKS, headers=KEY)
+        except FailureGroup as exc:  # one failure per violated check
+            where = f"{label} {case.path_parameters} {str(case.body)[:200]} -> {response.status_code}"
+            failures.append(f"{where}: {str(exc)[:400]}")
         return response
 
     def upload_real():
@@ -74,6 +93,8 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
         )
     ).json()
     message_id, evidence_frame = first["message_id"], first["evidence"]["frames"][0]["frame_idx"]
+    user_op = schema["/admin/users"]["POST"]
+    spare_users = [call(user_op.Case(body={"name": f"spare-{i}"})).json()["name"] for i in range(2)]
 
     def real_ids(case, use_real: bool, deleting: bool):
         if not use_real:
@@ -89,6 +110,8 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
             params["video_id"] = vid
         if "conversation_id" in params:
             params["conversation_id"] = cid
+        if "name" in params and deleting and spare_users:
+            params["name"] = spare_users.pop()
         if "message_id" in params:
             params["message_id"], params["frame_idx"] = message_id, evidence_frame
         elif "frame_idx" in params and isinstance(params["frame_idx"], int):
@@ -138,13 +161,13 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
             return call(case)
 
         def validate_response(self, response, case, **kwargs):
-            assert response.status_code < 500
+            pass  # call() checked it
 
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=8,
-            stateful_step_count=6,
+            max_examples=12,
+            stateful_step_count=8,
             deadline=None,
             database=None,
             derandomize=True,
@@ -154,8 +177,75 @@ def test_schemathesis_no_server_errors_and_2xx_everywhere(app, red_circle):
 
     stateful = {label: len(v) - before.get(label, 0) for label, v in statuses.items()}
     assert stateful.get("POST /videos", 0) > 0 and sum(stateful.values()) > stateful["POST /videos"], stateful
-    assert not failures, "server errors:\n" + "\n".join(failures[:10])
+    assert not failures, f"{len(failures)} violations:\n" + "\n".join(failures[:10])
     no_2xx = {label: sorted(set(s)) for label, s in statuses.items() if not any(200 <= c < 300 for c in s)}
     assert not no_2xx, f"operations that never answered 2xx: {no_2xx}"
     assert len(statuses) == len(operations) and len(operations) >= 20
     assert EXAMPLE_ID not in (video_id, conversation_id)
+
+
+def test_schemathesis_cli_all_phases_against_a_live_server(tmp_path, red_circle):
+    """``schemathesis run`` as CI would: every phase (examples, coverage, fuzzing, stateful) against a real
+    uvicorn server, real ids for the path parameters, bounded examples; 0 server errors, 0 undocumented
+    statuses, 0 bodies, headers or content types off the schema."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from tests.agent.api.live import thread_server
+
+    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert cli is not None, "schemathesis' CLI is installed with the package"
+    settings_ = Settings(
+        data_dir=tmp_path / "data", api_key="schema-key", describer="heuristic", grounding_backend="offline"
+    )
+    with thread_server(settings_) as base:
+        http = httpx.Client(base_url=base, headers=KEY, timeout=30)
+        vid = http.post("/videos", files={"file": ("c.mp4", red_circle[1], "video/mp4")}).json()["id"]
+        cid = http.post("/conversations", json={"video_id": vid}).json()["id"]
+        msg = http.post(
+            f"/conversations/{cid}/messages?stream=false",
+            json={"text": "What is it?", "box": [20, 20, 60, 60]},
+        )
+        frame = msg.json()["evidence"]["frames"][0]["frame_idx"]
+        config = tmp_path / "schemathesis.toml"
+        config.write_text(
+            "[parameters]\n"
+            f'"path.video_id" = "{vid}"\n"path.conversation_id" = "{cid}"\n'
+            f'"path.message_id" = {msg.json()["message_id"]}\n"path.frame_idx" = {frame}\n'
+        )
+        run = subprocess.run(
+            [
+                cli,
+                "--config-file",
+                str(config),
+                "run",
+                f"{base}/openapi.json",
+                "--header",
+                f"X-API-Key: {KEY['X-API-Key']}",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--checks",
+                ",".join(c.__name__ for c in CHECKS),
+                "--max-examples",
+                "8",
+                "--generation-deterministic",
+                "--request-timeout",
+                "30",
+                "--no-color",
+                "--continue-on-failure",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,  # its cache (.schemathesis/) stays out of the checkout
+        )
+        http.close()
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "0 failed" in run.stdout or " failed" not in run.stdout.split("SUMMARY")[-1], run.stdout[-3000:]
+    assert all(f"✅  {phase}" in run.stdout for phase in ("Examples", "Coverage", "Fuzzing", "Stateful")), (
+        run.stdout
+    )
