@@ -51,6 +51,8 @@ EDGE_MARGIN = 2.0
 """px: a box this close to a frame edge touches it."""
 CUT_REACH = 2
 """Frames: a track starting or ending this close to a shot cut starts or ends with the shot."""
+TURNOVER_TRACKS = 3
+"""Tracks (ending and starting) at the least for a complete turnover of the objects to count as a cut."""
 RELIABLE_SIZE = (0.85, 1.15)
 """A box whose width (height) is outside this share of the object's is not used to fit the motion."""
 MIN_NOISE = 0.3
@@ -462,6 +464,26 @@ def _gap(p: Sequence[float], q: Sequence[float]) -> float:
     return math.hypot(dx, dy)
 
 
+def turnover_cuts(targets: Sequence[Target], num_frames: int, min_tracks: int = TURNOVER_TRACKS) -> list[int]:
+    """Frames where the objects turn over completely — every track seen on the frame before ends there, every
+    track seen on the frame starts there, ``min_tracks`` or more in all: a scene change the colour-histogram cut
+    detector can miss (two shots of the same place)."""
+    spans = [t.span for t in targets if any(b is not None for b in t.boxes)]
+    out = []
+    for c in range(1, num_frames):
+        before = [s for s in spans if s[0] <= c - 1 <= s[1]]
+        after = [s for s in spans if s[0] <= c <= s[1]]
+        if (
+            before
+            and after
+            and len(before) + len(after) >= min_tracks
+            and all(s[1] == c - 1 for s in before)
+            and all(s[0] == c for s in after)
+        ):
+            out.append(c)
+    return out
+
+
 def _shot_bounds(cuts: Sequence[int], num_frames: int) -> list[tuple[int, int]]:
     edges = [0, *sorted(c for c in cuts if 0 < c < num_frames), num_frames]
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
@@ -486,7 +508,7 @@ def build_memory(
     if len(set(ids)) != len(ids):
         raise ValueError(f"target ids must be unique, got {ids}")
     frame = _Frame(width, height)
-    cut_set = set(cuts)
+    cut_set = set(cuts) | {c for c in turnover_cuts(targets, num_frames) if not near_cut(cuts, c)}
     pieces: dict[int, list[Piece]] = {t.id: track_pieces(t) for t in targets}
     events: list[MemoryEvent] = []
     turns: list[tuple[Target, Piece, Piece, int]] = []  # direction changes not explained by a wall
@@ -507,7 +529,7 @@ def build_memory(
     events += _collisions(turns)
     events += _overtakes(targets, pieces)
     events.sort(key=lambda e: (e.frame, e.target_id, e.kind))
-    shots = _shot_bounds(cuts, num_frames)
+    shots = _shot_bounds(sorted(cut_set), num_frames)
     return ObjectMemory(
         video=video,
         num_frames=num_frames,
@@ -637,4 +659,5 @@ __all__ = [
     "near_cut",
     "track_centres",
     "track_pieces",
+    "turnover_cuts",
 ]

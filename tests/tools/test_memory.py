@@ -280,3 +280,23 @@ def test_answer_memory_question_dispatches(scene) -> None:
         queries.when(scene, 9)
     with pytest.raises(ValueError, match="unknown event 'jump'"):
         queries.count_objects(scene, event="jump")
+
+
+def test_a_complete_turnover_of_the_objects_is_a_cut() -> None:
+    """Concatenated world clips: every object of one clip ends where every object of the next starts, so the
+    memory splits the video there even without a colour-histogram cut — and nobody 'enters' or 'leaves' there."""
+    from synth import concat_clips
+
+    clips = [generate_clip(s) for s in clip_seeds(3, 3)]
+    long = concat_clips(clips)
+    targets = [
+        Target(id=o.id, label=o.name, boxes=[tuple(map(float, b)) if b else None for b in o.boxes],
+               width=long.width, height=long.height, score=1.0, source="truth")
+        for o in long.objects
+    ]  # fmt: skip
+    m = build_memory("v", targets, num_frames=long.num_frames, fps=long.fps, width=long.width, height=long.height)
+    assert m.parts == list(long.parts)
+    bounds = {s for s, _ in long.parts[1:]}
+    assert not [e for e in m.events if e.kind in ("enter", "leave") and min(abs(e.frame - b) for b in bounds) <= 2]
+    lone = _target(0, [None] * 10 + _path((40, 60), [(9, (1, 0))]))  # one track starting mid-video: no cut
+    assert _memory([lone]).parts == [(0, 20)]
