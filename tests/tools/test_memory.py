@@ -118,17 +118,22 @@ def test_centres_of_boxes_cut_by_the_frame_edge_follow_the_whole_object() -> Non
 # --- events against the synthetic world's exact events ------------------------------------------------------
 
 
+def _truth_targets(clip) -> list[Target]:
+    """Targets following the world's exact boxes."""
+    return [
+        Target(id=o.id, label=o.name, boxes=[tuple(map(float, b)) if b else None for b in o.boxes],
+               width=clip.width, height=clip.height, score=1.0, source="truth")
+        for o in clip.objects
+    ]  # fmt: skip
+
+
 def test_events_from_exact_world_boxes_match_the_world_events() -> None:
     """Per event kind, recall and precision of the memory's events (same object, frame within 2, same wall or
     other object) against the world's events on 120 clips."""
     tp, fn, fp = Counter(), Counter(), Counter()
     for seed in clip_seeds(7, 120):
         clip = generate_clip(seed)
-        targets = [
-            Target(id=o.id, label=o.name, boxes=[tuple(map(float, b)) if b else None for b in o.boxes],
-                   width=clip.width, height=clip.height, score=1.0, source="truth")
-            for o in clip.objects
-        ]  # fmt: skip
+        targets = _truth_targets(clip)
         m = build_memory("v", targets, num_frames=clip.num_frames, fps=clip.fps, width=clip.width,
                          height=clip.height)  # fmt: skip
         pred = [(e.target_id, e.kind, e.frame, e.other_id, e.side) for e in m.events]
@@ -289,11 +294,7 @@ def test_a_complete_turnover_of_the_objects_is_a_cut() -> None:
 
     clips = [generate_clip(s) for s in clip_seeds(3, 3)]
     long = concat_clips(clips)
-    targets = [
-        Target(id=o.id, label=o.name, boxes=[tuple(map(float, b)) if b else None for b in o.boxes],
-               width=long.width, height=long.height, score=1.0, source="truth")
-        for o in long.objects
-    ]  # fmt: skip
+    targets = _truth_targets(long)
     m = build_memory("v", targets, num_frames=long.num_frames, fps=long.fps, width=long.width, height=long.height)
     assert m.parts == list(long.parts)
     bounds = {s for s, _ in long.parts[1:]}
