@@ -124,6 +124,31 @@ def sqlite_checkpointer(db_path: str | Path):
     return SqliteSaver(conn, serde=checkpoint_serializer())
 
 
+def postgres_checkpointer(conninfo: Any):
+    """A PostgresSaver (our serializer) on ``conninfo``: a ``postgresql://`` URL or an opened
+    ``psycopg_pool.ConnectionPool`` made with ``autocommit=True`` and ``row_factory=dict_row``. Creates its
+    tables when missing, one process at a time (several replicas may start together)."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    if isinstance(conninfo, str):
+        kwargs = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+        conninfo = ConnectionPool(conninfo, min_size=1, max_size=4, kwargs=kwargs, open=True)
+    saver = PostgresSaver(conninfo, serde=checkpoint_serializer())
+    with conninfo.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_SCHEMA_LOCK,))
+        try:
+            saver.setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SCHEMA_LOCK,))
+    return saver
+
+
+CHECKPOINT_SCHEMA_LOCK = 0x4C616E6747726170
+"""Advisory lock key held while one process runs PostgresSaver's migrations."""
+
+
 def turn_input(
     graph: CompiledStateGraph,
     config: dict,

@@ -12,14 +12,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.api.quota import DiskQuota
 from agent.api.settings import Settings
-from agent.api.storage import Store
+from agent.api.storage import BaseStore, Store
 from agent.api.worker import ModelWorker
 from agent.deps import AgentDeps
-from agent.graph import build_agent, sqlite_checkpointer
+from agent.graph import build_agent, postgres_checkpointer, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
 from tools.describers import Describer, choose_describer, describer_name
 from tools.runtime import Runtime
@@ -34,7 +35,7 @@ class ServiceRuntime:
     :class:`~tools.runtime.Runtime`, the agent's deps (carrying that runtime) and graph."""
 
     settings: Settings
-    store: Store
+    store: BaseStore
     worker: ModelWorker
     runtime: Runtime
     deps: AgentDeps
@@ -104,18 +105,40 @@ def build_runtime(
     )
 
 
+def _open_state(settings: Settings) -> tuple[BaseStore, BaseCheckpointSaver]:
+    """The metadata store and the LangGraph checkpointer: SQLite files in ``data_dir`` (one process), or
+    PostgreSQL at ``settings.database_url`` (replicas; the checkpointer shares the store's connection pool)."""
+    if settings.database_url is None:
+        return Store(settings.data_dir), sqlite_checkpointer(settings.checkpoints_db)
+    from agent.api.storage.postgres import PostgresStore
+
+    store = PostgresStore(
+        settings.data_dir,
+        settings.database_url.get_secret_value(),
+        replica_id=settings.replica_id,
+        lease_s=settings.replica_lease_s,
+        pool_size=settings.db_pool_size,
+    )
+    try:
+        return store, postgres_checkpointer(store.pool)
+    except Exception:
+        store.close()
+        raise
+
+
 def build_service(settings: Settings, *, describer: Describer | None = None) -> ServiceRuntime:
     """Open the store, build the tools' runtime (loads the describer, or uses ``describer``), build the agent
-    on the SQLite checkpointer."""
+    on the checkpointer of the store's database: SQLite files in ``data_dir`` by default; PostgreSQL (the
+    store's connection pool) with ``settings.database_url``, where several replicas share the state."""
     chat_model = _load_chat_model(settings.llm) if settings.llm else None
     if settings.planner == "llm" and chat_model is None:
         raise ValueError("planner 'llm' needs ARTEMIS_LLM=module:factory (a LangChain chat model)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir)
+    store, checkpointer = _open_state(settings)
     runtime = build_runtime(settings, describer=describer, chat_model=chat_model)
     planner = LLMPlanner(chat_model) if settings.planner == "llm" else RulePlanner()
     deps = AgentDeps(runtime=runtime, planner=planner)
-    graph = build_agent(deps, checkpointer=sqlite_checkpointer(settings.checkpoints_db))
+    graph = build_agent(deps, checkpointer=checkpointer)
     worker = ModelWorker(settings.queue_size, settings.queue_timeout_s)
     return ServiceRuntime(
         settings=settings,

@@ -49,8 +49,24 @@ class Settings(RuntimeSettings):
 
     data_dir: Path = Field(
         default=Path.home() / ".cache" / "artemis" / "service",
-        description="Videos, frames, evidence, the metadata DB and the conversation checkpoints live here.",
+        description="Videos, frames, evidence, the metadata DB and the conversation checkpoints live here. "
+        "With database_url: videos, frames and evidence only, on a path every replica shares.",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:5432/db: conversations, messages and LangGraph checkpoints "
+        "in PostgreSQL, so several replicas may serve one data_dir. Unset: SQLite files in data_dir, one process.",
+    )
+    replica_id: str | None = Field(
+        default=None, description="This replica's name in the running turns' leases (None: host-pid-random)."
+    )
+    replica_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="With database_url: a running turn whose replica has not renewed its lease for this long "
+        "(the replica died) shows as interrupted.",
+    )
+    db_pool_size: int = Field(default=8, ge=2, description="PostgreSQL connections per replica.")
     model_dir: Path | None = Field(
         default=None,
         description="Artemis model directory; None: the describer kind decides (tools.describers.choose_describer).",

@@ -153,21 +153,35 @@ async def start_turn(
         loop.call_soon_threadsafe(events.put_nowait, (event, data))
 
     def job_fn(cancel):
+        held: list[dict[str, Any]] = []
+
+        def emit_stored_first(event: str, data: dict[str, Any]) -> None:
+            if event == "done":  # sent once the message row says how the turn ended
+                held.append(data)
+            else:
+                emit(event, data)
+
         try:
-            result = run_turn(rt, req, emit, cancel)
+            try:
+                # turns of one conversation run one at a time, whichever replica takes them
+                with rt.store.turn_lock(req.thread_id):
+                    result = run_turn(rt, req, emit_stored_first, cancel)
+            finally:
+                reservation.release()  # its frames are on disk now: the quota counts them there
+            settle_evidence(rt, req, result, reservation)
+            if message_id is not None:
+                rt.store.finish_message(
+                    message_id,
+                    status=result.status,
+                    turn=result.turn,
+                    answer=result.answer,
+                    clarification=result.clarification,
+                    evidence=result.evidence,
+                    tracks=result.tracks or None,
+                )
         finally:
-            reservation.release()  # its frames are on disk now: the quota counts them there
-        settle_evidence(rt, req, result, reservation)
-        if message_id is not None:
-            rt.store.finish_message(
-                message_id,
-                status=result.status,
-                turn=result.turn,
-                answer=result.answer,
-                clarification=result.clarification,
-                evidence=result.evidence,
-                tracks=result.tracks or None,
-            )
+            for data in held:
+                emit("done", data)
         return result
 
     try:

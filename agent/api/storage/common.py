@@ -1,31 +1,21 @@
-"""Where the service keeps things: the metadata DB (stdlib sqlite3) and the files under ``data_dir``.
+"""What every metadata backend shares: ids, records, the file layout under ``data_dir`` and the queries.
 
-Every path is built here from server-generated ids (uuid4 hex, checked by :func:`check_id`) and integers;
-no path ever comes from a client. Layout::
-
-    data_dir/service.lock               held (flock) by the one process that serves this data_dir
-    data_dir/metadata.sqlite            videos, conversations, messages
-    data_dir/checkpoints.sqlite         LangGraph checkpoints (one thread per conversation)
-    data_dir/uploads/<id>.part          an upload being received
-    data_dir/videos/<id>/video          the uploaded file
-    data_dir/videos/<id>/frames/<n>.jpg frames served so far
-    data_dir/videos/<id>/evidence/<conversation>/<message>/frame_<n>.jpg
-    data_dir/features/<content_hash>/   the model's feature cache (when a model is loaded)
+A backend (:mod:`.sqlite`, :mod:`.postgres`) gives :class:`BaseStore` a transaction (``_transaction``: a
+function running one statement written with ``?`` placeholders) and the SQL of its clock; the rest is here.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import sqlite3
-import threading
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,28 +26,9 @@ logger = logging.getLogger(__name__)
 ID_PATTERN = r"^[0-9a-f]{32}$"
 _ID = re.compile(ID_PATTERN)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS videos (
-    id TEXT PRIMARY KEY, filename TEXT NOT NULL, size_bytes INTEGER NOT NULL, num_frames INTEGER NOT NULL,
-    fps REAL NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, content_hash TEXT NOT NULL,
-    created_at REAL NOT NULL, owner TEXT NOT NULL DEFAULT 'local');
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, video_id TEXT NOT NULL, title TEXT NOT NULL, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, owner TEXT NOT NULL DEFAULT 'local');
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL, turn INTEGER NOT NULL,
-    text TEXT NOT NULL, box TEXT, frame_idx INTEGER, choice INTEGER, status TEXT NOT NULL,
-    answer TEXT NOT NULL DEFAULT '', clarification TEXT, evidence TEXT, tracks TEXT,
-    created_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, id);
-"""
 LOCAL_USER = "local"
 """Owner of everything made while API keys are off (the single-user local case)."""
 USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_OWNED = ("videos", "conversations")
-
 
 MESSAGE_STATUSES = (
     "running",
@@ -70,12 +41,18 @@ MESSAGE_STATUSES = (
     "interrupted",
 )
 """How a stored message ends: ``running`` until its turn finishes; ``interrupted`` when the process that ran it
-died (found at the next start); ``rejected`` when it never ran (503); ``timed_out`` past its wall-time budget."""
+died (found at the next start, or, with replicas, once its lease expired); ``rejected`` when it never ran (503);
+``timed_out`` past its wall-time budget."""
 INTERRUPTED_ANSWER = "(this turn was cut off: the service stopped while it ran; ask again)"
+ORPHAN_AGE_S = 3600.0
+"""With replicas, an upload's ``.part`` file or a video directory without a row is only removed at start once
+it is this old (another replica may be receiving it right now)."""
+
+Run = Callable[[str, tuple], "Rows"]
 
 
 class DataDirBusyError(RuntimeError):
-    """Another live process serves the same ``data_dir`` (one process owns it: SQLite, turns in flight)."""
+    """Another live process serves the same ``data_dir`` (SQLite: one process owns it, turns in flight)."""
 
 
 def new_id() -> str:
@@ -146,8 +123,28 @@ def _owned_by(owner: str | None) -> tuple[str, tuple]:
     return ("", ()) if owner is None else (" AND owner = ?", (owner,))
 
 
-class Store:
-    """Metadata in SQLite plus the file layout above. Thread-safe (one connection behind a lock)."""
+class Rows:
+    """What one statement gave: its rows (as dicts) and how many rows it changed."""
+
+    def __init__(self, rows: list[dict[str, Any]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+
+class BaseStore:
+    """Metadata in a SQL database plus the file layout under ``data_dir`` (see :mod:`agent.api.storage`).
+
+    Running turns: a message is stored ``running`` with the id of the replica running it and a lease
+    (``lease_until``, on the database's clock) that the replica renews while it lives (backends with replicas);
+    a ``running`` message whose lease expired is shown ``interrupted`` by whoever reads it next."""
+
+    replica_id: str | None = None
+    lease_s: float | None = None
+    shared: bool = False
+    """Several processes serve this data_dir at once (no process owns it)."""
+    integrity_errors: tuple[type[Exception], ...] = ()
+    now_sql: str = ""
+    """SQL of the database's clock in seconds since the epoch."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -155,55 +152,59 @@ class Store:
         self.uploads_dir = self.data_dir / "uploads"
         for d in (self.data_dir, self.videos_dir, self.uploads_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self._owner = _own(self.data_dir / "service.lock")
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.data_dir / "metadata.sqlite"), check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
-            for table in _OWNED:  # a data_dir from before users: everything belongs to the local user
-                columns = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
-                if "owner" not in columns:
-                    self._db.execute(
-                        f"ALTER TABLE {table} ADD COLUMN owner TEXT NOT NULL DEFAULT '{LOCAL_USER}'"
-                    )
-            self._db.commit()
+        self.interrupted = 0
+
+    # ---- backend ------------------------------------------------------------------------------------------
+    def _transaction(self) -> AbstractContextManager[Run]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _q(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        with self._transaction() as run:
+            return run(sql, args).rows
+
+    def _start(self) -> None:
+        """After the schema exists: clean cut-off uploads, show dead turns as interrupted."""
         self._clean_partial_uploads()
         self.interrupted = self._interrupt_dead_turns()
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        self._owner.close()  # releases the flock
-
-    def _interrupt_dead_turns(self) -> int:
-        """Turns still ``running`` at start were cut off by the death of the process that ran them (this one
-        holds the data_dir's lock, so no live process runs them): mark them ``interrupted``."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE messages SET status = 'interrupted', answer = CASE WHEN answer = '' THEN ? ELSE answer END"
-                " WHERE status = 'running'",
-                (INTERRUPTED_ANSWER,),
-            )
-            self._db.commit()
-        if cur.rowcount:
-            logger.warning("%d turn(s) cut off by the previous process marked 'interrupted'", cur.rowcount)
-        return int(cur.rowcount)
-
-    def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-            self._db.commit()
-            return rows
+    def _interrupt_dead_turns(self, conversation_id: str | None = None) -> int:
+        """Mark ``interrupted`` the turns left ``running`` by a dead process: every running one when this process
+        owns the data_dir (nothing else can run them), those whose lease expired otherwise."""
+        sql = (
+            "UPDATE messages SET status = 'interrupted', answer = CASE WHEN answer = '' THEN ? ELSE answer END"
+            " WHERE status = 'running'"
+        )
+        args: tuple = (INTERRUPTED_ANSWER,)
+        if self.shared:
+            sql += f" AND lease_until < {self.now_sql}"
+        if conversation_id is not None:
+            sql, args = sql + " AND conversation_id = ?", (*args, conversation_id)
+        with self._transaction() as run:
+            count = run(sql, args).rowcount
+        if count:
+            logger.warning("%d turn(s) cut off by a dead process marked 'interrupted'", count)
+        return int(count)
 
     def _clean_partial_uploads(self) -> None:
-        """Uploads cut off by a crash leave ``.part`` files (and maybe a video dir without a row)."""
+        """Uploads cut off by a crash leave ``.part`` files (and maybe a video dir without a row); with
+        replicas only old ones (:data:`ORPHAN_AGE_S`) are removed: another replica may be receiving them."""
+        cutoff = time.time() - ORPHAN_AGE_S if self.shared else float("inf")
+
+        def stale(path: Path) -> bool:
+            try:
+                return path.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                return False
+
         for part in self.uploads_dir.glob("*.part"):
-            part.unlink(missing_ok=True)
+            if stale(part):
+                part.unlink(missing_ok=True)
         known = {r["id"] for r in self._q("SELECT id FROM videos")}
         for child in self.videos_dir.iterdir():
-            if child.is_dir() and _ID.match(child.name) and child.name not in known:
+            if child.is_dir() and _ID.match(child.name) and child.name not in known and stale(child):
                 shutil.rmtree(child, ignore_errors=True)
 
     # ---- paths --------------------------------------------------------------------------------------------
@@ -262,12 +263,12 @@ class Store:
         rows = self._q(f"SELECT * FROM videos WHERE id = ?{cond}", (check_id(video_id, "video id"), *args))
         if not rows:
             raise NotFoundError(f"video {video_id} not found")
-        return VideoRecord(**dict(rows[0]))
+        return VideoRecord(**rows[0])
 
     def list_videos(self, owner: str | None = None) -> list[VideoRecord]:
         cond, args = _owned_by(owner)
         rows = self._q(f"SELECT * FROM videos WHERE 1 = 1{cond} ORDER BY created_at DESC", args)
-        return [VideoRecord(**dict(r)) for r in rows]
+        return [VideoRecord(**r) for r in rows]
 
     def delete_video(self, video_id: str, owner: str | None = None) -> VideoRecord:
         """Remove the row and every file of the video (file, frames, evidence)."""
@@ -298,7 +299,7 @@ class Store:
         )
         if not rows:
             raise NotFoundError(f"conversation {conversation_id} not found")
-        return ConversationRecord(**dict(rows[0]))
+        return ConversationRecord(**rows[0])
 
     def list_conversations(
         self, video_id: str | None = None, owner: str | None = None
@@ -307,12 +308,13 @@ class Store:
         if video_id is not None:
             cond, args = cond + " AND video_id = ?", (*args, check_id(video_id, "video id"))
         rows = self._q(f"SELECT * FROM conversations WHERE 1 = 1{cond} ORDER BY updated_at DESC", args)
-        return [ConversationRecord(**dict(r)) for r in rows]
+        return [ConversationRecord(**r) for r in rows]
 
     def delete_conversation(self, conversation_id: str, owner: str | None = None) -> ConversationRecord:
         rec = self.get_conversation(conversation_id, owner)
-        self._q("DELETE FROM messages WHERE conversation_id = ?", (rec.id,))
-        self._q("DELETE FROM conversations WHERE id = ?", (rec.id,))
+        with self._transaction() as run:
+            run("DELETE FROM messages WHERE conversation_id = ?", (rec.id,))
+            run("DELETE FROM conversations WHERE id = ?", (rec.id,))
         shutil.rmtree(self.video_dir(rec.video_id) / "evidence" / rec.id, ignore_errors=True)
         return rec
 
@@ -325,8 +327,11 @@ class Store:
             )
         rec = UserRecord(name=name, key_sha256=key_digest(key), created_at=time.time())
         try:
-            self._q("INSERT INTO users VALUES (?, ?, ?)", (rec.name, rec.key_sha256, rec.created_at))
-        except sqlite3.IntegrityError as exc:
+            self._q(
+                "INSERT INTO users (name, key_sha256, created_at) VALUES (?, ?, ?)",
+                (rec.name, rec.key_sha256, rec.created_at),
+            )
+        except self.integrity_errors as exc:
             raise ConflictError(
                 f"user {name!r} exists already: delete it first to give it a new key"
             ) from exc
@@ -334,18 +339,17 @@ class Store:
 
     def user_by_key(self, key: str) -> UserRecord | None:
         rows = self._q("SELECT * FROM users WHERE key_sha256 = ?", (key_digest(key),))
-        return UserRecord(**dict(rows[0])) if rows else None
+        return UserRecord(**rows[0]) if rows else None
 
     def list_users(self) -> list[UserRecord]:
-        return [UserRecord(**dict(r)) for r in self._q("SELECT * FROM users ORDER BY name")]
+        return [UserRecord(**r) for r in self._q("SELECT * FROM users ORDER BY name")]
 
     def delete_user(self, name: str) -> UserRecord:
         """Remove the user's key (its videos and conversations stay; the admin still sees them)."""
-        rows = self._q("SELECT * FROM users WHERE name = ?", (name,))
+        rows = self._q("DELETE FROM users WHERE name = ? RETURNING *", (name,))
         if not rows:
             raise NotFoundError(f"user {name[:80]!r} not found")
-        self._q("DELETE FROM users WHERE name = ?", (name,))
-        return UserRecord(**dict(rows[0]))
+        return UserRecord(**rows[0])
 
     # ---- messages -----------------------------------------------------------------------------------------
     def add_message(
@@ -357,59 +361,81 @@ class Store:
         frame_idx: int | None,
         choice: int | None,
     ) -> int:
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO messages (conversation_id, turn, text, box, frame_idx, choice, status, created_at)"
-                " VALUES (?, 0, ?, ?, ?, ?, 'running', ?)",
-                (conversation_id, text, json.dumps(box) if box else None, frame_idx, choice, time.time()),
-            )
-            self._db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conversation_id)
-            )
-            self._db.commit()
-            return int(cur.lastrowid)
+        """Store a user message ``running``, held by this replica's lease (when it has one); its id."""
+        lease = f"{self.now_sql} + ?" if self.lease_s is not None else "?"
+        with self._transaction() as run:
+            rows = run(
+                "INSERT INTO messages (conversation_id, turn, text, box, frame_idx, choice, status, created_at,"
+                f" replica, lease_until) VALUES (?, 0, ?, ?, ?, ?, 'running', ?, ?, {lease}) RETURNING id",
+                (
+                    conversation_id,
+                    text,
+                    json.dumps(box) if box else None,
+                    frame_idx,
+                    choice,
+                    time.time(),
+                    self.replica_id,
+                    self.lease_s,
+                ),
+            ).rows
+            run("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conversation_id))
+        return int(rows[0]["id"])
+
+    def turn_lock(self, conversation_id: str) -> AbstractContextManager[None]:
+        """Held while a turn of ``conversation_id`` runs, so that turns of one conversation run one after the
+        other (its LangGraph thread has one writer). One process: its model worker already runs one turn at
+        a time, so nothing to hold; replicas override it."""
+        return nullcontext()
+
+    def renew_leases(self) -> int:
+        """Extend the lease of every turn this replica runs (its heartbeat); how many it holds."""
+        if self.lease_s is None:
+            return 0
+        with self._transaction() as run:
+            return run(
+                f"UPDATE messages SET lease_until = {self.now_sql} + ? WHERE replica = ? AND status = 'running'",
+                (self.lease_s, self.replica_id),
+            ).rowcount
 
     def finish_message(self, message_id: int, *, status: str, turn: int, **fields: Any) -> None:
         """Record how a message ended: ``answer``, ``clarification``, ``evidence``, ``tracks`` (JSON-able)."""
+        if status not in MESSAGE_STATUSES:
+            raise ValueError(f"message status {status!r} is not one of {MESSAGE_STATUSES}")
         values = {k: (v if k == "answer" else json.dumps(v)) for k, v in fields.items() if v is not None}
         sets = ", ".join(["status = ?", "turn = ?"] + [f"{k} = ?" for k in values])
-        self._q(f"UPDATE messages SET {sets} WHERE id = ?", (status, turn, *values.values(), message_id))
+        self._q(f"UPDATE messages SET {sets} WHERE id = ?", (status, turn, *values.values(), int(message_id)))
 
     def get_message(self, conversation_id: str, message_id: int) -> dict[str, Any]:
+        self._expire(conversation_id)
         rows = self._q(
-            "SELECT * FROM messages WHERE conversation_id = ? AND id = ?", (conversation_id, int(message_id))
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id = ?",
+            (conversation_id, int(message_id)),
         )
         if not rows:
             raise NotFoundError(f"message {message_id} not found in conversation {conversation_id}")
         return _message_dict(rows[0])
 
     def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        rows = self._q("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))
+        self._expire(conversation_id)
+        rows = self._q(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
         return [_message_dict(r) for r in rows]
 
-
-def _own(lock_path: Path):
-    """Hold an exclusive ``flock`` on ``lock_path`` for the life of the returned file (the OS drops it when the
-    process dies, even by SIGKILL); :class:`DataDirBusyError` when a live process holds it."""
-    fh = open(lock_path, "a+")  # noqa: SIM115 - held open for the store's life, closed in Store.close
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise DataDirBusyError(
-            f"the data directory {lock_path.parent} is served by {holder}: one process per data_dir "
-            "(stop it, or give this one another ARTEMIS_DATA_DIR)"
-        ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()}")
-    fh.flush()
-    return fh
+    def _expire(self, conversation_id: str) -> None:
+        """With replicas: a running turn of this conversation whose replica died shows as interrupted."""
+        if self.shared:
+            self._interrupt_dead_turns(conversation_id)
 
 
-def _message_dict(row: sqlite3.Row) -> dict[str, Any]:
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, turn, text, box, frame_idx, choice, status, answer, clarification, evidence, tracks,"
+    " created_at"
+)
+
+
+def _message_dict(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key in ("box", "clarification", "evidence", "tracks"):
         out[key] = json.loads(out[key]) if out[key] else None

@@ -1,0 +1,455 @@
+"""The store on both backends, and replicas sharing one state in a real PostgreSQL (a throwaway cluster).
+
+A conversation started on replica A goes on on replica B (history and the agent's memory); ``kill -9`` of a
+replica mid-turn: the other shows that turn ``interrupted`` once its lease expired and the history intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.api import Settings
+from agent.api.errors import ConflictError, NotFoundError
+from agent.api.storage import INTERRUPTED_ANSWER, BaseStore, Store, VideoRecord, new_id
+from tests.agent.api.conftest import parse_sse
+from tests.agent.api.live import REPO, free_port, thread_server, wait_ready
+from tools.describers import HeuristicDescriber
+
+PG_BIN = Path(os.environ.get("ARTEMIS_TEST_PG_BIN", "/usr/local/bin"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[tuple[str, int]]:
+    """``(socket_dir, port)`` of a throwaway PostgreSQL 15 cluster (trust auth, user ``test``, unix socket
+    only, fsync off), stopped and removed at the end of the session."""
+    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
+    if not initdb.exists():
+        pytest.skip(f"PostgreSQL is not installed ({initdb} is absent): apt-get install postgresql")
+    # PostgreSQL refuses to run as root: as root, run it as nobody
+    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="artemis-pg-"))  # short: a unix socket path has at most 107 bytes
+    if as_user:
+        os.chown(root, 65534, 65534)
+    port = free_port()
+    db = root / "db"
+    subprocess.run(
+        [*as_user, initdb, "-D", db, "-U", "test", "--auth=trust", "-N"], check=True, capture_output=True
+    )
+    options = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", db, "-o", options, "-l", root / "log", "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield str(root), port
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", db, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> Iterator[str]:
+    """A fresh database in the session's cluster, dropped after the test."""
+    import psycopg
+
+    host, port = postgres_server
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://test@/postgres?host={host}&port={port}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://test@/{name}?host={host}&port={port}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_store(request, backend, tmp_path) -> Iterator[Callable[..., BaseStore]]:
+    """``make_store(**kwargs)`` -> an opened store of ``backend`` on ``tmp_path / 'data'`` (``kwargs``:
+    PostgresStore's, ignored by SQLite)."""
+    opened: list[BaseStore] = []
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+
+    def factory(**kwargs) -> BaseStore:
+        if url is None:
+            store = Store(tmp_path / "data")
+        else:
+            from agent.api.storage.postgres import PostgresStore
+
+            store = PostgresStore(tmp_path / "data", url, **kwargs)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()  # idempotent
+
+
+def _video(owner: str = "local", created_at: float = 1.0) -> VideoRecord:
+    return VideoRecord(
+        id=new_id(),
+        filename="clip.mp4",
+        size_bytes=10,
+        num_frames=16,
+        fps=8.0,
+        width=160,
+        height=120,
+        content_hash="ab" * 32,
+        created_at=created_at,
+        owner=owner,
+    )
+
+
+# ---- the store, on both backends ----------------------------------------------------------------------------
+def test_store_keeps_videos_conversations_and_users(make_store):
+    store = make_store()
+    mine, theirs = _video("alice", 1.0), _video("bob", 2.0)
+    store.add_video(mine)
+    store.add_video(theirs)
+    assert store.get_video(mine.id, "alice") == mine
+    with pytest.raises(NotFoundError, match=mine.id):
+        store.get_video(mine.id, "bob")
+    assert [v.id for v in store.list_videos()] == [theirs.id, mine.id]
+    assert [v.id for v in store.list_videos("alice")] == [mine.id]
+
+    conv = store.add_conversation(mine.id, "first", owner="alice")
+    store.add_conversation(theirs.id, "second", owner="bob")
+    assert store.get_conversation(conv.id, "alice") == conv
+    assert [c.id for c in store.list_conversations(mine.id)] == [conv.id]
+    assert [c.title for c in store.list_conversations(owner="bob")] == ["second"]
+
+    user = store.add_user("carol", "key-1")
+    with pytest.raises(ConflictError, match="'carol' exists already"):
+        store.add_user("carol", "key-2")
+    assert store.user_by_key("key-1") == user and store.user_by_key("key-2") is None
+    assert [u.name for u in store.list_users()] == ["carol"]
+    assert store.delete_user("carol") == user
+    with pytest.raises(NotFoundError, match="carol"):
+        store.delete_user("carol")
+
+    assert store.delete_video(theirs.id, "bob") == theirs
+    assert [v.id for v in store.list_videos()] == [mine.id]
+
+
+def test_store_keeps_messages_as_json(make_store):
+    store = make_store()
+    video = _video()
+    store.add_video(video)
+    conv = store.add_conversation(video.id, "t")
+    first = store.add_message(
+        conv.id, text="what is it?", box=[1.0, 2.0, 30.0, 40.0], frame_idx=3, choice=None
+    )
+    second = store.add_message(conv.id, text="and then?", box=None, frame_idx=None, choice=2)
+    assert second > first
+    evidence = {"targets": [{"id": 1, "label": "red circle"}], "frames": []}
+    store.finish_message(
+        first,
+        status="done",
+        turn=1,
+        answer="a red circle",
+        evidence=evidence,
+        tracks=[{"target_id": 1, "boxes": [[1, 2, 3, 4], None]}],
+    )
+    with pytest.raises(ValueError, match="'finished'"):
+        store.finish_message(second, status="finished", turn=2)
+    got = store.get_message(conv.id, first)
+    assert got["box"] == [1.0, 2.0, 30.0, 40.0] and got["frame_idx"] == 3
+    assert got["evidence"] == evidence and got["tracks"][0]["boxes"] == [[1, 2, 3, 4], None]
+    assert (got["status"], got["turn"], got["answer"]) == ("done", 1, "a red circle")
+    msgs = store.list_messages(conv.id)
+    assert [(m["id"], m["status"], m["choice"]) for m in msgs] == [
+        (first, "done", None),
+        (second, "running", 2),
+    ]
+    assert "replica" not in msgs[0] and "lease_until" not in msgs[0]
+    store.delete_conversation(conv.id)
+    assert store.list_messages(conv.id) == []
+    with pytest.raises(NotFoundError):
+        store.get_message(conv.id, first)
+
+
+def test_a_turn_left_running_by_a_dead_store_is_interrupted_at_the_next_start(make_store, backend):
+    """SQLite: at the next start (the process owns the data_dir). PostgreSQL: once the dead replica's lease
+    expired, at the start of any replica."""
+    dead = make_store(lease_s=0.3)
+    video = _video()
+    dead.add_video(video)
+    conv = dead.add_conversation(video.id, "t")
+    done = dead.add_message(conv.id, text="what is it?", box=None, frame_idx=None, choice=None)
+    dead.finish_message(done, status="done", turn=1, answer="a red circle")
+    cut = dead.add_message(conv.id, text="and then?", box=None, frame_idx=None, choice=None)
+    dead.close()  # its heartbeat stops; nothing marks the turn: as after SIGKILL
+    if backend == "postgres":
+        time.sleep(0.5)
+    store = make_store()
+    assert store.interrupted == 1
+    msgs = store.list_messages(conv.id)
+    assert [(m["id"], m["status"]) for m in msgs] == [(done, "done"), (cut, "interrupted")]
+    assert msgs[0]["answer"] == "a red circle" and msgs[1]["answer"] == INTERRUPTED_ANSWER
+
+
+# ---- leases (PostgreSQL replicas) ---------------------------------------------------------------------------
+def test_replicas_share_a_data_dir_and_a_live_replica_keeps_its_turn_running(pg_url, tmp_path):
+    from agent.api.storage.postgres import PostgresStore
+
+    a = PostgresStore(tmp_path / "data", pg_url, replica_id="a", lease_s=0.6)
+    b = PostgresStore(tmp_path / "data", pg_url, replica_id="b", lease_s=0.6)  # no DataDirBusyError
+    try:
+        video = _video()
+        a.add_video(video)
+        assert b.get_video(video.id) == video
+        conv = a.add_conversation(video.id, "t")
+        msg = a.add_message(conv.id, text="what is it?", box=None, frame_idx=None, choice=None)
+        time.sleep(1.8)  # three leases: only the heartbeat keeps it alive
+        assert b.get_message(conv.id, msg)["status"] == "running"
+        a.finish_message(msg, status="done", turn=1, answer="a red circle")
+        assert b.list_messages(conv.id)[0]["answer"] == "a red circle"
+
+        other = a.add_message(conv.id, text="and then?", box=None, frame_idx=None, choice=None)
+        a.close()  # replica a dies
+        assert b.get_message(conv.id, other)["status"] == "running"  # its lease still runs
+        time.sleep(0.9)
+        got = b.get_message(conv.id, other)  # read after expiry: interrupted, by replica b
+        assert (got["status"], got["answer"]) == ("interrupted", INTERRUPTED_ANSWER)
+        assert b.list_messages(conv.id)[0]["status"] == "done"
+    finally:
+        a.close()  # idempotent
+        b.close()
+
+
+def test_turns_of_one_conversation_run_one_after_the_other_across_replicas(pg_url, tmp_path):
+    from agent.api.storage.postgres import PostgresStore
+
+    a = PostgresStore(tmp_path / "data", pg_url, replica_id="a")
+    b = PostgresStore(tmp_path / "data", pg_url, replica_id="b")
+    cid, other = new_id(), new_id()
+    order: list[str] = []
+    try:
+        with a.turn_lock(cid):
+
+            def on_b() -> None:
+                with b.turn_lock(cid):
+                    order.append("b")
+
+            waiting = threading.Thread(target=on_b)
+            waiting.start()
+            with b.turn_lock(other):  # another conversation is not held up
+                order.append("b-other")
+            time.sleep(0.3)
+            order.append("a")
+        waiting.join(5)
+        assert order == ["b-other", "a", "b"]
+
+        # a replica killed (SIGKILL) while it holds the lock: its connection closes, the lock with it
+        script = textwrap.dedent(
+            f"""
+            import os, signal
+            from agent.api.storage.postgres import PostgresStore
+            store = PostgresStore({str(tmp_path / "data")!r}, {pg_url!r}, replica_id="doomed")
+            with store.turn_lock({cid!r}):
+                os.kill(os.getpid(), signal.SIGKILL)
+            """
+        )
+        dead = subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+        assert dead.returncode == -signal.SIGKILL
+        after_death = threading.Thread(target=on_b)
+        after_death.start()
+        after_death.join(10)
+        assert not after_death.is_alive() and order == ["b-other", "a", "b", "b"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_database_url_must_be_postgresql(tmp_path):
+    from agent.api.storage.postgres import PostgresStore
+
+    with pytest.raises(ValueError, match="'mysql' is not postgresql"):
+        PostgresStore(tmp_path / "data", "mysql://x@localhost/db")
+
+
+# ---- real replicas ------------------------------------------------------------------------------------------
+class GatedDescriber:
+    """The heuristic describer; while the file ``gate`` exists, each call touches ``<gate>.entered`` and
+    blocks (a turn stuck on a slow model, for killing its replica mid-turn)."""
+
+    def __init__(self, gate: str | Path) -> None:
+        self.gate = Path(gate)
+        self.inner = HeuristicDescriber()
+
+    def __call__(self, video, box, *, frame_idx, question):
+        if self.gate.exists():
+            self.gate.with_suffix(".entered").touch()
+            time.sleep(300)
+        return self.inner(video, box, frame_idx=frame_idx, question=question)
+
+
+REPLICA = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from agent.api import Settings, create_app
+    from tests.agent.api.test_postgres import GatedDescriber
+
+    app = create_app(Settings(), describer=GatedDescriber(sys.argv[2]))
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    """
+)
+
+
+@contextmanager
+def replica_process(env: dict[str, str], gate: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``(base_url, Popen)`` of a replica served by uvicorn in its own process (SIGKILLed at the end)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REPLICA, str(port), str(gate)],
+        cwd=REPO,
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc=proc)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _ask(http: httpx.Client, cid: str, **body) -> dict:
+    with http.stream("POST", f"/conversations/{cid}/messages", json=body, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        return dict(parse_sse(r.iter_lines()))
+
+
+def _settled(http: httpx.Client, cid: str) -> dict:
+    """The conversation's messages once no turn is ``running`` (a stream's ``done`` event comes just before
+    the turn's row is updated)."""
+    out: dict = {}
+
+    def settled() -> bool:
+        out.update(http.get(f"/conversations/{cid}/messages").json())
+        return all(m["status"] != "running" for m in out["messages"])
+
+    _wait_for(settled, 10, "the finished turn's row")
+    return out
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
+    start = time.time()
+    while not predicate():
+        if time.time() - start > timeout_s:
+            raise TimeoutError(f"{what} not seen after {timeout_s} s")
+        time.sleep(0.1)
+    return time.time() - start
+
+
+def test_two_replicas_share_conversations_and_a_killed_replica_s_turn_is_interrupted(
+    pg_url, tmp_path, red_circle
+):
+    clip, data = red_circle
+    data_dir, gate, lease_s = tmp_path / "shared", tmp_path / "gate", 2.0
+    env = {
+        "ARTEMIS_DATA_DIR": str(data_dir),
+        "ARTEMIS_DATABASE_URL": pg_url,
+        "ARTEMIS_GROUNDING_BACKEND": "offline",  # the synthetic world's clips: flat shapes
+        "ARTEMIS_REPLICA_ID": "replica-a",
+        "ARTEMIS_REPLICA_LEASE_S": str(lease_s),
+    }
+    settings_b = Settings(
+        data_dir=data_dir,
+        database_url=pg_url,
+        grounding_backend="offline",
+        describer="heuristic",
+        replica_id="replica-b",
+        replica_lease_s=lease_s,
+    )
+    with replica_process(env, gate) as (base_a, proc_a), thread_server(settings_b) as base_b:
+        a, b = httpx.Client(base_url=base_a, timeout=30), httpx.Client(base_url=base_b, timeout=30)
+        vid = a.post("/videos", files={"file": ("red.mp4", data, "video/mp4")}).json()["id"]
+        cid = a.post("/conversations", json={"video_id": vid}).json()["id"]
+        first = _ask(a, cid, text="What is the boxed object doing?", box=list(clip.truth_box(0, 0)))
+        assert "red circle" in first["answer"]["text"]
+
+        # replica B: the same conversation, video and frames; the agent's memory of the target
+        assert (
+            b.get(f"/conversations/{cid}/messages").json() == a.get(f"/conversations/{cid}/messages").json()
+        )
+        assert b.get(f"/videos/{vid}/frames/3").content == a.get(f"/videos/{vid}/frames/3").content
+        follow = _ask(b, cid, text="And what does it do?")
+        assert follow["plan"]["plan"]["target_source"] == "previous", "B recalled A's target"
+        assert "red circle" in follow["answer"]["text"] and follow["done"]["turn"] == 2
+        history = _settled(b, cid)["messages"]
+        assert a.get(f"/conversations/{cid}/messages").json()["messages"] == history
+        assert [m["status"] for m in history] == ["done", "done"]
+
+        # replica A is killed (SIGKILL) while its turn runs
+        gate.touch()
+
+        def cut_off_turn() -> None:
+            try:
+                _ask(httpx.Client(base_url=base_a, timeout=60), cid, text="Where does it go?")
+            except (httpx.TransportError, AssertionError):
+                pass  # the server died under it
+
+        asking = threading.Thread(target=cut_off_turn, daemon=True)
+        asking.start()
+        _wait_for(gate.with_suffix(".entered").exists, 30, "the turn on replica A")
+        assert b.get(f"/conversations/{cid}/messages").json()["messages"][-1]["status"] == "running"
+        os.kill(proc_a.pid, signal.SIGKILL)
+        proc_a.wait(10)
+        asking.join(10)
+
+        def last_status() -> str:
+            return b.get(f"/conversations/{cid}/messages").json()["messages"][-1]["status"]
+
+        waited = _wait_for(lambda: last_status() == "interrupted", 4 * lease_s, "the interrupted turn")
+        logging.getLogger(__name__).info("replica A's turn shown interrupted %.1f s after its death", waited)
+        msgs = b.get(f"/conversations/{cid}/messages").json()["messages"]
+        assert msgs[:2] == history, "the history before the cut-off turn is intact"
+        assert msgs[2]["text"] == "Where does it go?" and msgs[2]["answer"] == INTERRUPTED_ANSWER
+
+        # the conversation goes on on B (after a checkpoint written mid-turn by the dead replica)
+        again = _ask(b, cid, text="Where does it go?")
+        assert again["done"]["status"] == "done" and "red circle" in again["answer"]["text"]
+        statuses = [
+            "done",
+            "done",
+            "interrupted",
+            "done",
+        ]  # (the stream's `done` event precedes the row's update)
+        _wait_for(
+            lambda: (
+                [m["status"] for m in b.get(f"/conversations/{cid}/messages").json()["messages"]] == statuses
+            ),
+            10,
+            f"statuses {statuses}",
+        )
