@@ -465,21 +465,19 @@ def _gap(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 def turnover_cuts(targets: Sequence[Target], num_frames: int, min_tracks: int = TURNOVER_TRACKS) -> list[int]:
-    """Frames where the objects turn over completely — every track seen on the frame before ends there, every
-    track seen on the frame starts there, ``min_tracks`` or more in all: a scene change the colour-histogram cut
-    detector can miss (two shots of the same place)."""
+    """Frames where the objects turn over completely — no track runs across the frame, tracks end just before it
+    and others start at it (within ``CUT_REACH`` frames: a blank frame or a late first detection), ``min_tracks``
+    or more in all: a scene change the colour-histogram cut detector can miss (two shots of the same place)."""
     spans = [t.span for t in targets if any(b is not None for b in t.boxes)]
-    out = []
+    out: list[int] = []
     for c in range(1, num_frames):
-        before = [s for s in spans if s[0] <= c - 1 <= s[1]]
-        after = [s for s in spans if s[0] <= c <= s[1]]
-        if (
-            before
-            and after
-            and len(before) + len(after) >= min_tracks
-            and all(s[1] == c - 1 for s in before)
-            and all(s[0] == c for s in after)
-        ):
+        if out and c - out[-1] <= CUT_REACH:
+            continue
+        if any(s0 < c <= s1 for s0, s1 in spans):
+            continue  # an object seen before and after: the same scene
+        ends = [s for s in spans if c - 1 - CUT_REACH <= s[1] <= c - 1]
+        starts = [s for s in spans if c <= s[0] <= c + CUT_REACH]
+        if ends and starts and len(ends) + len(starts) >= min_tracks:
             out.append(c)
     return out
 
