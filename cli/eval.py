@@ -462,11 +462,18 @@ def real_cmd(
     ),
     only: list[str] = typer.Option([], "--only", help="Only this clip (repeatable), e.g. bikes.mp4."),
     out: Path | None = typer.Option(None, "--out", help="Write real.json and real.md to this folder."),
+    answers: str = typer.Option(
+        "agent",
+        "--answers",
+        help="Who answers the questions: agent (through the agent) or grounding (directly).",
+    ),
 ) -> None:
     from evals.real import LABELS_DIR, LabelError, run_real
 
+    if answers not in ("agent", "grounding"):
+        raise typer.BadParameter(f"--answers {answers!r}; allowed: agent, grounding")
     try:
-        result = run_real(labels or LABELS_DIR, clips, out, only=only)
+        result = run_real(labels or LABELS_DIR, clips, out, only=only, answers=answers)  # type: ignore[arg-type]
     except LabelError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(result.to_markdown())

@@ -279,6 +279,10 @@ class AnswerResult:
     predicted: Any
     correct: bool
     detectable: bool
+    replies: list[str] = field(default_factory=list)
+    """What the benchmark answered to the agent's clarifications (through-the-agent answers)."""
+    said: str = ""
+    """The agent's answer in words (through-the-agent answers)."""
 
 
 def answer(
@@ -323,6 +327,9 @@ class RealResult:
     clips: list[ClipResult] = field(default_factory=list)
     objects: list[ObjectResult] = field(default_factory=list)
     answers: list[AnswerResult] = field(default_factory=list)
+    answered_by: Literal["agent", "grounding"] = "grounding"
+    """Who answered the questions: the agent (rule planner, object memory; :mod:`evals.real_agent`) or the
+    grounding results read directly."""
 
     def goals(self) -> dict[str, Any]:
         """#20's goals: person/vehicle IoU >= 0.5 on >= 90% of labelled frames where detectable, no track across
@@ -349,7 +356,7 @@ class RealResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "answered_by": "grounding results directly (not the agent)",
+            "answered_by": self.answered_by,
             "goals": self.goals(),
             "clips": [asdict(c) for c in self.clips],
             "objects": [asdict(o) for o in self.objects],
@@ -359,7 +366,12 @@ class RealResult:
     def to_markdown(self) -> str:
         g = self.goals()
         lines = [
-            "## Real-footage benchmark (grounding: COCO backend; answers from grounding results, not the agent)",
+            "## Real-footage benchmark (grounding: COCO backend; answers "
+            + (
+                "through the agent)"
+                if self.answered_by == "agent"
+                else "from grounding results, not the agent)"
+            ),
             "",
             "| clip | object | class | labelled visible / absent | track | mean IoU | IoU>=0.5 | ID sw | "
             "present while absent | crosses cut |",
@@ -436,11 +448,21 @@ def run_real(
     *,
     ground_fn: GroundFn | None = None,
     only: Sequence[str] = (),
+    answers: Literal["agent", "grounding"] = "agent",
 ) -> RealResult:
     """Ground every labelled class on every labelled clip (``only``: these clip names), score, and write
-    ``real.json`` / ``real.md`` to ``out``."""
+    ``real.json`` / ``real.md`` to ``out``. ``answers``: the questions asked through the agent
+    (:func:`evals.real_agent.agent_answers`: rule planner, object memory, clarifications answered as the
+    labelled object) or answered from the grounding results directly."""
+    if answers not in ("agent", "grounding"):
+        raise ValueError(f"answers={answers!r}; allowed: 'agent', 'grounding'")
     ground_fn = ground_fn or coco_ground()
-    total = RealResult()
+    total = RealResult(answered_by=answers)
+    graph = None
+    if answers == "agent":
+        from evals.real_agent import real_agent_graph
+
+        graph = real_agent_graph()
     for labels in load_all(labels_dir, clips_dir):
         if only and labels.clip not in only:
             continue
@@ -448,6 +470,10 @@ def run_real(
         preds = {cls: ground_fn(Path(clips_dir) / labels.clip, cls) for cls in labels.classes()}
         one = evaluate_clip(labels, preds, time.perf_counter() - start)
         logger.info("real: %s grounded in %.0f s", labels.clip, one.clips[0].seconds)
+        if graph is not None:
+            from evals.real_agent import agent_answers
+
+            one.answers = agent_answers(labels, Path(clips_dir) / labels.clip, graph)
         total.clips += one.clips
         total.objects += one.objects
         total.answers += one.answers

