@@ -97,6 +97,29 @@ def test_json_mode_returns_one_document(client, red_circle):
     assert body["tracks"] and len(body["tracks"][0]["boxes"]) == 16
 
 
+def test_a_memory_answer_carries_its_structured_result_and_follow_ups_reuse_the_memory(client, red_circle):
+    """Counting is answered from the video's object memory: the answer's structured result is in the evidence,
+    and the next question of the conversation ("which object appears first?") queries the kept memory."""
+    _, data = red_circle
+    _, cid = _start(client, data)
+    r = client.post(
+        f"/conversations/{cid}/messages?stream=false", json={"text": "How many objects are there?"}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    result = body["evidence"]["result"]
+    assert (
+        result["kind"] == "count" and result["count"] == 2 and body["answer"].startswith("I count 2 objects")
+    )
+    assert sorted(t["target_id"] for t in body["evidence"]["targets"]) == sorted(result["target_ids"])
+    r = client.post(
+        f"/conversations/{cid}/messages?stream=false", json={"text": "Which object appears first?"}
+    )
+    assert r.status_code == 200, r.text
+    later = r.json()["evidence"]["result"]
+    assert later["kind"] == "order" and later["target_ids"][0] in result["target_ids"]  # the same memory ids
+
+
 @pytest.mark.parametrize(
     "box, frame_idx, words",
     [
