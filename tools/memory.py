@@ -605,44 +605,47 @@ def _collisions(turns: list[tuple[Target, Piece, Piece, int]]) -> list[MemoryEve
     return out
 
 
-def _velocity_at(pieces: list[Piece], f: int) -> tuple[float, float] | None:
+def _motion_arrays(target: Target, pieces: list[Piece], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame of ``n``: box centre [n, 2], piece velocity [n, 2] (NaN where no box or no piece), box size."""
+    boxes = np.full((n, 4), np.nan)
+    for f, b in enumerate(target.boxes):
+        if b is not None:
+            boxes[f] = b
+    vel = np.full((n, 2), np.nan)
     for p in pieces:
-        if p.start <= f <= p.end:
-            return p.vx, p.vy
-    return None
+        vel[p.start : p.end + 1] = (p.vx, p.vy)
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return centres, vel, size
 
 
 def _overtakes(targets: Sequence[Target], pieces: dict[int, list[Piece]]) -> list[MemoryEvent]:
     """A passes B: both move the same way (cos >= 0.8), A faster, and A's position along that way goes from
-    behind B's to ahead of it, with the two no further apart across the way than their sizes."""
+    behind B's to ahead of it on consecutive frames, with the two no further apart across the way than their
+    sizes."""
+    n = max((len(t.boxes) for t in targets), default=0)
+    arrays = {t.id: _motion_arrays(t, pieces[t.id], n) for t in targets}
     out = []
     for a in targets:
+        ca, va, size_a = arrays[a.id]
+        sa = np.hypot(va[:, 0], va[:, 1])
         for b in targets:
             if a.id == b.id:
                 continue
-            prev = None
-            for f in range(len(a.boxes)):
-                ba, bb = a.box_at(f), b.box_at(f)
-                va, vb = _velocity_at(pieces[a.id], f), _velocity_at(pieces[b.id], f)
-                if ba is None or bb is None or va is None or vb is None:
-                    prev = None
-                    continue
-                sa, sb = math.hypot(*va), math.hypot(*vb)
-                if sa <= STILL_SPEED or sb <= STILL_SPEED or sa <= sb:
-                    prev = None
-                    continue
-                cos = (va[0] * vb[0] + va[1] * vb[1]) / (sa * sb)
-                if cos < 0.8:
-                    prev = None
-                    continue
-                ux, uy = va[0] / sa, va[1] / sa
-                ca, cb = _centres([ba])[0], _centres([bb])[0]
-                along = (ca[0] - cb[0]) * ux + (ca[1] - cb[1]) * uy
-                across = abs(-(ca[0] - cb[0]) * uy + (ca[1] - cb[1]) * ux)
-                size = max(ba[2] - ba[0], ba[3] - ba[1], bb[2] - bb[0], bb[3] - bb[1])
-                if prev is not None and prev < 0 <= along and across <= size:
-                    out.append(MemoryEvent(frame=f, kind="overtake", target_id=a.id, other_id=b.id))
-                prev = along
+            cb, vb, size_b = arrays[b.id]
+            sb = np.hypot(vb[:, 0], vb[:, 1])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cos = (va * vb).sum(axis=1) / (sa * sb)
+                ok = (sa > STILL_SPEED) & (sb > STILL_SPEED) & (sa > sb) & (cos >= 0.8)
+                ok &= np.isfinite(ca).all(axis=1) & np.isfinite(cb).all(axis=1)
+                u = va / sa[:, None]
+                d = ca - cb
+                along = (d * u).sum(axis=1)
+                across = np.abs(-d[:, 0] * u[:, 1] + d[:, 1] * u[:, 0])
+                size = np.maximum(size_a, size_b)
+                passed = ok[1:] & ok[:-1] & (along[:-1] < 0) & (along[1:] >= 0) & (across[1:] <= size[1:])
+            for f in np.flatnonzero(passed) + 1:
+                out.append(MemoryEvent(frame=int(f), kind="overtake", target_id=a.id, other_id=b.id))
     return out
 
 

@@ -60,25 +60,30 @@ def thread_server(settings: Settings, **app_kwargs):
 
 
 @contextmanager
-def process_server(env: dict[str, str], port: int | None = None):
+def process_server(env: dict[str, str], port: int | None = None, *, script: str | None = None):
     """``(base_url, Popen)`` of the service (uvicorn, the app factory) in a subprocess; SIGKILLed on exit.
+    ``script``: Python run as ``python -c script PORT`` instead (an app built with test parts).
 
     (``artemis serve`` runs the same app; importing every CLI sub-command would only slow the test.)
     """
     port = port or free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "agent.api.app:app_from_env",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    cmd = (
+        [sys.executable, "-c", script, str(port)]
+        if script is not None
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "agent.api.app:app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    )
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,

@@ -28,7 +28,7 @@ from agent.api import Settings
 from agent.api.errors import ConflictError, NotFoundError
 from agent.api.storage import INTERRUPTED_ANSWER, BaseStore, Store, VideoRecord, new_id
 from tests.agent.api.conftest import parse_sse
-from tests.agent.api.live import REPO, free_port, thread_server, wait_ready
+from tests.agent.api.live import REPO, free_port, process_server, thread_server
 from tools.describers import HeuristicDescriber
 
 PG_BIN = Path(os.environ.get("ARTEMIS_TEST_PG_BIN", "/usr/local/bin"))
@@ -309,12 +309,13 @@ class GatedDescriber:
 
 REPLICA = textwrap.dedent(
     """
+    import os
     import sys
     import uvicorn
     from agent.api import Settings, create_app
     from tests.agent.api.test_postgres import GatedDescriber
 
-    app = create_app(Settings(), describer=GatedDescriber(sys.argv[2]))
+    app = create_app(Settings(), describer=GatedDescriber(os.environ["ARTEMIS_TEST_GATE"]))
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
 )
@@ -323,25 +324,9 @@ REPLICA = textwrap.dedent(
 @contextmanager
 def replica_process(env: dict[str, str], gate: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """``(base_url, Popen)`` of a replica served by uvicorn in its own process (SIGKILLed at the end)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", REPLICA, str(port), str(gate)],
-        cwd=REPO,
-        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc=proc)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    extra = {"PYTHONPATH": str(REPO), "ARTEMIS_TEST_GATE": str(gate)}
+    with process_server({**env, **extra}, script=REPLICA) as served:
+        yield served
 
 
 def _ask(http: httpx.Client, cid: str, **body) -> dict:
