@@ -430,10 +430,12 @@ def query(state: AgentState, deps: AgentDeps) -> dict:
     memory = video_memory(state, deps)
     built = state.get("memory") is not memory
     groups: list[list[int]] = []
+    renamed: dict[int, int] = {}  # the turn's target id (grounding's numbering) -> its memory id
     for g in state.get("groups") or ([[t.id for t in state["targets"]]] if state["targets"] else []):
         ids = []
         for i in g:
             memory, mid = _memory_id(memory, state["targets"][i])
+            renamed[state["targets"][i].id] = mid
             if mid not in ids:
                 ids.append(mid)
         groups.append(ids)
@@ -451,6 +453,16 @@ def query(state: AgentState, deps: AgentDeps) -> dict:
                 node="query",
                 tool="memory",
                 output=f"{len(memory.targets)} objects, {len(memory.events)} events, {len(memory.parts)} part(s)",
+            )
+        )
+    if any(g != m for g, m in renamed.items()):  # the log numbered them as grounding did: say which is which
+        steps.append(
+            Step(
+                turn=state["turn"],
+                node="query",
+                tool="memory",
+                input={"ids": {str(g): m for g, m in renamed.items()}},
+                output=", ".join(f"#{g} is #{m}" for g, m in renamed.items()) + " in the video's memory",
             )
         )
     llm = getattr(deps.planner, "llm", None)

@@ -152,7 +152,9 @@ def test_an_llm_planner_chains_memory_tools_before_answering(clip_with_stop) -> 
 
 def test_counting_a_phrase_that_finds_nothing_answers_zero(clip_with_stop) -> None:
     colours = {o.colour for o in clip_with_stop.objects}
-    missing = next(c for c in ("purple", "orange", "cyan", "yellow", "green", "red", "blue") if c not in colours)
+    missing = next(
+        c for c in ("purple", "orange", "cyan", "yellow", "green", "red", "blue") if c not in colours
+    )
     rt, graph = _graph()
     rt.videos.add("v", ArrayVideo(clip_with_stop.frames, fps=clip_with_stop.fps, name="v"))
     _, state = _turn(graph, "t", f"How many {missing} objects are there?", video="v")
@@ -160,3 +162,26 @@ def test_counting_a_phrase_that_finds_nothing_answers_zero(clip_with_stop) -> No
     assert r.count == 0 and r.target_ids == [] and state["answer"].startswith(f"I count 0 {missing} objects")
     _, state = _turn(graph, "t2", "How many objects are there?", video="v")
     assert state["evidence"].result.count == len(clip_with_stop.objects)
+
+
+def test_the_log_says_which_memory_object_a_grounded_target_is() -> None:
+    """Grounding numbers a phrase's targets from #0; the memory numbers every object of the video. Where they
+    differ, the turn's log maps one to the other, so the ids in the answer match a line the user can read."""
+    rt, graph = _graph()
+    renamed = 0
+    for k, seed in enumerate(clip_seeds(11, 12)):
+        clip = generate_clip(seed)
+        o = clip.objects[-1]
+        rt.videos.add(f"v{k}", ArrayVideo(clip.frames, fps=clip.fps, name=f"v{k}"))
+        _, state = _turn(graph, f"t{k}", f"When does the {o.colour} {o.shape} stop?", video=f"v{k}")
+        grounded = [s for s in state["steps"] if s.tool == "ground"]
+        assert len(grounded) == 1 and grounded[0].output.startswith("#0 ")
+        shown = [t.target_id for t in state["evidence"].targets]
+        maps = [s for s in state["steps"] if s.node == "query" and s.tool == "memory" and "ids" in s.input]
+        if shown == [0]:
+            assert not maps  # same number: nothing to say
+            continue
+        renamed += 1
+        assert [s.input["ids"] for s in maps] == [{"0": shown[0]}]
+        assert maps[0].output == f"#0 is #{shown[0]} in the video's memory"
+    assert renamed >= 3  # the case is exercised (6 of these 12 clips)
