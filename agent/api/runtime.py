@@ -147,6 +147,8 @@ def build_service(settings: Settings, *, describer: Describer | None = None) -> 
         runtime=runtime,
         deps=deps,
         graph=graph,
-        quota=DiskQuota(settings.disk_quota_bytes, lambda: store.used_bytes(partial=False)),
+        quota=DiskQuota(
+            settings.disk_quota_bytes, lambda: store.used_bytes(partial=False), store.quota_reservations()
+        ),
         model_name=describer_name(runtime.describer),
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.api.errors import ConflictError, NotFoundError, UnprocessableError
+from agent.api.quota import LocalReservations, ReservationBook
 
 logger = logging.getLogger(__name__)
 ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -153,6 +154,7 @@ class BaseStore:
         for d in (self.data_dir, self.videos_dir, self.uploads_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.interrupted = 0
+        self._reservations: ReservationBook = LocalReservations()
 
     # ---- backend ------------------------------------------------------------------------------------------
     def _transaction(self) -> AbstractContextManager[Run]:
@@ -160,6 +162,12 @@ class BaseStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def quota_reservations(self) -> ReservationBook:
+        """Where the disk quota's reservations of writes in flight live (give it to
+        :class:`~agent.api.quota.DiskQuota`): this process's memory when one process owns the data_dir;
+        backends with replicas keep them in the shared database, so that replicas take from one room."""
+        return self._reservations
 
     def _q(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
         with self._transaction() as run:

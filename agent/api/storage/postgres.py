@@ -4,6 +4,11 @@ No process owns the data_dir, so a turn left ``running`` cannot be judged dead a
 carries the id of its replica and a lease (``lease_until``, on the database's clock) that the replica's heartbeat
 thread renews every ``lease_s / 3``; once a lease expired (its replica died, even by SIGKILL) any replica shows
 the turn ``interrupted``, at its start and whenever the conversation's messages are read.
+
+The disk quota's reservations of writes in flight live in ``quota_reservations`` (:class:`PostgresReservations`):
+every replica takes from the same room under one transaction-level advisory lock, and a reservation's
+``expires_at`` (database clock) is renewed by the same heartbeat as the turns' leases, so the room a dead
+replica held comes back once its lease ran out.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,9 +45,16 @@ SCHEMA = (
     " tracks TEXT, created_at DOUBLE PRECISION NOT NULL, replica TEXT, lease_until DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, id)",
     "CREATE INDEX IF NOT EXISTS messages_running ON messages (status) WHERE status = 'running'",
+    "CREATE TABLE IF NOT EXISTS quota_reservations (id TEXT PRIMARY KEY, replica TEXT NOT NULL,"
+    " why TEXT NOT NULL, bytes BIGINT NOT NULL CHECK (bytes >= 0), created_at DOUBLE PRECISION NOT NULL,"
+    " expires_at DOUBLE PRECISION NOT NULL)",
 )
 SCHEMA_LOCK = 0x417274656D6973
 """Advisory lock key held while one replica creates the tables (replicas may start at the same moment)."""
+QUOTA_LOCK = SCHEMA_LOCK + 1
+"""Transaction-level advisory lock key held while one writer, on any replica, takes from the disk quota."""
+NOW_SQL = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+"""The database's clock in seconds since the epoch (leases and reservations expire by it, not by a host's)."""
 
 
 def default_replica_id() -> str:
@@ -89,7 +101,7 @@ class PostgresStore(BaseStore):
 
     shared = True
     integrity_errors = (psycopg.errors.IntegrityError,)
-    now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+    now_sql = NOW_SQL
 
     def __init__(
         self,
@@ -111,6 +123,7 @@ class PostgresStore(BaseStore):
         with advisory_lock(self.pool, SCHEMA_LOCK), self.pool.connection() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
+        self._reservations = PostgresReservations(self.pool, self.replica_id, self.lease_s)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name=f"lease-{self.replica_id}", daemon=True)
         self._heartbeat.start()
@@ -141,13 +154,17 @@ class PostgresStore(BaseStore):
                 conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (conversation_id,))
 
     def _beat(self) -> None:
-        """Renew this replica's leases every ``lease_s / 3`` until the store closes (a failed renewal is
-        logged and retried: the lease survives two missed beats)."""
+        """Renew this replica's leases and disk reservations every ``lease_s / 3`` until the store closes (a
+        failed renewal is logged and retried: a lease survives two missed beats)."""
         while not self._stop.wait(self.lease_s / 3):
-            try:
-                self.renew_leases()
-            except psycopg.Error as exc:
-                logger.warning("replica %s could not renew its leases: %s", self.replica_id, exc)
+            for what, renew in (
+                ("leases", self.renew_leases),
+                ("disk reservations", self._reservations.renew),
+            ):
+                try:
+                    renew()
+                except psycopg.Error as exc:
+                    logger.warning("replica %s could not renew its %s: %s", self.replica_id, what, exc)
 
     def close(self) -> None:
         """Stop the heartbeat and close the pool (again: nothing). Running turns keep their rows: their lease
@@ -157,3 +174,93 @@ class PostgresStore(BaseStore):
             self._heartbeat.join(self.lease_s)
         if not self.pool.closed:
             self.pool.close()
+
+
+class PostgresReservations:
+    """The disk quota's reservations in the shared table ``quota_reservations`` (one row per write in
+    flight), so that every replica of a data_dir takes from one room.
+
+    A take is one transaction holding the advisory lock :data:`QUOTA_LOCK` (``pg_advisory_xact_lock``:
+    released by the commit or the rollback, or by the server when the connection dies): it drops expired
+    rows, sums the live ones and adds to its own row only if the quota's check passes. Each row expires
+    ``lease_s`` after its last renewal on the database's clock; the replica's heartbeat renews the rows of
+    the writes it still has in flight (:meth:`renew`), so a replica killed mid-write (``kill -9``) holds its
+    room for one lease at most, and a release that could not reach the database costs the same.
+    """
+
+    def __init__(self, pool: ConnectionPool, replica_id: str, lease_s: float) -> None:
+        if lease_s <= 0:
+            raise ValueError(f"lease_s {lease_s} must be > 0")
+        self.pool = pool
+        self.replica_id = replica_id
+        self.lease_s = float(lease_s)
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+        """Bytes of this replica's live reservations, by id: what the heartbeat renews."""
+
+    def take(self, reservation_id: str, nbytes: int, why: str, check: Callable[[int], None]) -> None:
+        if nbytes < 0:
+            raise ValueError(f"a reservation grows by >= 0 bytes, got {nbytes} for {why}")
+        with self._lock:
+            held = self._held.get(reservation_id, 0)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (QUOTA_LOCK,))
+            conn.execute(f"DELETE FROM quota_reservations WHERE expires_at < {NOW_SQL}")
+            others = conn.execute(
+                "SELECT COALESCE(SUM(bytes), 0) AS total FROM quota_reservations WHERE id <> %s",
+                (reservation_id,),
+            ).fetchone()
+            # this write's own bytes from memory: a row that expired meanwhile (the database out of reach for
+            # a lease) comes back whole, checked against the quota like the rest
+            check(int(others["total"]) + held)
+            conn.execute(
+                "INSERT INTO quota_reservations (id, replica, why, bytes, created_at, expires_at)"
+                f" VALUES (%s, %s, %s, %s, {NOW_SQL}, {NOW_SQL} + %s)"
+                " ON CONFLICT (id) DO UPDATE SET bytes = EXCLUDED.bytes, expires_at = EXCLUDED.expires_at",
+                (reservation_id, self.replica_id, why[:200], held + nbytes, self.lease_s),
+            )
+        with self._lock:
+            self._held[reservation_id] = held + nbytes
+
+    def release(self, reservation_id: str) -> None:
+        """Drop the reservation's row; if the database cannot be reached the row expires within a lease
+        (logged, not raised: a release runs after the write, often while another error propagates)."""
+        with self._lock:
+            held = self._held.pop(reservation_id, None)
+        if held is None:
+            return
+        try:
+            with self.pool.connection() as conn:
+                conn.execute("DELETE FROM quota_reservations WHERE id = %s", (reservation_id,))
+        except psycopg.Error as exc:
+            logger.warning(
+                "replica %s could not release disk reservation %s (%d bytes; it expires within %.1f s): %s",
+                self.replica_id,
+                reservation_id,
+                held,
+                self.lease_s,
+                exc,
+            )
+
+    def reserved(self, exclude: str | None = None) -> int:
+        """Bytes of every live reservation of every replica (not ``exclude``'s)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(bytes), 0) AS total FROM quota_reservations"
+                f" WHERE expires_at >= {NOW_SQL} AND id IS DISTINCT FROM %s",
+                (exclude,),
+            ).fetchone()
+        return int(row["total"])
+
+    def renew(self) -> int:
+        """Extend, by one lease, the rows of this replica's writes still in flight; how many were renewed."""
+        with self._lock:
+            ids = list(self._held)
+        if not ids:
+            return 0
+        with self.pool.connection() as conn:
+            cur = conn.execute(
+                f"UPDATE quota_reservations SET expires_at = {NOW_SQL} + %s WHERE id = ANY(%s)",
+                (self.lease_s, ids),
+            )
+        return cur.rowcount

@@ -438,3 +438,212 @@ def test_two_replicas_share_conversations_and_a_killed_replica_s_turn_is_interru
             10,
             f"statuses {statuses}",
         )
+
+
+# ---- the disk quota across replicas -------------------------------------------------------------------------
+def _quota_rows(url: str) -> list[dict]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT id, replica, why, bytes FROM quota_reservations").fetchall()
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["in-the-database", "per-process"])
+def test_concurrent_reservations_of_two_replicas_take_from_one_room(pg_url, tmp_path, shared):
+    """Four writers on each of two replicas ask at once for a room that holds two: exactly two get it, the
+    others the single-process 507. ``per-process`` (each replica's reservations in its own memory: the book
+    SQLite's store gives, and every store's before) shows what the shared table prevents: each replica hands
+    out the whole room, four grants in all."""
+    from agent.api.errors import QuotaExceededError
+    from agent.api.quota import DiskQuota
+    from agent.api.storage.postgres import PostgresStore
+
+    size = 3 << 20  # above the 1 MiB step: each writer asks for exactly this
+    limit = 2 * size + 1000
+    stores = [PostgresStore(tmp_path / "data", pg_url, replica_id=name) for name in ("a", "b")]
+    quotas = [
+        DiskQuota(limit, lambda s=s: s.used_bytes(partial=False), s.quota_reservations() if shared else None)
+        for s in stores
+    ]
+    writers = [quota for quota in quotas for _ in range(4)]
+    start, held = threading.Barrier(len(writers)), threading.Barrier(len(writers))
+    granted: list[int] = []
+    refused: list[QuotaExceededError] = []
+
+    def write(quota: DiskQuota) -> None:
+        with quota.reservation("the upload") as reservation:
+            start.wait(10)
+            try:
+                reservation.ensure(size)
+                granted.append(reservation.granted)
+            except QuotaExceededError as exc:
+                refused.append(exc)
+            held.wait(10)  # every grant is held until every writer was answered
+
+    try:
+        threads = [threading.Thread(target=write, args=(q,)) for q in writers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        if not shared:
+            assert len(granted) == 4, "per-process reservations: each replica grants the whole room"
+            return
+        assert granted == [size, size] and len(refused) == 6, (granted, refused)
+        for exc in refused:
+            assert (exc.status, exc.code) == (507, "disk_quota_exceeded")
+            assert str(exc).startswith(f"the disk quota is full: the upload needs {size} more bytes but ")
+            assert str(exc).endswith(f" of {limit} are left; delete videos first")
+        assert quotas[0].reserved == 0 and _quota_rows(pg_url) == [], "every reservation was released"
+        # the message of one process alone, for comparison: the same words
+        alone = DiskQuota(limit, lambda: 0)
+        alone.reservation("first").ensure(2 * size)
+        with pytest.raises(
+            QuotaExceededError, match=f"the upload needs {size} more bytes but 1000 of {limit}"
+        ):
+            alone.reservation("the upload").ensure(size)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_killed_replica_s_reservation_expires_and_a_live_one_s_is_renewed(pg_url, tmp_path):
+    """A replica killed (SIGKILL) while it holds 6 MiB of a 10 MiB room: that room comes back once its lease
+    ran out, while the live replica's 4 MiB outlive its own shorter lease (its heartbeat renews them)."""
+    from agent.api.errors import QuotaExceededError
+    from agent.api.quota import DiskQuota
+    from agent.api.storage.postgres import PostgresStore
+
+    mib, dead_lease_s = 1 << 20, 1.5
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from agent.api.quota import DiskQuota
+        from agent.api.storage.postgres import PostgresStore
+        store = PostgresStore({str(tmp_path / "data")!r}, {pg_url!r}, replica_id="doomed", lease_s={dead_lease_s})
+        DiskQuota({10 * mib}, lambda: 0, store.quota_reservations()).reservation("its upload").ensure({6 * mib})
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert dead.returncode == -signal.SIGKILL
+    live_lease_s = 0.3
+    live = PostgresStore(tmp_path / "data", pg_url, replica_id="live", lease_s=live_lease_s)
+    try:
+        quota = DiskQuota(10 * mib, lambda: 0, live.quota_reservations())
+        mine = quota.reservation("a live upload")
+        mine.ensure(4 * mib)  # 6 + 4: the room is full
+        held_since = time.time()
+        assert quota.reserved == 10 * mib
+        assert sorted((r["replica"], r["why"], r["bytes"]) for r in _quota_rows(pg_url)) == [
+            ("doomed", "its upload", 6 * mib),
+            ("live", "a live upload", 4 * mib),
+        ]
+        with pytest.raises(QuotaExceededError, match="needs 1 more bytes but 0 of 10485760 are left"):
+            quota.reservation("one byte").ensure(1)
+
+        def room_came_back() -> bool:
+            try:
+                quota.reservation("another upload").ensure(6 * mib)  # held, not released
+            except QuotaExceededError:
+                return False
+            return True
+
+        waited = _wait_for(room_came_back, 4 * dead_lease_s, "the dead replica's room")
+        assert waited <= dead_lease_s + 0.5, f"the dead replica's 6 MiB came back after {waited:.1f} s"
+        # the live replica's 4 MiB outlived its lease: its heartbeat renewed it
+        assert time.time() - held_since > 2 * live_lease_s
+        assert quota.reserved == 10 * mib
+        assert {r["replica"] for r in _quota_rows(pg_url)} == {"live"}
+        mine.release()
+        assert quota.reserved == 6 * mib
+    finally:
+        live.close()
+
+
+def test_two_live_replicas_uploading_at_once_stay_within_the_quota(pg_url, tmp_path, red_circle):
+    """Three slow uploads on each of two replicas (a uvicorn process and a thread) against room for two
+    videos: the files under the shared data_dir never exceed the quota, at most two uploads are stored in
+    all, the others are refused (507) and leave no file."""
+    from tests.agent.api.test_quota import _slow_multipart
+
+    data = red_circle[1]
+    quota = int(len(data) * 2.5)  # room for two
+    data_dir = tmp_path / "shared"
+    env = {
+        "PYTHONPATH": str(REPO),
+        "ARTEMIS_DATA_DIR": str(data_dir),
+        "ARTEMIS_DATABASE_URL": pg_url,
+        "ARTEMIS_DISK_QUOTA_BYTES": str(quota),
+        "ARTEMIS_DESCRIBER": "heuristic",
+        "ARTEMIS_GROUNDING_BACKEND": "offline",
+        "ARTEMIS_REPLICA_ID": "replica-a",
+    }
+    settings_b = Settings(
+        data_dir=data_dir,
+        database_url=pg_url,
+        disk_quota_bytes=quota,
+        describer="heuristic",
+        grounding_backend="offline",
+        replica_id="replica-b",
+    )
+
+    def on_disk() -> int:
+        return sum(
+            f.stat().st_size
+            for d in (data_dir / "videos", data_dir / "uploads")
+            for f in d.rglob("*")
+            if f.is_file()
+        )
+
+    peak, stop = [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], on_disk())
+            except FileNotFoundError:
+                continue  # a file renamed or removed while walked
+            time.sleep(0.005)
+
+    with process_server(env) as (base_a, _proc), thread_server(settings_b) as base_b:
+        bases = [base_a] * 3 + [base_b] * 3
+        barrier = threading.Barrier(len(bases))
+        answers: list[httpx.Response] = []
+
+        def one(base: str) -> None:
+            barrier.wait(10)
+            boundary = "artemis-test-boundary"
+            answers.append(
+                httpx.post(
+                    f"{base}/videos",
+                    content=_slow_multipart(data, boundary, 0.5),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                    timeout=30,
+                )
+            )
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        threads = [threading.Thread(target=one, args=(base,)) for base in bases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stop.set()
+        watcher.join(5)
+        listed = [httpx.get(f"{base}/videos").json() for base in (base_a, base_b)]
+    statuses = sorted(r.status_code for r in answers)
+    stored = [r for r in answers if r.status_code == 201]
+    assert len(answers) == 6 and 1 <= len(stored) <= 2, statuses
+    assert statuses == [201] * len(stored) + [507] * (6 - len(stored)), statuses
+    assert all(r.json()["code"] == "disk_quota_exceeded" for r in answers if r.status_code == 507)
+    assert peak[0] <= quota, f"{peak[0]} bytes on disk at the peak, quota {quota}"
+    assert listed[0] == listed[1] and len(listed[0]["videos"]) == len(stored)
+    assert listed[0]["used_bytes"] == len(stored) * len(data) <= quota
+    assert not list((data_dir / "uploads").iterdir()), "refused uploads leave nothing"
+    assert {p.name for p in (data_dir / "videos").iterdir()} == {r.json()["id"] for r in stored}
+    assert _quota_rows(pg_url) == [], "every reservation was released"
