@@ -69,6 +69,10 @@ class ArtemisConfig(PretrainedConfig):
             box's size, log size ratios; zero for the key box and the first tracked box), through an MLP of the
             box position MLP's form, added like it. Lets a small language model read the direction of motion from one
             token instead of comparing the positions of two (the tiny world model; see its model card).
+        track_frame_mode: how the ``num_tracked_boxes`` frames are chosen at inference
+            (:func:`artemis_model.selection.choose_track_frames`): ``"uniform"`` (the paper's, default) or
+            ``"front"`` (**not in the paper**: the first two tracked frames :data:`~artemis_model.selection.FRONT_STEP`
+            apart, so the first motion shows even when the target turns soon; the tiny world model's).
         num_temporal_tokens: rows of temporal (per-frame mean) video tokens, zero padded (100).
         projector_type: ``"mlp2x_gelu"`` (Linear, GELU, Linear) or ``"linear"``.
         max_images: images per sample at most (16).
@@ -99,6 +103,7 @@ class ArtemisConfig(PretrainedConfig):
         kmeans_seed: int = 123,
         kmeans_init: str = "k-means++",
         region_motion_embedding: bool = False,
+        track_frame_mode: str = "uniform",
         num_temporal_tokens: int = 100,
         projector_type: str = "mlp2x_gelu",
         max_images: int = 16,
@@ -134,6 +139,7 @@ class ArtemisConfig(PretrainedConfig):
         self.kmeans_seed = int(kmeans_seed)
         self.kmeans_init = kmeans_init
         self.region_motion_embedding = bool(region_motion_embedding)
+        self.track_frame_mode = track_frame_mode
         self.num_temporal_tokens = int(num_temporal_tokens)
         self.projector_type = projector_type
         self.max_images = int(max_images)
@@ -224,6 +230,11 @@ class ArtemisConfig(PretrainedConfig):
             )
         if self.kmeans_init not in KMEANS_INITS:
             raise ValueError(f"kmeans_init {self.kmeans_init!r} is unknown; allowed: {KMEANS_INITS}")
+        if self.track_frame_mode not in ("uniform", "front"):
+            raise ValueError(
+                f"track_frame_mode {self.track_frame_mode!r} is unknown; allowed: 'uniform', 'front' (inference "
+                "modes of artemis_model.selection.choose_track_frames)"
+            )
         if self.num_temporal_tokens < 1:
             raise ValueError(f"num_temporal_tokens {self.num_temporal_tokens} must be >= 1")
         if self.projector_type not in PROJECTOR_TYPES:

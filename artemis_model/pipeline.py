@@ -253,8 +253,9 @@ def prepare_targets(
         box = validate_box(req.box, source.width, source.height, clip=clip)
         question = normalize_question(req.question)
         target = _plan_target(
-            source, box, req.frame_idx, question, req.track, cfg.num_tracked_boxes, clip=clip
-        )
+            source, box, req.frame_idx, question, req.track, cfg.num_tracked_boxes, clip=clip,
+            mode=cfg.track_frame_mode,
+        )  # fmt: skip
         if snap:
             shared = known | {t for tg in targets for t in (tg.frame_idx, *tg.tracked_frames)}
             target = _snap(target, shared, clip=clip)
@@ -305,9 +306,18 @@ def _per_target(value: Any, count: int, name: str) -> list[Any]:
 
 
 def _plan_target(
-    source: VideoSource, box: Box, frame_idx: int, question: str, track: Track, n: int, *, clip: bool = True
+    source: VideoSource,
+    box: Box,
+    frame_idx: int,
+    question: str,
+    track: Track,
+    n: int,
+    *,
+    clip: bool = True,
+    mode: str = "uniform",
 ) -> _Target:
-    """Key frame + ``n`` tracked frames uniform over the frames where the track has a usable box.
+    """Key frame + ``n`` tracked frames over the frames where the track has a usable box (``mode`` of
+    :func:`~artemis_model.selection.choose_track_frames`: uniform, or front-weighted for the tiny world model).
 
     As the original (``track_list`` non-empty frames, artemis_reference.md §1.9) and our training
     (``training/referring_data.py``), the key frame is a candidate only when the track has a box there. A track
@@ -326,7 +336,7 @@ def _plan_target(
     if not usable:
         logger.warning("no usable box in the track: key frame %d stands in for the tracked ones", frame_idx)
         usable[frame_idx] = box
-    frames = tuple(choose_track_frames(sorted(usable), n))
+    frames = tuple(choose_track_frames(sorted(usable), n, mode=mode))
     return _Target(
         box=box,
         frame_idx=frame_idx,

@@ -43,6 +43,12 @@ class KMeansResult:
     inertia: torch.Tensor
 
 
+TrackFrameMode = Literal["uniform", "front", "average"]
+TRACK_FRAME_MODES: tuple[str, ...] = ("uniform", "front", "average")
+FRONT_STEP = 2
+"""``mode="front"``: the second tracked frame is this many candidates after the first."""
+
+
 def choose_track_frames(
     candidates: list[int],
     n: int = 8,
@@ -53,7 +59,11 @@ def choose_track_frames(
     """Pick ``n`` frame indices (sorted) from ``candidates`` (the frames where the target is tracked).
 
     ``mode="uniform"`` (inference, deterministic): ``[cand[i * interval] for i in range(n)]`` with
-    ``interval = len(cand) // n``. ``mode="average"`` (training): a random start in ``[0, interval)``, steps of
+    ``interval = len(cand) // n``. ``mode="front"`` (deterministic; **not in the paper**, the tiny world
+    model's): the first candidate, the one :data:`FRONT_STEP` later, then ``n - 2`` uniform over the
+    candidates after it, so that the first two boxes show how the target starts to move even when it turns
+    soon after (their displacement is what ``region_motion_embedding`` embeds); ``"uniform"`` with fewer than
+    ``n + FRONT_STEP`` candidates. ``mode="average"`` (training): a random start in ``[0, interval)``, steps of
     ``interval``, each jittered by a uniform integer in ``[-interval // 4, interval // 4]`` and clamped; it needs
     ``generator``. With fewer than ``n`` candidates all are used and the last one is repeated.
     """
@@ -62,12 +72,16 @@ def choose_track_frames(
     cand = sorted(int(c) for c in candidates)
     if not cand:
         raise ValueError("candidates is empty: the target is not tracked on any frame")
-    if mode not in ("uniform", "average"):
-        raise ValueError(f"mode {mode!r} is unknown; allowed: 'uniform', 'average'")
+    if mode not in TRACK_FRAME_MODES:
+        raise ValueError(f"mode {mode!r} is unknown; allowed: {', '.join(map(repr, TRACK_FRAME_MODES))}")
     if len(cand) < n:
         return cand + [cand[-1]] * (n - len(cand))
+    if mode == "front" and n >= 3 and len(cand) >= n + FRONT_STEP:
+        rest = cand[FRONT_STEP:]
+        step = len(rest) // (n - 1)
+        return [cand[0]] + [rest[i * step] for i in range(n - 1)]
     interval = len(cand) // n
-    if mode == "uniform":
+    if mode in ("uniform", "front"):
         return [cand[i * interval] for i in range(n)]
     if generator is None:
         raise ValueError("mode 'average' needs a torch.Generator (seeds are arguments)")

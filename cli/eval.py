@@ -384,9 +384,16 @@ def agent_cmd(
         ["template", "heldout"], "--set", help="Question sets: template, heldout."
     ),
     iou_threshold: float = typer.Option(0.5, "--iou", min=0.01, max=1.0, help="Key-frame IoU of a match."),
+    kinds: list[str] = typer.Option(
+        [],
+        "--kind",
+        help="With --generate: ask only these question kinds (repeat the option; default all). Another set of "
+        "records than the full run's for the same seed: for side-by-side comparisons, not the reported figures.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write metrics and per-turn results as JSON."),
 ) -> None:
     from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
+    from synth.questions import BUILDERS
     from tools.describers import ModelDescriber, describer_name
 
     if (data is None) == (generate is None):
@@ -394,6 +401,13 @@ def agent_cmd(
     for s in sets:
         if s not in SETS:
             raise typer.BadParameter(f"--set {s!r}; allowed: {SETS}")
+    for k in kinds:
+        if k not in BUILDERS:
+            raise typer.BadParameter(f"--kind {k!r}; allowed: {', '.join(BUILDERS)}")
+    if kinds and data is not None:
+        raise typer.BadParameter(
+            "--kind needs --generate (a written data set holds the kinds it was made with)"
+        )
     desc = make_describer(model, describer, device=device)
     name = (
         f"model {desc.model_dir}"
@@ -406,7 +420,7 @@ def agent_cmd(
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from exc
     else:
-        bench = generated_bench(generate, seed)  # type: ignore[arg-type]
+        bench = generated_bench(generate, seed, kinds=tuple(kinds) or None)  # type: ignore[arg-type]
     result = run_agent_bench(
         bench, describer=desc, describer_name=name, iou_threshold=iou_threshold, sets=sets
     )

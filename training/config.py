@@ -87,9 +87,11 @@ class DataSection(_Strict):
     template: str = "train"
     num_workers: int = Field(0, ge=0)
     seed: int = 0
-    track_sampling: Literal["average", "uniform"] = "average"
-    """Stage 3's choice of the tracked frames: ``average`` (the paper: random start + jitter, redrawn every epoch)
-    or ``uniform`` (the inference choice: evenly spaced from the first tracked frame)."""
+    track_sampling: Literal["average", "uniform", "front"] = "average"
+    """Stage 3's choice of the tracked frames: ``average`` (the paper: random start + jitter, redrawn every epoch),
+    ``uniform`` (the paper's inference choice: evenly spaced from the first tracked frame) or ``front`` (not in
+    the paper: the first two tracked frames close together; train a model with ``config_overrides:
+    {track_frame_mode: front}`` so that its inference chooses the same)."""
     video_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Training only: each video's global features are replaced by zeros with this probability (drawn
     from ``seed`` and the optimizer step, so a resumed run draws the same), so the LM cannot answer what the

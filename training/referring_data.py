@@ -33,7 +33,7 @@ from artemis_model.processing_artemis import (
     ArtemisProcessor,
 )
 from artemis_model.prompts import QUESTION_TEMPLATES, TRACKING_NOTES, referring_prompt
-from artemis_model.selection import choose_track_frames
+from artemis_model.selection import TRACK_FRAME_MODES, choose_track_frames
 from training.data import Sample, sample_generator, truncate
 from training.media import VideoRef, load_feature_pickle
 
@@ -72,8 +72,10 @@ class ReferringDataset(Dataset):
         self.global_features = global_features
         self.num_tracked = num_tracked
         self.num_region_tokens = num_region_tokens
-        if track_sampling not in ("average", "uniform"):
-            raise ValueError(f"track_sampling {track_sampling!r} is unknown; allowed: 'average', 'uniform'")
+        if track_sampling not in TRACK_FRAME_MODES:
+            raise ValueError(
+                f"track_sampling {track_sampling!r} is unknown; allowed: {', '.join(map(repr, TRACK_FRAME_MODES))}"
+            )
         self.track_sampling = track_sampling
         self.max_length = max_length
         self.template = template

@@ -10,7 +10,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from artemis_model.selection import choose_track_frames, kmeans, select_tokens
+from artemis_model.selection import FRONT_STEP, choose_track_frames, kmeans, select_tokens
 
 
 def _blobs(seed: int, n_per: int = 16, k: int = 4, dim: int = 4096) -> tuple[torch.Tensor, np.ndarray]:
@@ -93,6 +93,30 @@ def test_choose_track_frames_uniform_and_short_tracks():
     assert choose_track_frames([3, 9, 4, 12, 20], 8) == [3, 4, 9, 12, 20, 20, 20, 20]
     five = choose_track_frames(list(range(10, 15)), n=5)
     assert five == [10, 11, 12, 13, 14]
+
+
+def test_choose_track_frames_front_mode_shows_the_first_motion():
+    cand = list(range(5, 35))  # 30 visible frames
+    # the first frame, the one FRONT_STEP later, then uniform over the rest (28 frames, step 9)
+    assert FRONT_STEP == 2 and choose_track_frames(cand, 4, mode="front") == [5, 7, 16, 25]
+    assert choose_track_frames(cand, 4) == [
+        5,
+        12,
+        19,
+        26,
+    ]  # uniform: a bounce at frame 9 falls between 5 and 12
+    assert choose_track_frames(list(range(5)), 4, mode="front") == [0, 1, 2, 3]  # too short: uniform
+    assert choose_track_frames([1, 2], 4, mode="front") == [1, 2, 2, 2]
+    with pytest.raises(ValueError, match="'front'"):
+        choose_track_frames(cand, 4, mode="first")
+
+
+def test_the_model_config_names_its_inference_track_frames():
+    from artemis_model.configuration_artemis import ArtemisConfig
+
+    assert ArtemisConfig().track_frame_mode == "uniform"  # the paper's (and the converted weights')
+    with pytest.raises(ValueError, match="track_frame_mode 'average'"):
+        ArtemisConfig(track_frame_mode="average")  # a training mode: random at inference
 
 
 def test_choose_track_frames_average_mode_is_seeded():

@@ -31,3 +31,25 @@ def test_eval_agent_reports_per_question_type(tmp_path):
     assert 0.0 <= data["target_f1"] <= 1.0
     bad = CliRunner().invoke(app, [*args[:-2], "--set", "nope"])
     assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def test_eval_agent_asks_only_the_kinds_named(tmp_path):
+    out = tmp_path / "agent.json"
+    args = [
+        "eval",
+        "agent",
+        "--generate",
+        "3",
+        "--seed",
+        "11",
+        "--describer",
+        "heuristic",
+        "--set",
+        "heldout",
+    ]
+    res = CliRunner().invoke(app, [*args, "--kind", "describe", "--kind", "counting", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    by_type = json.loads(out.read_text())["sets"]["heldout"]["by_type"]
+    assert set(by_type) == {"describe", "counting"}, set(by_type)
+    bad = CliRunner().invoke(app, [*args, "--kind", "poems"])
+    assert bad.exit_code != 0 and "poems" in bad.output and "multi_target" in bad.output
