@@ -340,7 +340,7 @@ MAY_IMPORT = {
     "evals": {"artemis_model", "agent", "tools", "synth"},
     "cli": {"agent", "tools", "artemis_model", "training", "evals", "synth"},
     "benchmarks": {"agent", "tools", "artemis_model", "training", "evals", "synth"},
-    "research": {"artemis_model", "training", "evals", "synth"},
+    "research": {"artemis_model", "tools", "training", "evals", "synth"},  # probes of the agent's inputs too
 }
 OURS = set(MAY_IMPORT) | {"tests", "scripts"}
 #: agent/api (the service) may be imported by cli only; agent/ itself never imports it.
