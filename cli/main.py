@@ -45,6 +45,9 @@ app.add_typer(train_app, name="train")
 from cli.init_model import init_model_cmd  # noqa: E402
 
 app.command("init-model")(init_model_cmd)
+from cli.workers import workers  # noqa: E402
+
+app.command("workers")(workers)
 
 if __name__ == "__main__":
     app()

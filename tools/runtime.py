@@ -11,15 +11,18 @@ module holds a cache of its own.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from artemis_model.lru import LRUCache
 from artemis_model.types import GenerationOptions
 from artemis_model.video import open_video
 from tools import describers
 from tools.describers import Describer, DescriberChoice, ModelDescriber
-from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, make_backend, new_track_cache
+from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, make_backend
 from tools.grounding.grounder import evict_video_tracks
 from tools.smollm import default_cache_dir
 from tools.summarize import TextLLM, resolve_llm
@@ -33,6 +36,32 @@ MAX_VIDEOS = 8
 MAX_TRACK_SETS = 16
 """Grounding results (all tracks of one video for one backend and kind of query) a runtime keeps."""
 FEATURE_CACHE_BYTES = 2 * 2**30
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ComputeOnceCache(LRUCache[K, V]):
+    """An :class:`~artemis_model.lru.LRUCache` whose :meth:`get_or_compute` computes a missing key once: a
+    thread missing a key another thread is computing waits for that value instead of computing it again
+    (turns running at once on one video open it once and ground it once). Different keys compute in parallel."""
+
+    def __init__(self, max_weight: int, **kwargs: Any) -> None:
+        super().__init__(max_weight, **kwargs)
+        self._computing: dict[K, threading.Lock] = {}
+        self._computing_guard = threading.Lock()
+
+    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
+        if key in self:
+            return super().get_or_compute(key, compute)  # a hit (counted there)
+        with self._computing_guard:
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        try:
+            with key_lock:  # the first computes; the others find its value
+                return super().get_or_compute(key, compute)
+        finally:
+            with self._computing_guard:
+                if self._computing.get(key) is key_lock and not key_lock.locked():
+                    del self._computing[key]
 
 
 class VideoStore:
@@ -42,7 +71,9 @@ class VideoStore:
     be reading it)."""
 
     def __init__(self, max_open: int = MAX_VIDEOS) -> None:
-        self._open: LRUCache[tuple[str | int, ...], VideoLike] = LRUCache(max_open)
+        self._open: LRUCache[tuple[str | int, ...], VideoLike] = ComputeOnceCache(max_open)
+        self._files: weakref.WeakKeyDictionary[VideoLike, Path] = weakref.WeakKeyDictionary()
+        self._files_lock = threading.Lock()
 
     def add(self, name: str, video: VideoLike) -> None:
         """Keep the opened ``video`` under ``name``: :meth:`open` of that name returns it."""
@@ -58,7 +89,19 @@ class VideoStore:
         path = Path(source).resolve()
         stat = path.stat() if path.exists() else None
         key = ("file", str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1)
-        return self._open.get_or_compute(key, lambda: open_video(path))
+        video = self._open.get_or_compute(key, lambda: open_video(path))
+        with self._files_lock:
+            self._files[video] = path
+        return video
+
+    def path_of(self, video: VideoLike) -> Path | None:
+        """The file ``video`` was opened from by :meth:`open` (known while anything holds the video, also after
+        it left the store), else ``None`` (an added or in-memory video)."""
+        try:
+            with self._files_lock:
+                return self._files.get(video)
+        except TypeError:  # not weakly referenceable: never opened here
+            return None
 
     def forget(self, content_hash: str, path: str | os.PathLike | None = None) -> int:
         """Drop the opened videos of ``path`` (when given) or with this content; how many. A file that is gone
@@ -100,7 +143,14 @@ class Runtime:
     here. ``summarizer``: a ``str -> str`` LLM or ``"merge"`` / ``"smollm2"`` / ``"auto"``, resolved once
     (:func:`tools.summarize.resolve_llm`; SmolLM2 keeps its converted weights under ``cache_root``, default
     ``~/.cache/artemis``). ``max_videos`` / ``max_track_sets``: the limits of the opened videos and of the
-    grounding results kept.
+    grounding results kept; ``videos``: the opened videos' store to use (a :class:`tools.model_workers.RemoteDescriber`
+    finds their files in it), default a new one of ``max_videos``.
+
+    Turns may run on several threads at once (the service's ``turn_threads`` with remote model workers): the
+    opened videos, the grounding tracks and the feature cache are locked caches, and a video or a grounding
+    result missing from its cache is computed once (:class:`ComputeOnceCache`) while the other turns wait for
+    it. The describer is not locked here: a local model describer is called from one thread only (the
+    service allows several turn threads only with remote workers, whose describer is thread-safe).
     """
 
     def __init__(
@@ -114,6 +164,7 @@ class Runtime:
         cache_root: Path | None = None,
         max_videos: int = MAX_VIDEOS,
         max_track_sets: int = MAX_TRACK_SETS,
+        videos: VideoStore | None = None,
     ) -> None:
         if describer is None:
             describer = describers.default_describer(cache=feature_cache)
@@ -127,8 +178,9 @@ class Runtime:
             resolve_llm(summarizer, cache_dir=default_cache_dir(cache_root)) or "merge"
         )
         """The summary LLM, or ``"merge"`` (the deterministic merge, no LLM)."""
-        self.videos = VideoStore(max_videos)
-        self.track_cache: TrackCache = new_track_cache(max_track_sets)
+        self.videos = videos if videos is not None else VideoStore(max_videos)
+        # computed once per key: turns running at once on one video ground it once
+        self.track_cache: TrackCache = ComputeOnceCache(max_track_sets)
 
     @classmethod
     def build(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.api.errors import BusyError
 from agent.api.quota import DiskQuota
 from agent.api.settings import Settings
 from agent.api.storage import BaseStore, Store
@@ -23,7 +25,7 @@ from agent.deps import AgentDeps
 from agent.graph import build_agent, postgres_checkpointer, sqlite_checkpointer
 from agent.planner import LLMPlanner, RulePlanner
 from tools.describers import Describer, choose_describer, describer_name
-from tools.runtime import Runtime
+from tools.runtime import Runtime, VideoStore
 from tools.video import VideoLike
 
 logger = logging.getLogger(__name__)
@@ -58,15 +60,15 @@ class ServiceRuntime:
     def close(self) -> None:
         self.worker.shutdown()
         self.runtime.close()
+        close_describer = getattr(self.runtime.describer, "close", None)
+        if callable(close_describer):
+            close_describer()
         self.store.close()
 
 
-def _torch_dtype(name: str):
-    if name == "auto":
-        return None
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+def workers_busy(message: str, retry_after_s: float) -> BusyError:
+    """The service's 503 for full or unreachable model workers, with their ``Retry-After``."""
+    return BusyError(message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
 
 
 def _load_chat_model(spec: str):
@@ -81,8 +83,10 @@ def build_runtime(
 ) -> Runtime:
     """The tools' runtime of the service: the describer by the rule of every entry point
     (:func:`tools.describers.choose_describer` on ``settings.model_dir`` and ``settings.describer``, sharing
-    one feature cache sized by the settings) unless ``describer`` is given, the grounding backend and the
-    summary LLM the settings name (``chat_model``, a LangChain chat model, summarizes when given)."""
+    one feature cache sized by the settings) unless ``describer`` is given or ``settings.model_workers`` names
+    remote model workers (a :class:`tools.model_workers.RemoteDescriber`: no model in this process), the
+    grounding backend and the summary LLM the settings name (``chat_model``, a LangChain chat model,
+    summarizes when given)."""
     common: dict[str, Any] = {
         "grounding_settings": settings.grounding_settings(),
         "summarizer": settings.summarizer,
@@ -93,12 +97,28 @@ def build_runtime(
         from agent.lc_tools import as_text_llm
 
         common["summarizer"] = as_text_llm(chat_model)
+    if describer is None and settings.model_workers is not None:
+        from tools.model_workers import RemoteDescriber
+
+        videos = VideoStore(settings.max_open_videos)
+        remote = RemoteDescriber(
+            settings.model_workers,
+            data_root=settings.data_dir,
+            locate=videos.path_of,
+            timeout_s=settings.model_workers_timeout_s,
+            connections=max(4, 2 * settings.turn_threads),
+            unavailable=workers_busy,
+        )
+        logger.info("describing on the model workers at %s", settings.model_workers)
+        return Runtime(describer=remote, videos=videos, **common)
     if describer is not None:
         return Runtime(describer=describer, **common)
+    from tools.model_workers.worker import torch_dtype
+
     return Runtime.build(
         choose_describer(settings.model_dir, settings.describer),
         device=settings.device,
-        dtype=_torch_dtype(settings.dtype),
+        dtype=torch_dtype(settings.dtype),
         feature_cache_bytes=settings.feature_cache_bytes,
         features_dir=settings.features_dir,
         **common,
@@ -139,7 +159,10 @@ def build_service(settings: Settings, *, describer: Describer | None = None) -> 
     planner = LLMPlanner(chat_model) if settings.planner == "llm" else RulePlanner()
     deps = AgentDeps(runtime=runtime, planner=planner)
     graph = build_agent(deps, checkpointer=checkpointer)
-    worker = ModelWorker(settings.queue_size, settings.queue_timeout_s)
+    stats = getattr(runtime.describer, "stats", None) if settings.model_workers is not None else None
+    worker = ModelWorker(
+        settings.queue_size, settings.queue_timeout_s, threads=settings.turn_threads, remote_stats=stats
+    )
     return ServiceRuntime(
         settings=settings,
         store=store,

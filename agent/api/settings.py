@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.describers import DescriberKind
@@ -94,6 +94,24 @@ class Settings(RuntimeSettings):
         "needs a key: this one (sees everything, creates users at POST /admin/users) or a user's (sees only "
         "its own videos and conversations).",
     )
+    model_workers: str | None = Field(
+        default=None,
+        description="URL of the model workers (`artemis workers`: Ray Serve on GPU machines), e.g. "
+        "http://head:8000/describe. Set: this replica loads no describer; every description goes there (videos "
+        "by their path in the shared data_dir, which the workers mount too), batched with other conversations'. "
+        "Unset: the describer runs in this process.",
+    )
+    model_workers_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long one request to the model workers may take (queue included).",
+    )
+    turn_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Turns this replica runs at once. More than 1 needs model_workers (the model runs there, "
+        "shared by all) and database_url (PostgreSQL locks each conversation's turns).",
+    )
     queue_size: int = Field(default=64, ge=1, description="Model jobs allowed to wait for the worker.")
     queue_timeout_s: float = Field(default=120.0, gt=0, description="How long a job may wait to start.")
     turn_budget_s: float | None = Field(
@@ -106,6 +124,26 @@ class Settings(RuntimeSettings):
     max_open_videos: int = Field(default=8, ge=1, description="Videos kept opened (decoders) at once.")
     annotate_evidence: bool = Field(default=True, description="Write annotated evidence frames per turn.")
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _turn_threads(self) -> Settings:
+        if self.turn_threads > 1 and (self.model_workers is None or self.database_url is None):
+            missing = [
+                name
+                for name, value in (
+                    ("model_workers", self.model_workers),
+                    ("database_url", self.database_url),
+                )
+                if value is None
+            ]
+            raise ValueError(
+                f"turn_threads={self.turn_threads} needs {' and '.join(missing)}: several turns at once need "
+                "remote model workers (a local describer runs one call at a time) and PostgreSQL (its lock keeps "
+                "the turns of one conversation in order); set them or turn_threads=1"
+            )
+        if self.model_workers is not None and not self.model_workers.startswith(("http://", "https://")):
+            raise ValueError(f"model_workers {self.model_workers!r} must be an http:// or https:// URL")
+        return self
 
     @property
     def videos_dir(self) -> Path:

@@ -209,7 +209,8 @@ def _mark(rt: ServiceRuntime, message_id: int | None, status: str) -> None:
 
 
 def as_service_error(error: dict[str, Any]) -> ServiceError:
-    """The :class:`ServiceError` of a failed turn's ``error`` (status, code, detail)."""
-    exc = ServiceError(error["detail"])
+    """The :class:`ServiceError` of a failed turn's ``error`` (status, code, detail; its ``Retry-After``)."""
+    retry_after = error.get("retry_after")
+    exc = ServiceError(error["detail"], headers={"Retry-After": str(retry_after)} if retry_after else None)
     exc.status, exc.code = int(error["status"]), str(error["code"])
     return exc

@@ -104,6 +104,10 @@ def run_turn(runtime: ServiceRuntime, req: TurnRequest, emit: Emit, cancel: thre
             mapped = (500, "internal_error")
         result.status = "error"
         result.error = {"status": mapped[0], "code": mapped[1], "detail": str(exc) or type(exc).__name__}
+        retry_after = (getattr(exc, "headers", None) or {}).get("Retry-After")
+        # a busy model worker mid-turn: when to ask again, on the stream and on the turn's 503
+        if retry_after is not None:
+            result.error["retry_after"] = retry_after
         emit("error", result.error)
     emit("done", {"status": result.status, "turn": result.turn})
     return result

@@ -1,4 +1,5 @@
-"""One model worker: every model call runs on a single thread, fed by a bounded queue (one GPU).
+"""The replica's model worker: model calls run on ``threads`` threads (default 1: one GPU, one call at a time;
+more when the model runs on remote workers, ``ARTEMIS_TURN_THREADS``), fed by a bounded queue.
 
 ``submit`` refuses a job when ``queue_size`` jobs already wait (503 with Retry-After: the jobs ahead times
 their measured mean time, :meth:`ModelWorker.retry_after`); a job that waits longer than ``queue_timeout_s``
@@ -44,12 +45,24 @@ UNMEASURED_JOB_S = 1.0
 
 
 class ModelWorker:
-    def __init__(self, queue_size: int, queue_timeout_s: float) -> None:
+    def __init__(
+        self,
+        queue_size: int,
+        queue_timeout_s: float,
+        threads: int = 1,
+        *,
+        remote_stats: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.queue_size = queue_size
         self.queue_timeout_s = queue_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artemis-model")
+        self.threads = threads
+        self.remote_stats = remote_stats
+        """What the remote model workers answered this replica (:meth:`stats`' ``model_workers``), if any."""
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artemis-model")
         self._lock = threading.RLock()  # re-entered: submit builds its 503 (Retry-After) under it
         self.waiting = 0
         self.running = 0
@@ -69,9 +82,9 @@ class ModelWorker:
 
     def expected_wait_s(self) -> float:
         """Seconds until the jobs ahead (queued and running) are done: each kind's count times its measured
-        mean time."""
+        mean time, shared by the worker's threads."""
         with self._lock:
-            return sum(n * self._mean(name) for name, n in self._ahead.items() if n > 0)
+            return sum(n * self._mean(name) for name, n in self._ahead.items() if n > 0) / self.threads
 
     def retry_after(self) -> str:
         """Seconds a client should wait before trying again (:meth:`expected_wait_s`, at least 1)."""
@@ -163,12 +176,15 @@ class ModelWorker:
             raise
 
     def stats(self) -> dict[str, Any]:
+        remote = {"model_workers": self.remote_stats()} if self.remote_stats is not None else {}
         return {
+            **remote,
             "waiting": self.waiting,
             "running": self.running,
             "completed": self.completed,
             "rejected": self.rejected,
             "queue_size": self.queue_size,
+            "threads": self.threads,
             "mean_job_s": {name: round(self.mean_job_s(name), 3) for name in sorted(self._took)},
             "expected_wait_s": round(self.expected_wait_s(), 3),
         }
