@@ -208,11 +208,11 @@ def test_feature_pickle_admits_numpy_arrays_only(tmp_path):
 
     class Payload:
         def __reduce__(self):
-            return (print, ("executed",))
+            return (eval, ("1 + 1",))  # not print: a Ray driver in the same test run replaces builtins.print
 
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps({"features": array, "extra": Payload()}))
-    with pytest.raises(UnsafePickleError, match=r"builtins\.print"):
+    with pytest.raises(UnsafePickleError, match=r"builtins\.eval"):
         load_feature_pickle(evil)
     obj = tmp_path / "obj.pkl"
     obj.write_bytes(pickle.dumps(io.BytesIO(b"x")))

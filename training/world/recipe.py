@@ -1,7 +1,7 @@
 """The recipe of the shipped tiny world model, step by step (run by ``artemis train world``).
 
     artemis train world                  # every step, in order
-    artemis train world --step stage3    # one step: data | vision | init | stage1 | stage2 | stage3 | blind | eval | ship
+    artemis train world --step stage3    # one step: data | vision | init | stage1 | stage2 | stage3 | front | blind | eval | ship
 
 Working files go to ``data/world/`` and ``runs/world/`` under the repository root (both git-ignored; the YAMLs of
 ``training/configs/world/`` name the same paths), the shipped files to ``models/artemis-tiny-world/``. Every
@@ -133,6 +133,12 @@ def _stage3(r: WorldRecipe) -> None:
     r.module("training.train", CONFIGS / "stage3_referring.yaml")
 
 
+def _front(r: WorldRecipe) -> None:
+    # Stage 3b (not in the paper): the stage-3 model fine-tuned on "front" tracked frames (the first two close
+    # together), which its config then uses at inference; the shipped model.
+    r.module("training.train", CONFIGS / "stage3_front.yaml")
+
+
 def _blind(r: WorldRecipe) -> None:
     # Region-blind baseline: the same stage 3 command with one flag (every <region> token zero for the whole run).
     r.module(
@@ -148,7 +154,11 @@ def _eval(r: WorldRecipe) -> None:
             "the eval step scores with evals.world, which training/ does not import: give WorldRecipe(evaluate=...) "
             "or run `artemis train world --step eval`"
         )
-    for model, out in (("stage3", "eval_model.json"), ("stage3_blind", "eval_blind.json")):
+    for model, out in (
+        ("stage3", "eval_stage3.json"),
+        ("stage3_front", "eval_model.json"),
+        ("stage3_blind", "eval_blind.json"),
+    ):
         r.evaluate(
             r.root / RUNS / model / "final",
             r.root / RUNS / out,
@@ -159,7 +169,7 @@ def _eval(r: WorldRecipe) -> None:
 
 
 def _ship(r: WorldRecipe) -> None:
-    src, dst = r.root / RUNS / "stage3" / "final", r.root / SHIP_DIR
+    src, dst = r.root / RUNS / "stage3_front" / "final", r.root / SHIP_DIR
     dst.mkdir(parents=True, exist_ok=True)
     for name in SHIPPED_FILES:
         shutil.copyfile(src / name, dst / name)
@@ -176,6 +186,7 @@ _STEPS: dict[str, Callable[[WorldRecipe], None]] = {
     "stage1": _stage1,
     "stage2": _stage2,
     "stage3": _stage3,
+    "front": _front,
     "blind": _blind,
     "eval": _eval,
     "ship": _ship,

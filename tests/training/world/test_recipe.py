@@ -32,6 +32,7 @@ SHELL_SCRIPT = {
         " --feature-cache runs/world/feature_cache --out runs/world/stage2/final_centred",
         "-m training.train training/configs/world/stage3_referring.yaml",
     ],
+    "front": ["-m training.train training/configs/world/stage3_front.yaml"],
     "blind": [
         "-m training.train training/configs/world/stage3_referring.yaml model.region_blind=true"
         " run.output_dir=runs/world/stage3_blind run.save_steps=500",
@@ -59,7 +60,7 @@ def test_training_steps_run_the_shell_scripts_commands_in_fresh_processes() -> N
         rec.commands.clear()
         assert run_recipe(recipe, step) == (step,)
         assert rec.commands == commands, step
-    for yaml in ("stage1_pretrain", "stage2_finetune", "stage3_referring"):
+    for yaml in ("stage1_pretrain", "stage2_finetune", "stage3_referring", "stage3_front"):
         assert (world_recipe.REPO_ROOT / "training" / "configs" / "world" / f"{yaml}.yaml").is_file()
 
 
@@ -69,7 +70,8 @@ def test_eval_step_scores_the_model_and_the_blind_baseline_on_the_eval_seed() ->
     run_recipe(recipe, "eval")
     settings = {"seed": 77, "clips": 250, "combo_queries": 30}
     assert rec.evaluations == [
-        (Path("/repo/runs/world/stage3/final"), Path("/repo/runs/world/eval_model.json"), settings),
+        (Path("/repo/runs/world/stage3/final"), Path("/repo/runs/world/eval_stage3.json"), settings),
+        (Path("/repo/runs/world/stage3_front/final"), Path("/repo/runs/world/eval_model.json"), settings),
         (Path("/repo/runs/world/stage3_blind/final"), Path("/repo/runs/world/eval_blind.json"), settings),
     ]
     with pytest.raises(ValueError, match="evals.world"):
@@ -77,14 +79,14 @@ def test_eval_step_scores_the_model_and_the_blind_baseline_on_the_eval_seed() ->
 
 
 def test_steps_in_order_and_unknown_step_refused() -> None:
-    assert STEPS == ("data", "vision", "init", "stage1", "stage2", "stage3", "blind", "eval", "ship")
+    assert STEPS == ("data", "vision", "init", "stage1", "stage2", "stage3", "front", "blind", "eval", "ship")
     assert selected_steps("all") == STEPS and selected_steps("blind") == ("blind",)
     with pytest.raises(ValueError, match="unknown step 'stage4'; allowed: all, data, vision"):
         selected_steps("stage4")
 
 
 def test_ship_copies_the_final_checkpoint(tmp_path) -> None:  # noqa: ANN001
-    final = tmp_path / "runs" / "world" / "stage3" / "final"
+    final = tmp_path / "runs" / "world" / "stage3_front" / "final"
     final.mkdir(parents=True)
     for name in (*world_recipe.SHIPPED_FILES, "generation_config.json", "trainer_state.json"):
         (final / name).write_text(name)
