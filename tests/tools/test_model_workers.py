@@ -8,7 +8,6 @@ model and one tight replica for the full queue) and are shut down at its end.
 from __future__ import annotations
 
 import dataclasses
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import pytest
 
 from artemis_model.video import open_video
 from synth import generate_clip, write_mp4
+from tests.agent.api.live import free_port
+from tests.model_workers import local_workers
 from tools.describers import EMBEDDED_MODEL_DIR, default_describer, has_model
 from tools.model_workers import (
     DescribeRequest,
@@ -34,12 +35,6 @@ from tools.video import SubVideo
 pytestmark = pytest.mark.skipif(
     not has_model(EMBEDDED_MODEL_DIR), reason="the embedded world model is absent"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -70,34 +65,9 @@ def workers(store) -> Workers:
     """Ray (2 CPUs) + Serve: 2 replicas of the world model at ``url`` (batches of up to 8 gathered for 0.3 s),
     1 replica at ``tight_url`` that holds 1 request and queues 1 more."""
     pytest.importorskip("ray")
-    from tools.model_workers.serve import ServeOptions, deploy, describer_app, shutdown
-
     root, boxes = store
-    config = WorkerConfig(data_root=root, describer="world")
-    port = _free_port()
-    try:
-        url = deploy(
-            config,
-            ServeOptions(replicas=2, num_cpus=0.5, max_batch_size=8, batch_wait_timeout_s=0.3),
-            port=port,
-            num_cpus=2,
-        )
-        from ray import serve
-
-        tight = ServeOptions(
-            replicas=1,
-            num_cpus=0.5,
-            max_batch_size=1,
-            max_ongoing_requests=1,
-            max_queued_requests=1,
-            retry_after_s=3,
-            app_name="tight",
-            route_prefix="/tight",
-        )
-        serve.run(describer_app(config, tight), name=tight.app_name, route_prefix=tight.route_prefix)
-        yield Workers(root=root, url=url, tight_url=f"http://127.0.0.1:{port}/tight", boxes=boxes)
-    finally:
-        shutdown()
+    with local_workers(root, batch_wait_s=0.3) as (url, tight_url):
+        yield Workers(root=root, url=url, tight_url=tight_url, boxes=boxes)
 
 
 def _remote(workers: Workers, url: str | None = None) -> tuple[RemoteDescriber, VideoStore]:
@@ -213,7 +183,7 @@ def test_a_full_queue_is_busy_with_retry_after(workers):
 
 def test_unreachable_workers_are_unavailable(workers):
     remote = RemoteDescriber(
-        f"http://127.0.0.1:{_free_port()}/describe",
+        f"http://127.0.0.1:{free_port()}/describe",
         data_root=workers.root,
         locate=VideoStore().path_of,
         unavailable=lambda message, retry: TimeoutError(f"{retry}: {message}"),

@@ -20,8 +20,9 @@ import pytest
 
 from artemis_model.video import open_video
 from tests.agent.api.conftest import parse_sse
-from tests.agent.api.live import free_port, process_server
+from tests.agent.api.live import process_server
 from tests.agent.api.test_postgres import postgres_server  # noqa: F401 - the session's PostgreSQL cluster
+from tests.model_workers import local_workers
 from tools.describers import EMBEDDED_MODEL_DIR, default_describer, has_model
 
 pytestmark = pytest.mark.skipif(
@@ -53,45 +54,21 @@ def cluster(postgres_server, tmp_path_factory) -> Iterator[Cluster]:  # noqa: F8
     pytest.importorskip("ray")
     import psycopg
 
-    from tools.model_workers import WorkerConfig
-    from tools.model_workers.serve import ServeOptions, deploy, describer_app, shutdown
-
     host, pg_port = postgres_server
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = f"postgresql://test@/postgres?host={host}&port={pg_port}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     data_dir = tmp_path_factory.mktemp("shared-data")
-    config = WorkerConfig(data_root=data_dir, describer="world")
-    port = free_port()
     try:
-        url = deploy(
-            config,
-            ServeOptions(replicas=2, num_cpus=0.5, max_batch_size=8, batch_wait_timeout_s=0.1),
-            port=port,
-            num_cpus=2,
-        )
-        from ray import serve
-
-        tight = ServeOptions(
-            replicas=1,
-            num_cpus=0.5,
-            max_batch_size=1,
-            max_ongoing_requests=1,
-            max_queued_requests=1,
-            retry_after_s=3,
-            app_name="tight",
-            route_prefix="/tight",
-        )
-        serve.run(describer_app(config, tight), name=tight.app_name, route_prefix=tight.route_prefix)
-        yield Cluster(
-            data_dir=data_dir,
-            database_url=f"postgresql://test@/{name}?host={host}&port={pg_port}",
-            workers_url=url,
-            tight_url=f"http://127.0.0.1:{port}/tight",
-        )
+        with local_workers(data_dir, batch_wait_s=0.1) as (url, tight_url):
+            yield Cluster(
+                data_dir=data_dir,
+                database_url=f"postgresql://test@/{name}?host={host}&port={pg_port}",
+                workers_url=url,
+                tight_url=tight_url,
+            )
     finally:
-        shutdown()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
