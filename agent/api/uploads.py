@@ -135,8 +135,7 @@ async def receive_upload(
                     raise UnprocessableError(f"malformed multipart body: {exc}") from exc
                 if state["size"] > max_bytes:
                     raise _too_large(state["size"], max_bytes)
-                # off the event loop: growing the reservation may wait on the other replicas (PostgreSQL)
-                await run_in_threadpool(reserve, int(state["size"]))
+                reserve(int(state["size"]))
                 if pending:
                     data = b"".join(pending)
                     pending.clear()
