@@ -65,7 +65,9 @@ async def receive_upload(
     max_bytes: int,
     reserve: Callable[[int], None],
 ) -> Upload:
-    """Write the ``file`` part of a ``multipart/form-data`` body to ``dest``; return its name and size.
+    """Write the ``file`` part of a ``multipart/form-data`` body to ``dest``; return its name and size. With a
+    ``content_length`` its room is reserved before reading (the body's size: the file plus a few hundred bytes of
+    multipart framing); a chunked body's reservation grows as bytes arrive.
 
     Raises 415 (not multipart), 422 (no file part / empty file), 413 (over ``max_bytes``),
     507 (``reserve(total_bytes)`` raises it: the disk quota, shared with concurrent writers).
@@ -78,6 +80,10 @@ async def receive_upload(
         )
     if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes + 65536:
         raise _too_large(int(content_length), max_bytes)
+    if content_length is not None and content_length.isdigit():
+        # the whole upload's room at once (all or nothing: concurrent uploads cannot each hold part of the room
+        # and all fail), off the event loop (with PostgreSQL a transaction that may wait on other replicas)
+        await run_in_threadpool(reserve, min(int(content_length), max_bytes))
     part = _PartState()
     state = {"found": False, "filename": "", "size": 0, "in_file": False, "done_file": False}
     pending: list[bytes] = []
