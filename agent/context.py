@@ -82,10 +82,24 @@ class ReportingDescriber:
         if self.on_progress is not None:
             self.on_progress(data)
 
+    def _deadline(self, fn: Any) -> dict[str, float]:
+        """The turn's deadline for a describer that takes one (remote workers drop requests past it)."""
+        deadline = self.context.deadline
+        return {"deadline": deadline} if deadline is not None and accepts_keyword(fn, "deadline") else {}
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn`` with the turn's deadline when it takes one; a failure once the deadline passed is the turn's
+        timeout (the describer gave up because the budget was spent), not an error of its own."""
+        try:
+            return fn(*args, **kwargs, **self._deadline(fn))
+        except Exception:
+            self._check()
+            raise
+
     def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
         self._check()
         self._report(stage="describe", status="start", frame_idx=frame_idx, box=list(box))
-        out = self.inner(video, box, frame_idx=frame_idx, question=question)
+        out = self._call(self.inner, video, box, frame_idx=frame_idx, question=question)
         self._report(stage="describe", status="done", frame_idx=frame_idx)
         self._check()
         return out
@@ -107,7 +121,9 @@ class ReportingDescriber:
             self._check()
             self._report(stage="describe", status="start", targets=len(boxes))
             extra = {"labels": labels} if labels is not None and accepts_keyword(many, "labels") else {}
-            out = many(video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks, **extra)
+            out = self._call(
+                many, video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks, **extra
+            )
             self._report(stage="describe", status="done", targets=len(boxes))
             return out
         out = []

@@ -44,3 +44,45 @@ def test_within_budget_nothing_is_cut_and_memory_questions_are_never_cut(reds) -
 def test_the_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_targets must be >= 1, got 0"):
         AgentDeps(max_targets=0)
+
+
+def test_the_turn_deadline_reaches_a_describer_that_takes_one_and_its_give_up_is_the_turn_timeout() -> None:
+    import time
+
+    from agent.context import ReportingDescriber, TurnTimedOut
+
+    seen = []
+
+    class Remote:
+        def __call__(self, video, box, *, frame_idx, question, deadline=None):
+            seen.append(deadline)
+            if deadline is not None and time.monotonic() > deadline - 0.05:
+                time.sleep(0.1)
+                raise TimeoutError("the workers dropped it: budget spent")
+            return "described"
+
+    soon = time.monotonic() + 0.05
+    wrapped = ReportingDescriber(Remote(), deadline=soon)
+    with pytest.raises(TurnTimedOut) as caught:
+        wrapped(None, (0, 0, 1, 1), frame_idx=0, question=None)
+    assert seen == [soon] and isinstance(caught.value.__context__, TimeoutError)
+    later = time.monotonic() + 60
+    assert (
+        ReportingDescriber(Remote(), deadline=later)(None, (0, 0, 1, 1), frame_idx=0, question=None)
+        == "described"
+    )
+
+    class Local:  # takes no deadline: called as before
+        def __call__(self, video, box, *, frame_idx, question):
+            return "local"
+
+    assert (
+        ReportingDescriber(Local(), deadline=later)(None, (0, 0, 1, 1), frame_idx=0, question=None) == "local"
+    )
+    with pytest.raises(ValueError, match="boom"):  # a failure within the budget stays what it is
+
+        class Broken:
+            def __call__(self, video, box, *, frame_idx, question, deadline=None):
+                raise ValueError("boom")
+
+        ReportingDescriber(Broken(), deadline=later)(None, (0, 0, 1, 1), frame_idx=0, question=None)

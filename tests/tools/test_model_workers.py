@@ -213,3 +213,43 @@ def test_the_worker_alone_refuses_per_request(store):
         "frame_out_of_range",
         "video_not_found",
     ]
+
+
+def test_a_request_past_its_budget_is_dropped_by_the_workers(workers):
+    """A turn's wall-time budget reaches the workers: the gathered batch (0.3 s) outlasts a 1 ms budget, so the
+    worker answers 408 deadline_passed without describing; with budget left it answers as usual."""
+    video = "videos/a/video"
+    target = {"box": list(workers.boxes["a"][0]), "frame_idx": 0}
+    late = httpx.post(workers.url, json={"video": video, "targets": [target], "budget_s": 0.001}, timeout=60)
+    assert late.status_code == 408 and late.json()["code"] == "deadline_passed", late.text
+    fine = httpx.post(workers.url, json={"video": video, "targets": [target], "budget_s": 60}, timeout=60)
+    assert fine.status_code == 200 and fine.json()["descriptions"][0]["answer"]
+    bad = httpx.post(workers.url, json={"video": video, "targets": [target], "budget_s": -1}, timeout=60)
+    assert bad.status_code == 422 and "budget_s" in bad.text
+
+
+def test_the_remote_describer_sends_no_request_once_the_budget_is_spent(workers):
+    import time
+
+    from tools.model_workers import DeadlinePassedError
+
+    remote, videos = _remote(workers)
+    video = videos.open(workers.root / "videos" / "a" / "video")
+    with pytest.raises(DeadlinePassedError, match="budget is spent"):
+        remote(video, workers.boxes["a"][0], frame_idx=0, question=None, deadline=time.monotonic() - 1)
+    assert remote.stats()["requests"] == 0
+    out = remote(video, workers.boxes["a"][0], frame_idx=0, question=None, deadline=time.monotonic() + 60)
+    assert out.answer and remote.stats()["requests"] == 1
+    remote.close()
+
+
+def test_the_worker_alone_drops_requests_past_their_deadline(store):
+    import time
+
+    root, boxes = store
+    worker = DescriberWorker(WorkerConfig(data_root=root, describer="heuristic"))
+    request = DescribeRequest(video="videos/a/video", targets=[TargetIn(box=boxes["a"][0], frame_idx=0)])
+    now = time.monotonic()
+    results = worker.describe_batch([request, request, request], [now - 0.5, now + 60, None])
+    assert getattr(results[0], "code", None) == "deadline_passed" and results[0].status == 408
+    assert isinstance(results[1], DescribeResponse) and isinstance(results[2], DescribeResponse)

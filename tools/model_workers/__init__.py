@@ -8,7 +8,12 @@
 - :mod:`.remote`: :class:`RemoteDescriber`, the describer of an API replica whose model runs on the workers.
 """
 
-from tools.model_workers.remote import ModelWorkerError, RemoteDescriber, WorkersUnavailableError
+from tools.model_workers.remote import (
+    DeadlinePassedError,
+    ModelWorkerError,
+    RemoteDescriber,
+    WorkersUnavailableError,
+)
 from tools.model_workers.wire import (
     DescribeRequest,
     DescribeResponse,
@@ -19,6 +24,7 @@ from tools.model_workers.wire import (
 from tools.model_workers.worker import DescriberWorker, WorkerConfig
 
 __all__ = [
+    "DeadlinePassedError",
     "DescribeRequest",
     "DescribeResponse",
     "DescriberWorker",

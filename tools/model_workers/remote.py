@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ class WorkersUnavailableError(RuntimeError):
 class ModelWorkerError(RuntimeError):
     """The model workers refused a request for a reason that is not the user's (e.g. a video path outside the
     workers' data store: the replicas and the workers mount different stores) or failed."""
+
+
+class DeadlinePassedError(TimeoutError):
+    """The caller's deadline (its turn's wall-time budget) passed before the workers answered; they drop a
+    request whose budget is spent instead of describing it."""
 
 
 _INPUT_ERRORS: dict[str, type[ArtemisInputError]] = {
@@ -79,6 +85,8 @@ class RemoteDescriber:
         self.data_root = data_root.resolve()
         self.locate = locate
         self.unavailable = unavailable
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -109,8 +117,18 @@ class RemoteDescriber:
             )
         return resolved.relative_to(self.data_root).as_posix(), start, end
 
-    def __call__(self, video: VideoLike, box: Box, *, frame_idx: int, question: str | None) -> Description:
-        return self.describe_many(video, [box], frame_idxs=[frame_idx], question=question)[0]
+    def __call__(
+        self,
+        video: VideoLike,
+        box: Box,
+        *,
+        frame_idx: int,
+        question: str | None,
+        deadline: float | None = None,
+    ) -> Description:
+        return self.describe_many(video, [box], frame_idxs=[frame_idx], question=question, deadline=deadline)[
+            0
+        ]
 
     def describe_many(
         self,
@@ -120,15 +138,26 @@ class RemoteDescriber:
         frame_idxs: list[int],
         question: str | None,
         tracks: list[Track] | None = None,
+        deadline: float | None = None,
     ) -> list[Description]:
-        """Several targets of one video in one request (the workers batch it with other conversations')."""
+        """Several targets of one video in one request (the workers batch it with other conversations').
+
+        ``deadline``: the :func:`time.monotonic` time after which the caller (a turn's wall-time budget) no longer
+        waits: the request carries the seconds left (``budget_s``), the workers drop it unanswered once they are
+        spent, and this call waits no longer than that (:class:`DeadlinePassedError` either way)."""
         if len(frame_idxs) != len(boxes) or (tracks is not None and len(tracks) != len(boxes)):
             raise ArtemisInputError(
                 f"{len(boxes)} boxes, {len(frame_idxs)} frames and "
                 f"{'no' if tracks is None else len(tracks)} tracks: need one each"
             )
         path, start, end = self.where(video)
+        budget_s = None
+        if deadline is not None:
+            budget_s = deadline - time.monotonic()
+            if budget_s <= 0:
+                raise DeadlinePassedError("the turn's wall-time budget is spent: nothing sent to the workers")
         request = DescribeRequest(
+            budget_s=budget_s,
             video=path,
             start=start,
             end=end,
@@ -142,16 +171,25 @@ class RemoteDescriber:
                 for i, (box, f) in enumerate(zip(boxes, frame_idxs, strict=True))
             ],
         )
-        response = self._post(request)
+        response = self._post(request, timeout_s=budget_s)
         with self._count_lock:
             self.served_by[response.worker] = self.served_by.get(response.worker, 0) + 1
             self.batch_sizes[response.batch_requests] = self.batch_sizes.get(response.batch_requests, 0) + 1
         return [d.to_description() for d in response.descriptions]
 
-    def _post(self, request: DescribeRequest) -> DescribeResponse:
+    def _post(self, request: DescribeRequest, timeout_s: float | None = None) -> DescribeResponse:
+        extra: dict[str, Any] = {}
+        if timeout_s is not None:  # never wait past the caller's deadline (plus the answer's way back)
+            extra["timeout"] = httpx.Timeout(
+                min(self.timeout_s, timeout_s + 1.0), connect=self.connect_timeout_s
+            )
         try:
-            r = self.client.post(self.url, content=request.model_dump_json(), headers=_JSON)
+            r = self.client.post(self.url, content=request.model_dump_json(), headers=_JSON, **extra)
         except httpx.TimeoutException as exc:
+            if timeout_s is not None and timeout_s + 1.0 < self.timeout_s:
+                raise DeadlinePassedError(
+                    f"the model workers did not answer within the turn's {timeout_s:.1f} s left"
+                ) from exc
             raise self.unavailable(
                 f"the model workers at {self.url} did not answer in time ({type(exc).__name__}); retry later",
                 DEFAULT_RETRY_AFTER_S,
@@ -173,6 +211,8 @@ class RemoteDescriber:
             raise ModelWorkerError(
                 f"the model workers at {self.url} answered {r.status_code}: {r.text[:500]}"
             ) from None
+        if error.code == "deadline_passed":
+            raise DeadlinePassedError(error.detail)
         if error.code in _INPUT_ERRORS:
             raise _INPUT_ERRORS[error.code](error.detail)
         raise ModelWorkerError(

@@ -71,12 +71,14 @@ class DescriberDeployment:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def describe_batch(
-        self, requests: list[DescribeRequest]
+        self, items: list[tuple[DescribeRequest, float | None]]
     ) -> list[DescribeResponse | WorkerErrorOut]:
-        """The requests Serve gathered, described together on a thread (the replica keeps accepting
-        requests, which form the next batch)."""
+        """The requests Serve gathered (each with its deadline on this replica's clock), described together on
+        a thread (the replica keeps accepting requests, which form the next batch)."""
         start = time.perf_counter()
-        results = await asyncio.to_thread(self.worker.describe_batch, requests)
+        requests = [r for r, _ in items]
+        deadlines = [d for _, d in items]
+        results = await asyncio.to_thread(self.worker.describe_batch, requests, deadlines)
         logger.info(
             "worker %s: batch of %d requests in %.3f s",
             self.worker.name,
@@ -91,7 +93,9 @@ class DescriberDeployment:
         except ValidationError as exc:
             error = WorkerErrorOut(status=422, code="invalid_input", detail=str(exc), worker=self.worker.name)
             return JSONResponse(error.model_dump(mode="json"), status_code=422)
-        result = await self.describe_batch(body)
+        # the caller's budget becomes a deadline on this machine's clock when the request arrives
+        deadline = time.monotonic() + body.budget_s if body.budget_s is not None else None
+        result = await self.describe_batch((body, deadline))
         status = result.status if isinstance(result, WorkerErrorOut) else 200
         return JSONResponse(result.model_dump(mode="json"), status_code=status)
 

@@ -28,6 +28,7 @@ ErrorCode = Literal[
     "invalid_input",
     "outside_store",
     "video_not_found",
+    "deadline_passed",
     "internal_error",
 ]
 
@@ -71,6 +72,14 @@ class DescribeRequest(BaseModel):
     end: int | None = Field(default=None, ge=1)
     question: str | None = None
     targets: list[TargetIn] = Field(min_length=1, max_length=MAX_TARGETS)
+    budget_s: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds the caller still waits for the answer (its turn's wall-time budget left); a worker "
+        "that reaches the request later drops it unanswered (408 deadline_passed) instead of spending the model "
+        "on it. Seconds, not a time: the machines' clocks need not agree.",
+    )
 
     @model_validator(mode="after")
     def _segment(self) -> DescribeRequest:

@@ -183,13 +183,29 @@ class DescriberWorker:
         boxes = [tuple(t.box) for t in request.targets]
         return _Job(index, request, key, video, boxes, tracks)  # type: ignore[arg-type]
 
-    def describe_batch(self, requests: Sequence[DescribeRequest]) -> list[DescribeResponse | WorkerErrorOut]:
-        """One result per request, in order: its descriptions, or why it was refused."""
+    def describe_batch(
+        self, requests: Sequence[DescribeRequest], deadlines: Sequence[float | None] | None = None
+    ) -> list[DescribeResponse | WorkerErrorOut]:
+        """One result per request, in order: its descriptions, or why it was refused. ``deadlines``: per request
+        the :func:`time.monotonic` time after which its caller no longer waits (from its ``budget_s`` when it
+        arrived); a request past it is refused (408 ``deadline_passed``) and costs no generation."""
         self.batches += 1
         results: list[DescribeResponse | WorkerErrorOut | None] = [None] * len(requests)
         jobs: list[_Job] = []
         opened: dict[tuple[str, int, int], VideoLike] = {}
+        now = time.monotonic()
         for i, request in enumerate(requests):
+            deadline = deadlines[i] if deadlines is not None else None
+            if deadline is not None and now > deadline:
+                results[i] = self._error(
+                    RequestRefused(
+                        408,
+                        "deadline_passed",
+                        f"the request waited {now - deadline + (request.budget_s or 0):.1f} s, past its budget "
+                        f"of {request.budget_s} s: its caller no longer waits, so it was not described",
+                    )
+                )
+                continue
             try:
                 jobs.append(self._job(i, request, opened))
             except (RequestRefused, ArtemisInputError) as exc:
