@@ -205,19 +205,21 @@ def describe_many(
         static_caches=static_caches,
     )
     timings["generate"] = time.perf_counter() - start
-    return [
-        Description(
-            answer=a.text,
-            question=t.question,
-            frame_idx=t.frame_idx,
-            box=t.box,
-            track=t.track,
-            selected_frames=t.selected_frames,
-            timings=dict(timings),
-            hit_token_limit=a.hit_limit,
-        )
-        for a, t in zip(answers, prepared, strict=True)
-    ]
+    return [description_of(t, a, timings) for a, t in zip(answers, prepared, strict=True)]
+
+
+def description_of(target: PreparedTarget, answer: GeneratedAnswer, timings: dict[str, float]) -> Description:
+    """The :class:`Description` of a prepared target and its generated answer (``timings`` copied)."""
+    return Description(
+        answer=answer.text,
+        question=target.question,
+        frame_idx=target.frame_idx,
+        box=target.box,
+        track=target.track,
+        selected_frames=target.selected_frames,
+        timings=dict(timings),
+        hit_token_limit=answer.hit_limit,
+    )
 
 
 @torch.no_grad()

@@ -29,7 +29,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -254,30 +253,15 @@ def _free_port() -> int:
 
 @contextmanager
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL (``PG_BIN``'s initdb/pg_ctl; trust auth, unix socket only, fsync off; run as
-    ``nobody`` when root) in a temporary directory of its own; its URL. Stopped and removed on exit."""
-    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
-    if not initdb.exists():
-        raise SystemExit(f"PostgreSQL is not installed ({initdb} is absent): apt-get install postgresql")
-    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="artemis-pg-"))  # short: a unix socket path has at most 107 bytes
-    if as_user:
-        os.chown(root, 65534, 65534)
-    port, db = _free_port(), root / "db"
-    try:
-        subprocess.run(
-            [*as_user, initdb, "-D", db, "-U", "bench", "--auth=trust", "-N"], check=True, capture_output=True
+    """A throwaway PostgreSQL (``PG_BIN``'s; :func:`agent.api.storage.postgres.local_cluster`); its URL."""
+    from agent.api.storage.postgres import local_cluster
+
+    if not (PG_BIN / "initdb").exists():
+        raise SystemExit(
+            f"PostgreSQL is not installed ({PG_BIN / 'initdb'} is absent): apt-get install postgresql"
         )
-        options = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", db, "-o", options, "-l", root / "log", "-w", "start"],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql://bench@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", db, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with local_cluster(PG_BIN, user="bench") as (socket_dir, port):
+        yield f"postgresql://bench@/postgres?host={socket_dir}&port={port}"
 
 
 @contextmanager

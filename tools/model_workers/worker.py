@@ -256,7 +256,7 @@ class DescriberWorker:
         """Prepare the targets of each video together (one feature pass per video, whichever conversations
         asked), then answer every prepared target of every video in one
         :func:`~artemis_model.pipeline.generate_answers` call."""
-        from artemis_model.pipeline import generate_answers
+        from artemis_model.pipeline import description_of, generate_answers
 
         assert isinstance(self.describer, ModelDescriber)
         pipe = self.describer.pipeline
@@ -294,18 +294,7 @@ class DescriberWorker:
         for (index, target, timings), answer in zip(prepared, answers, strict=True):
             descs = out.setdefault(index, [])
             assert isinstance(descs, list)
-            descs.append(
-                Description(
-                    answer=answer.text,
-                    question=target.question,
-                    frame_idx=target.frame_idx,
-                    box=target.box,
-                    track=target.track,
-                    selected_frames=target.selected_frames,
-                    timings={**timings, "generate": took},
-                    hit_token_limit=answer.hit_limit,
-                )
-            )
+            descs.append(description_of(target, answer, {**timings, "generate": took}))
         return out
 
     def _targets(self, job: _Job) -> list[Any]:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -264,3 +267,39 @@ class PostgresReservations:
                 (self.lease_s, ids),
             )
         return cur.rowcount
+
+
+@contextmanager
+def local_cluster(bin_dir: Path, *, user: str = "artemis") -> Iterator[tuple[str, int]]:
+    """``(socket_dir, port)`` of a throwaway PostgreSQL cluster for development, tests and benchmarks: ``bin_dir``'s
+    ``initdb``/``pg_ctl`` (Debian's PostgreSQL), trust auth for ``user``, unix socket only, fsync off, run as
+    ``nobody`` when this process is root (PostgreSQL refuses root), in a temporary directory of its own; stopped
+    and removed on exit. :class:`FileNotFoundError` when ``initdb`` is absent. Its URL:
+    ``postgresql://USER@/DB?host=SOCKET_DIR&port=PORT``."""
+    initdb, pg_ctl = bin_dir / "initdb", bin_dir / "pg_ctl"
+    if not initdb.exists():
+        raise FileNotFoundError(
+            f"PostgreSQL is not installed ({initdb} is absent): apt-get install postgresql"
+        )
+    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="artemis-pg-"))  # short: a unix socket path has at most 107 bytes
+    if as_user:
+        os.chown(root, 65534, 65534)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = root / "db"
+    try:
+        subprocess.run(
+            [*as_user, initdb, "-D", db, "-U", user, "--auth=trust", "-N"], check=True, capture_output=True
+        )
+        options = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", db, "-o", options, "-l", root / "log", "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+        yield str(root), port
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", db, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -28,7 +26,7 @@ from agent.api import Settings
 from agent.api.errors import ConflictError, NotFoundError
 from agent.api.storage import INTERRUPTED_ANSWER, BaseStore, Store, VideoRecord, new_id
 from tests.agent.api.conftest import parse_sse
-from tests.agent.api.live import REPO, free_port, process_server, thread_server
+from tests.agent.api.live import REPO, process_server, thread_server
 from tools.describers import HeuristicDescriber
 
 PG_BIN = Path(os.environ.get("ARTEMIS_TEST_PG_BIN", "/usr/local/bin"))
@@ -38,30 +36,14 @@ PG_BIN = Path(os.environ.get("ARTEMIS_TEST_PG_BIN", "/usr/local/bin"))
 def postgres_server() -> Iterator[tuple[str, int]]:
     """``(socket_dir, port)`` of a throwaway PostgreSQL 15 cluster (trust auth, user ``test``, unix socket
     only, fsync off), stopped and removed at the end of the session."""
-    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
-    if not initdb.exists():
-        pytest.skip(f"PostgreSQL is not installed ({initdb} is absent): apt-get install postgresql")
-    # PostgreSQL refuses to run as root: as root, run it as nobody
-    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="artemis-pg-"))  # short: a unix socket path has at most 107 bytes
-    if as_user:
-        os.chown(root, 65534, 65534)
-    port = free_port()
-    db = root / "db"
-    subprocess.run(
-        [*as_user, initdb, "-D", db, "-U", "test", "--auth=trust", "-N"], check=True, capture_output=True
-    )
-    options = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", db, "-o", options, "-l", root / "log", "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield str(root), port
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", db, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    from agent.api.storage.postgres import local_cluster
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(
+            f"PostgreSQL is not installed ({PG_BIN / 'initdb'} is absent): apt-get install postgresql"
+        )
+    with local_cluster(PG_BIN, user="test") as server:
+        yield server
 
 
 @pytest.fixture
