@@ -39,8 +39,9 @@ class LRUCache(Generic[K, V]):
     """``key -> value``, at most ``max_weight`` in total (``weigh(value)`` per entry, default 1: a count).
 
     A value heavier than ``max_weight`` is not kept (``max_weight=0`` keeps nothing). :meth:`get_or_compute`
-    runs ``compute`` outside the lock: two threads missing one key at once both compute it (the last one
-    stored wins), which keeps a slow computation from blocking every other lookup.
+    computes a missing key once: a thread missing a key another thread is computing waits for that value (turns
+    running at once on one video open it once and ground it once); ``compute`` runs outside the cache's lock, so
+    other keys are looked up and computed meanwhile.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class LRUCache(Generic[K, V]):
         self._weight = 0
         self._lock = threading.RLock()
         self._hits = self._misses = self._evictions = 0
+        self._computing: dict[K, threading.RLock] = {}  # a lock per missing key being computed
 
     def get(self, key: K, default: V | None = None) -> V | None:
         """The value of ``key`` (now the most recently used), else ``default``; counted as a hit or a miss."""
@@ -94,17 +96,35 @@ class LRUCache(Generic[K, V]):
                 self._on_evict(k, v)
 
     def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
-        """The value of ``key``, else ``compute()`` stored under it."""
+        """The value of ``key``, else ``compute()`` stored under it (computed once when threads miss it at once:
+        the others wait and take its value; if it raises, the next waiter computes)."""
         with self._lock:
-            entry = self._data.get(key)
+            entry = self._lookup(key)
             if entry is not None:
-                self._data.move_to_end(key)
-                self._hits += 1
                 return entry[0]
-            self._misses += 1
-        value = compute()
-        self.put(key, value)
-        return value
+            key_lock = self._computing.setdefault(key, threading.RLock())
+        try:
+            with key_lock:
+                with self._lock:
+                    entry = self._lookup(key)  # computed by the thread this one waited for
+                    if entry is not None:
+                        return entry[0]
+                    self._misses += 1
+                value = compute()
+                self.put(key, value)
+                return value
+        finally:
+            with self._lock:  # later callers find the value (threads already waiting hold this lock)
+                if self._computing.get(key) is key_lock:
+                    del self._computing[key]
+
+    def _lookup(self, key: K) -> tuple[V, int] | None:
+        """The entry of ``key`` as a hit (now the most recently used), else None; under ``self._lock``."""
+        entry = self._data.get(key)
+        if entry is not None:
+            self._data.move_to_end(key)
+            self._hits += 1
+        return entry
 
     def pop(self, key: K, default: V | None = None) -> V | None:
         """Remove ``key`` and return its value (``default`` when absent); ``on_evict`` is not called."""

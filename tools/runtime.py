@@ -13,16 +13,15 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from artemis_model.lru import LRUCache
 from artemis_model.types import GenerationOptions
 from artemis_model.video import open_video
 from tools import describers
 from tools.describers import Describer, DescriberChoice, ModelDescriber
-from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, make_backend
+from tools.grounding import GroundingBackend, GroundingSettings, TrackCache, make_backend, new_track_cache
 from tools.grounding.grounder import evict_video_tracks
 from tools.smollm import default_cache_dir
 from tools.summarize import TextLLM, resolve_llm
@@ -36,32 +35,6 @@ MAX_VIDEOS = 8
 MAX_TRACK_SETS = 16
 """Grounding results (all tracks of one video for one backend and kind of query) a runtime keeps."""
 FEATURE_CACHE_BYTES = 2 * 2**30
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class ComputeOnceCache(LRUCache[K, V]):
-    """An :class:`~artemis_model.lru.LRUCache` whose :meth:`get_or_compute` computes a missing key once: a
-    thread missing a key another thread is computing waits for that value instead of computing it again
-    (turns running at once on one video open it once and ground it once). Different keys compute in parallel."""
-
-    def __init__(self, max_weight: int, **kwargs: Any) -> None:
-        super().__init__(max_weight, **kwargs)
-        self._computing: dict[K, threading.Lock] = {}
-        self._computing_guard = threading.Lock()
-
-    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
-        if key in self:
-            return super().get_or_compute(key, compute)  # a hit (counted there)
-        with self._computing_guard:
-            key_lock = self._computing.setdefault(key, threading.Lock())
-        try:
-            with key_lock:  # the first computes; the others find its value
-                return super().get_or_compute(key, compute)
-        finally:
-            with self._computing_guard:
-                if self._computing.get(key) is key_lock and not key_lock.locked():
-                    del self._computing[key]
 
 
 class VideoStore:
@@ -71,7 +44,7 @@ class VideoStore:
     be reading it)."""
 
     def __init__(self, max_open: int = MAX_VIDEOS) -> None:
-        self._open: LRUCache[tuple[str | int, ...], VideoLike] = ComputeOnceCache(max_open)
+        self._open: LRUCache[tuple[str | int, ...], VideoLike] = LRUCache(max_open)
         self._files: weakref.WeakKeyDictionary[VideoLike, Path] = weakref.WeakKeyDictionary()
         self._files_lock = threading.Lock()
 
@@ -148,7 +121,7 @@ class Runtime:
 
     Turns may run on several threads at once (the service's ``turn_threads`` with remote model workers): the
     opened videos, the grounding tracks and the feature cache are locked caches, and a video or a grounding
-    result missing from its cache is computed once (:class:`ComputeOnceCache`) while the other turns wait for
+    result missing from its cache is computed once (:meth:`artemis_model.lru.LRUCache.get_or_compute`) while the other turns wait for
     it. The describer is not locked here: a local model describer is called from one thread only (the
     service allows several turn threads only with remote workers, whose describer is thread-safe).
     """
@@ -179,8 +152,7 @@ class Runtime:
         )
         """The summary LLM, or ``"merge"`` (the deterministic merge, no LLM)."""
         self.videos = videos if videos is not None else VideoStore(max_videos)
-        # computed once per key: turns running at once on one video ground it once
-        self.track_cache: TrackCache = ComputeOnceCache(max_track_sets)
+        self.track_cache: TrackCache = new_track_cache(max_track_sets)
 
     @classmethod
     def build(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from artemis_model.lru import LRUCache
@@ -51,3 +55,24 @@ def test_get_or_compute_pop_and_pop_where():
     cache.put(("x", 1), "y")
     cache.clear()
     assert len(cache) == 0 and cache.weight == 0 and cache.stats.hits == 0
+
+
+def test_a_missing_key_is_computed_once_while_other_keys_compute_in_parallel():
+    cache: LRUCache[str, int] = LRUCache(4)
+    calls: list[str] = []
+    running = threading.Semaphore(0)
+
+    def compute(key: str) -> int:
+        calls.append(key)
+        running.release()
+        time.sleep(0.2)
+        return len(calls)
+
+    with ThreadPoolExecutor(8) as pool:
+        start = time.perf_counter()
+        values = list(pool.map(lambda k: cache.get_or_compute(k, lambda: compute(k)), ["a"] * 6 + ["b", "b"]))
+        took = time.perf_counter() - start
+    assert sorted(calls) == ["a", "b"]
+    assert len(set(values[:6])) == 1 and len(set(values[6:])) == 1
+    assert took < 0.39, f"'a' and 'b' computed one after the other ({took:.2f} s)"
+    assert cache.get_or_compute("a", lambda: -1) == values[0]  # a hit afterwards
