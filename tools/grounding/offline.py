@@ -105,8 +105,11 @@ class OfflineBackend:
         owner = np.zeros((height, width), np.int32)  # 1 + index of the detection owning each pixel, 0: none
         dets: list[Detection] = []
         for colour in CHROMATIC:
-            mask = smooth_chroma_mask(chroma & np.isin(bins, np.flatnonzero(names == colour)))
-            dets += self._components(mask, frame_idx, owner, len(dets), lambda _m, c=colour: c)
+            hue_in = np.isin(bins, np.flatnonzero(names == colour))  # [H, W]
+            mask = smooth_chroma_mask(chroma & hue_in)
+            dets += self._components(
+                mask, frame_idx, owner, len(dets), lambda _m, c=colour: c, edges=chroma & hue_in
+            )
         if background is not None:
             diff = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=-1) > 40
             mask = diff & ~chroma & (sat < self.min_saturation // 2) & ~self._coloured_background(background)
@@ -163,6 +166,7 @@ class OfflineBackend:
         colour_of: Callable[[np.ndarray], str],
         *,
         mark_owner: bool = True,
+        edges: np.ndarray | None = None,
     ) -> list[Detection]:
         """Detections of the objects of ``mask`` (see :func:`label_objects`); with ``mark_owner`` their pixels
         are marked in ``owner`` (ids from ``first_id + 1``), which flags neighbours as partial."""
@@ -177,6 +181,8 @@ class OfflineBackend:
             if not self.min_area_frac <= frac <= self.max_area_frac:
                 continue
             (y, y2), (x, x2) = (where[0].start, where[0].stop), (where[1].start, where[1].stop)
+            if edges is not None:
+                y, y2, x, x2 = _edge_box(labels, k, edges, (y, y2, x, x2))
             w, h = x2 - x, y2 - y
             if mark_owner:
                 owner[where][comp] = first_id + len(out) + 1
@@ -211,6 +217,31 @@ class OfflineBackend:
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         rects = self._face.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         return _rects_to_dets(rects, [1.0] * len(rects), frame_idx, "face", frame)
+
+
+EDGE_REACH = 3
+"""How far (pixels) from an object's smoothed mask its box may reach for pixels of its colour."""
+
+
+def _edge_box(
+    labels: np.ndarray, k: int, edges: np.ndarray, box: tuple[int, int, int, int], reach: int = EDGE_REACH
+) -> tuple[int, int, int, int]:
+    """``(y, y2, x, x2)`` of object ``k`` of ``labels`` ``[H, W]`` with its edge: the ``edges`` pixels ``[H, W]``
+    (its colour before :func:`smooth_chroma_mask`) within ``reach`` of its mask that no other object holds.
+
+    The smoothing (2x2 block mean >= 0.5) that keeps shape names stable through H.264 also drops a star's
+    one-pixel tips and a triangle's corners, and the box shrank with them (uncompressed world clips: stars'
+    median IoU with the true box 0.77, 0.82 of the width; triangles 0.88). Shape naming keeps the smoothed mask;
+    only the box takes the edge back (1.00 for every shape uncompressed; through H.264 unchanged, ~0.88)."""
+    y, y2, x, x2 = box
+    height, width = labels.shape
+    ya, yb, xa, xb = max(0, y - reach), min(height, y2 + reach), max(0, x - reach), min(width, x2 + reach)
+    sub = labels[ya:yb, xa:xb]
+    own = (sub == k).astype(np.uint8)
+    near = cv2.dilate(own, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    grow = near & edges[ya:yb, xa:xb] & ((sub == 0) | (sub == k))
+    ys, xs = np.nonzero(grow | own.astype(bool))
+    return ya + int(ys.min()), ya + int(ys.max()) + 1, xa + int(xs.min()), xa + int(xs.max()) + 1
 
 
 def _label_slices(labels: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:

@@ -176,3 +176,29 @@ def test_partial_flags_border_and_touching_objects():
     dets = OfflineBackend(achromatic=False).detect(frame[None], [0], parse_query("the objects"))[0]
     partial = {d.colour: d.partial for d in dets}
     assert partial == {"red": True, "blue": True, "green": True, "yellow": False}
+
+
+@pytest.mark.parametrize(("h264", "at_least"), [(False, 0.95), (True, 0.85)])
+def test_boxes_keep_the_tips_of_stars_and_triangles(tmp_path, h264, at_least):
+    """The box of a detection covers its object's one-pixel tips (the smoothed mask drops them): per shape, the
+    median IoU with the world's true box is >= 0.95 on the world's frames as generated (before: stars 0.77,
+    triangles 0.88, circles 0.89) and >= 0.85 through H.264 (crf 12, as ``artemis data synth`` writes them)."""
+    from evals.tools_eval import generated_cases
+    from synth.video_io import write_mp4 as write_world_mp4
+
+    ious: dict[str, list[float]] = {}
+    for case in generated_cases(6, seed=21, num_frames=8):
+        frames = case.video.get_frames(range(case.video.num_frames))
+        if h264:
+            decoded = load_video(write_world_mp4(frames, tmp_path / f"{case.name}.mp4"))
+            frames = decoded.get_frames(range(decoded.num_frames))
+        per_frame = OfflineBackend().detect(frames, list(range(len(frames))), parse_query("the objects"))
+        for t, dets in enumerate(per_frame):
+            for obj in case.objects:
+                if obj.boxes[t] is not None and dets:
+                    best = max(box_iou(d.box, obj.boxes[t]) for d in dets)
+                    if best >= 0.3:
+                        ious.setdefault(obj.shape, []).append(best)
+    assert set(ious) == {"circle", "square", "triangle", "star"}, sorted(ious)
+    medians = {shape: float(np.median(v)) for shape, v in ious.items()}
+    assert min(medians.values()) >= at_least, medians
