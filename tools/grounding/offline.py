@@ -51,6 +51,9 @@ class OfflineBackend:
 
     Args:
         min_area_frac: smallest component kept, as a fraction of the frame area.
+        border_area_factor: a component touching the frame's border is kept from this fraction of
+            ``min_area_frac``: the visible part of an object entering or leaving (at 1: the tracks of the world's
+            objects started 1-3 frames late for 50 of 212, at 0.25 for 44, 2-3 late for 9 instead of 20).
         max_area_frac: largest component kept (larger ones are background).
         min_saturation / min_value: HSV thresholds (0..255) of a "coloured" pixel.
         achromatic: also segment white/black/grey objects that differ from the median background.
@@ -62,12 +65,14 @@ class OfflineBackend:
         self,
         *,
         min_area_frac: float = 0.0015,
+        border_area_factor: float = 0.25,
         max_area_frac: float = 0.3,
         min_saturation: int = 90,
         min_value: int = 70,
         achromatic: bool = True,
     ) -> None:
         self.min_area_frac = min_area_frac
+        self.border_area_factor = border_area_factor
         self.max_area_frac = max_area_frac
         self.min_saturation = min_saturation
         self.min_value = min_value
@@ -178,9 +183,11 @@ class OfflineBackend:
             comp = labels[where] == k
             area = int(comp.sum())
             frac = area / frame_area
-            if not self.min_area_frac <= frac <= self.max_area_frac:
-                continue
             (y, y2), (x, x2) = (where[0].start, where[0].stop), (where[1].start, where[1].stop)
+            at_border = x == 0 or y == 0 or x2 == width or y2 == height
+            smallest = self.min_area_frac * (self.border_area_factor if at_border else 1.0)
+            if not smallest <= frac <= self.max_area_frac:
+                continue
             if edges is not None:
                 y, y2, x, x2 = _edge_box(labels, k, edges, (y, y2, x, x2))
             w, h = x2 - x, y2 - y

@@ -202,3 +202,25 @@ def test_boxes_keep_the_tips_of_stars_and_triangles(tmp_path, h264, at_least):
     assert set(ious) == {"circle", "square", "triangle", "star"}, sorted(ious)
     medians = {shape: float(np.median(v)) for shape, v in ious.items()}
     assert min(medians.values()) >= at_least, medians
+
+
+def test_an_entering_object_is_found_while_only_its_tip_shows():
+    """A star entering from the left edge: its track starts on the first frame that shows three pixels of it or
+    more (a tip smaller than the smallest object kept inside the frame), earlier than with no border allowance,
+    and every box matches the visible part."""
+    star = Obj("red", "star", (-8.0, 60.0), (40.0, 60.0), radius=9)
+    clip = make_clip([star], num_frames=25, seed=2)
+    frames, idx = clip.frames, list(range(25))
+    widths = [b[2] - b[0] if b is not None else 0 for b in clip.boxes[0]]
+    first = next(t for t, w in enumerate(widths) if w >= 3)
+
+    def first_found(backend: OfflineBackend) -> int:
+        per_frame = backend.detect(frames, idx, parse_query("the objects"))
+        found = [t for t, dets in enumerate(per_frame) if any(d.colour == "red" for d in dets)]
+        for t in found:
+            best = max(box_iou(d.box, clip.boxes[0][t]) for d in per_frame[t] if d.colour == "red")
+            assert best >= 0.5, (t, best)
+        return found[0]
+
+    assert first_found(OfflineBackend()) <= first + 1
+    assert first_found(OfflineBackend(border_area_factor=1.0)) > first_found(OfflineBackend())
