@@ -71,6 +71,7 @@ class WorldRecipe:
     train_seed: int = 1
     eval_seed: int = 9999
     num_videos: int = 2000
+    num_big_videos: int = 6000
     python: str = sys.executable
     run: CommandRunner = run_command
     evaluate: Evaluate | None = None
@@ -84,12 +85,15 @@ def _data(r: WorldRecipe) -> None:
     from synth.build import write_dataset  # the renderer only here: `artemis train --help` lists STEPS
     from training.world.data import filter_dataset
 
-    # Training clips (seed 1) and the held-out evaluation clips (seed 9999, never trained on).
+    # Training clips (seed 1), 3x as many of the same seed for the last fine-tuning (its first num_videos are the
+    # training clips) and the held-out evaluation clips (seed 9999, never trained on).
     train = write_dataset(r.root / DATA / "train", r.num_videos, r.train_seed, num_long_videos=0)
+    big = write_dataset(r.root / DATA / "train_big", r.num_big_videos, r.train_seed, num_long_videos=0)
     held_out = write_dataset(r.root / DATA / "eval", EVAL_VIDEOS, r.eval_seed, num_long_videos=0)
-    logger.info("data sets: train %s, eval %s", train.counts, held_out.counts)
+    logger.info("data sets: train %s, train_big %s, eval %s", train.counts, big.counts, held_out.counts)
     # Remove every clip holding an object of a held-out colour x shape x motion combination.
-    logger.info("held-out combinations removed: %s", filter_dataset(r.root / DATA / "train"))
+    for name in ("train", "train_big"):
+        logger.info("%s: held-out combinations removed: %s", name, filter_dataset(r.root / DATA / name))
 
 
 def _vision(r: WorldRecipe) -> None:
@@ -135,8 +139,13 @@ def _stage3(r: WorldRecipe) -> None:
 
 def _front(r: WorldRecipe) -> None:
     # Stage 3b (not in the paper): the stage-3 model fine-tuned on "front" tracked frames (the first two close
-    # together), which its config then uses at inference; the shipped model.
+    # together), which its config then uses at inference.
     r.module("training.train", CONFIGS / "stage3_front.yaml")
+
+
+def _big(r: WorldRecipe) -> None:
+    # Stage 3b again on 3x the clips (data/world/train_big): the shipped model.
+    r.module("training.train", CONFIGS / "stage3_front_big.yaml")
 
 
 def _blind(r: WorldRecipe) -> None:
@@ -156,7 +165,8 @@ def _eval(r: WorldRecipe) -> None:
         )
     for model, out in (
         ("stage3", "eval_stage3.json"),
-        ("stage3_front", "eval_model.json"),
+        ("stage3_front", "eval_front.json"),
+        ("stage3_front_big", "eval_model.json"),
         ("stage3_blind", "eval_blind.json"),
     ):
         r.evaluate(
@@ -169,7 +179,7 @@ def _eval(r: WorldRecipe) -> None:
 
 
 def _ship(r: WorldRecipe) -> None:
-    src, dst = r.root / RUNS / "stage3_front" / "final", r.root / SHIP_DIR
+    src, dst = r.root / RUNS / "stage3_front_big" / "final", r.root / SHIP_DIR
     dst.mkdir(parents=True, exist_ok=True)
     for name in SHIPPED_FILES:
         shutil.copyfile(src / name, dst / name)
@@ -187,6 +197,7 @@ _STEPS: dict[str, Callable[[WorldRecipe], None]] = {
     "stage2": _stage2,
     "stage3": _stage3,
     "front": _front,
+    "big": _big,
     "blind": _blind,
     "eval": _eval,
     "ship": _ship,

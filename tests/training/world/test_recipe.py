@@ -33,6 +33,7 @@ SHELL_SCRIPT = {
         "-m training.train training/configs/world/stage3_referring.yaml",
     ],
     "front": ["-m training.train training/configs/world/stage3_front.yaml"],
+    "big": ["-m training.train training/configs/world/stage3_front_big.yaml"],
     "blind": [
         "-m training.train training/configs/world/stage3_referring.yaml model.region_blind=true"
         " run.output_dir=runs/world/stage3_blind run.save_steps=500",
@@ -60,7 +61,7 @@ def test_training_steps_run_the_shell_scripts_commands_in_fresh_processes() -> N
         rec.commands.clear()
         assert run_recipe(recipe, step) == (step,)
         assert rec.commands == commands, step
-    for yaml in ("stage1_pretrain", "stage2_finetune", "stage3_referring", "stage3_front"):
+    for yaml in ("stage1_pretrain", "stage2_finetune", "stage3_referring", "stage3_front", "stage3_front_big"):
         assert (world_recipe.REPO_ROOT / "training" / "configs" / "world" / f"{yaml}.yaml").is_file()
 
 
@@ -71,7 +72,8 @@ def test_eval_step_scores_the_model_and_the_blind_baseline_on_the_eval_seed() ->
     settings = {"seed": 77, "clips": 250, "combo_queries": 30}
     assert rec.evaluations == [
         (Path("/repo/runs/world/stage3/final"), Path("/repo/runs/world/eval_stage3.json"), settings),
-        (Path("/repo/runs/world/stage3_front/final"), Path("/repo/runs/world/eval_model.json"), settings),
+        (Path("/repo/runs/world/stage3_front/final"), Path("/repo/runs/world/eval_front.json"), settings),
+        (Path("/repo/runs/world/stage3_front_big/final"), Path("/repo/runs/world/eval_model.json"), settings),
         (Path("/repo/runs/world/stage3_blind/final"), Path("/repo/runs/world/eval_blind.json"), settings),
     ]
     with pytest.raises(ValueError, match="evals.world"):
@@ -79,14 +81,14 @@ def test_eval_step_scores_the_model_and_the_blind_baseline_on_the_eval_seed() ->
 
 
 def test_steps_in_order_and_unknown_step_refused() -> None:
-    assert STEPS == ("data", "vision", "init", "stage1", "stage2", "stage3", "front", "blind", "eval", "ship")
+    assert STEPS == ("data", "vision", "init", "stage1", "stage2", "stage3", "front", "big", "blind", "eval", "ship")
     assert selected_steps("all") == STEPS and selected_steps("blind") == ("blind",)
     with pytest.raises(ValueError, match="unknown step 'stage4'; allowed: all, data, vision"):
         selected_steps("stage4")
 
 
 def test_ship_copies_the_final_checkpoint(tmp_path) -> None:  # noqa: ANN001
-    final = tmp_path / "runs" / "world" / "stage3_front" / "final"
+    final = tmp_path / "runs" / "world" / "stage3_front_big" / "final"
     final.mkdir(parents=True)
     for name in (*world_recipe.SHIPPED_FILES, "generation_config.json", "trainer_state.json"):
         (final / name).write_text(name)
@@ -103,7 +105,7 @@ def test_ship_copies_the_final_checkpoint(tmp_path) -> None:  # noqa: ANN001
 
 def test_data_step_writes_both_data_sets_and_removes_held_out_combinations(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(world_recipe, "EVAL_VIDEOS", 2)
-    run_recipe(WorldRecipe(root=tmp_path, num_videos=40, train_seed=1), "data")
+    run_recipe(WorldRecipe(root=tmp_path, num_videos=40, num_big_videos=60, train_seed=1), "data")
     train = tmp_path / "data" / "world" / "train"
     assert len(json.loads((tmp_path / "data" / "world" / "eval" / "stage1.json").read_text())) == 2
     counts = json.loads((train / "world_filter.json").read_text())
@@ -115,6 +117,12 @@ def test_data_step_writes_both_data_sets_and_removes_held_out_combinations(tmp_p
         assert not scene_combos(rec["conversations"][-1]["value"]) & HELD_OUT_COMBOS
     stage3 = json.loads((train / "stage3_world" / "synth_ref.json").read_text())
     assert {r["video_name"] for r in stage3} <= {r["id"] for r in kept}
+    # the big set: 60 clips of the same seed, the first 40 the training clips, filtered the same way
+    big = tmp_path / "data" / "world" / "train_big"
+    big_stage1 = json.loads((big / "stage1.json").read_text())
+    assert len(big_stage1) == 60 and big_stage1[:40] == stage1
+    big_kept = json.loads((big / "stage1_world.json").read_text())
+    assert big_kept[: len(kept)] == kept and len(big_kept) == 60 - len(held_out_clips(big_stage1))
 
 
 @pytest.mark.parametrize("module", ["init", "probe", "region_pretrain", "data"])
