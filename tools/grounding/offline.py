@@ -244,10 +244,9 @@ def _edge_box(
     height, width = labels.shape
     ya, yb, xa, xb = max(0, y - reach), min(height, y2 + reach), max(0, x - reach), min(width, x2 + reach)
     sub = labels[ya:yb, xa:xb]
-    own = (sub == k).astype(np.uint8)
-    near = cv2.dilate(own, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
-    grow = near & edges[ya:yb, xa:xb] & ((sub == 0) | (sub == k))
-    ys, xs = np.nonzero(grow | own.astype(bool))
+    own = sub == k
+    near = cv2.dilate(own.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(own | (near & edges[ya:yb, xa:xb] & (sub == 0)))
     return ya + int(ys.min()), ya + int(ys.max()) + 1, xa + int(xs.min()), xa + int(xs.max()) + 1
 
 
