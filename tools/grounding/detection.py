@@ -22,6 +22,10 @@ class Detection:
     """Confidence of ``shape`` in [0, 1] (its weight in a track's shape vote)."""
     partial: bool = False
     """Cut by the frame border or touching another object (likely occluded): its shape is not trusted."""
+    centre: tuple[float, float] | None = None
+    """Sub-pixel ``(x, y)`` centre of the object's pixels where the backend measures one (the offline backend's
+    coverage centre); it moves with the object more exactly than the box (see
+    :func:`tools.grounding.linking.rigid_boxes`). ``None``: not measured."""
 
 
 SMALL_AREA_FRAC = 0.018

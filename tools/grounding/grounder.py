@@ -28,6 +28,7 @@ from tools.grounding.linking import (
     interpolate_boxes,
     key_detection,
     link_detections,
+    rigid_boxes,
     stitch_tracks,
     vote_shape,
 )
@@ -131,7 +132,7 @@ def all_tracks(
         per_frame = backend.detect(frames[a:b], indices[a:b], query)
         shot = stitch_tracks(link_detections(per_frame, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
-        tracks += [t for t in shot if len(t) >= min_len]
+        tracks += [rigid_boxes(t, video.width, video.height) for t in shot if len(t) >= min_len]
     return tuple(
         _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
         for i, t in enumerate(tracks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -206,3 +207,66 @@ def vote_shape(dets: Sequence[Detection]) -> str | None:
     if not votes or max(votes.values()) <= 0:
         votes = Counter(d.shape for d in voters)
     return votes.most_common(1)[0][0]
+
+
+RIGID_MIN_WHOLE = 3
+"""Whole detections (with a centre) a track needs before :func:`rigid_boxes` places its boxes."""
+RIGID_SIZE_SLACK = 2.5
+"""Pixels: a whole detection whose width or height is farther than this from the track's median is left as it is
+(merged with a neighbour's edge, or half hidden without touching it)."""
+RIGID_AGREE = 0.15
+"""Pixels: a track whose boxes' centres keep (median) this close to their centres of coverage plus the mean offset
+keeps its boxes (frames as rendered, uncompressed: exact whole-pixel boxes, where an object 1 px from another
+touches it and a placed box 0.1 px off would not)."""
+RIGID_AREA_SLACK = 0.1
+"""... or whose area differs by more than this share from the track's median (another object hides a part of it
+inside its box: its centre of coverage moves away from the hidden part)."""
+
+
+def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Detection]:
+    """``dets`` (one track, frame order) with the box of each detection that has a sub-pixel ``centre`` placed by
+    it: the track's mean size around the centre plus the track's mean offset from centre to box centre (a
+    triangle's centre of mass lies below its box's), both over its whole detections (:func:`is_whole`) of about
+    the median size. For objects that keep their size and do not turn (the offline backend's flat shapes).
+
+    Detections at the frame's border and those whose size or area is off (``RIGID_SIZE_SLACK``,
+    ``RIGID_AREA_SLACK``: cut, hidden in part, merged) keep their box; one touching another object but of its
+    size is placed. A track with fewer than ``RIGID_MIN_WHOLE`` whole detections is returned as it is, and so is
+    one whose boxes already move with their centres (``RIGID_AGREE``: frames as rendered).
+
+    Why: the box edges of a flat-colour object through H.264 snap to the 2x2 chroma grid, so box centres jitter
+    by half a pixel while the centre of coverage stays within ~0.15 px of the object's: the piecewise-linear
+    motion of the memory (:mod:`tools.memory`) then finds the stops and turns that the jitter hid."""
+    whole = [d for d in dets if d.centre is not None and is_whole(d, width, height)]
+    if len(whole) < RIGID_MIN_WHOLE:
+        return list(dets)
+    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
+    size = np.median(sizes, axis=0)  # [2]
+    fits = np.abs(sizes - size).max(axis=1) <= RIGID_SIZE_SLACK  # [N]
+    if int(fits.sum()) < RIGID_MIN_WHOLE:
+        return list(dets)
+    offsets = np.array([_centre(d.box) - np.asarray(d.centre) for d in whole])[fits]  # [M, 2]
+    # means, not medians: through H.264 box edges snap to even pixels, so the offsets of a moving object split
+    # into two values half a pixel either side of the true one
+    size = sizes[fits].mean(axis=0)  # [2]
+    offset = offsets.mean(axis=0)  # [2]
+    if float(np.abs(offsets - offset).max()) <= RIGID_AGREE:
+        return list(dets)  # the boxes already move with their centres: frames as rendered, not snapped
+    area = float(np.median([d.area_frac for d, ok in zip(whole, fits, strict=True) if ok]))
+    out = []
+    for d in dets:
+        x1, y1, x2, y2 = d.box
+        off = max(abs(x2 - x1 - size[0]), abs(y2 - y1 - size[1])) > RIGID_SIZE_SLACK
+        inside = x1 >= 1 and y1 >= 1 and x2 <= width - 1 and y2 <= height - 1
+        if d.centre is None or not inside or off or abs(d.area_frac - area) > RIGID_AREA_SLACK * area:
+            out.append(d)
+            continue
+        cx, cy = np.asarray(d.centre) + offset
+        box = (
+            float(max(0.0, cx - size[0] / 2)),
+            float(max(0.0, cy - size[1] / 2)),
+            float(min(width, cx + size[0] / 2)),
+            float(min(height, cy + size[1] / 2)),
+        )
+        out.append(replace(d, box=box))
+    return out
