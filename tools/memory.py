@@ -47,6 +47,9 @@ STILL_SIZE = 0.01
 TURN_DEGREES = 25.0
 SPEED_RATIO = 1.5
 COLLIDE_FRAMES = 2
+WALL_SHARE = 0.2
+"""A bounce off a wall turns back a velocity across it of at least this share of the speed (the world's diagonal
+motions: 0.71)."""
 EDGE_MARGIN = 2.0
 """px: a box this close to a frame edge touches it."""
 CUT_REACH = 2
@@ -445,14 +448,17 @@ def _wall(a: Piece, b: Piece, box: Sequence[float], frame: _Frame) -> str | None
         )
         if d <= pad and s not in near
     ]
+    # the velocity across the wall turned back: a share of each piece's speed, not a sign of noise (a sideways
+    # piece fitted to sub-pixel centres has a cross velocity of a few thousandths of a pixel, either sign)
+    ea, eb = WALL_SHARE * a.speed, WALL_SHARE * b.speed
     for side in near:
-        if side == "left" and a.vx < 0 < b.vx:
+        if side == "left" and a.vx < -ea and b.vx > eb:
             return side
-        if side == "right" and a.vx > 0 > b.vx:
+        if side == "right" and a.vx > ea and b.vx < -eb:
             return side
-        if side == "top" and a.vy < 0 < b.vy:
+        if side == "top" and a.vy < -ea and b.vy > eb:
             return side
-        if side == "bottom" and a.vy > 0 > b.vy:
+        if side == "bottom" and a.vy > ea and b.vy < -eb:
             return side
     return None
 

@@ -72,6 +72,18 @@ def test_bounce_off_a_wall_names_the_wall() -> None:
     assert _events(m) == [(11, "bounce", None, "left")]
 
 
+def test_turning_back_sideways_near_a_wall_is_no_bounce_off_it() -> None:
+    """A box 5 px above the bottom edge moves right, then back left; its sub-pixel centres (as the offline
+    backend's through H.264) drift by 0.01 px/frame down and then up: the cross velocity turns back in sign only.
+    That is a turn, not a bounce off the bottom wall (it was, before ``WALL_SHARE``)."""
+    out, x, y = [(60.0, 108.0)], 60.0, 108.0
+    for vx, vy in [(3.0, 0.01)] * 10 + [(-3.0, -0.01)] * 10:
+        x, y = x + vx, y + vy
+        out.append((x, y))
+    m = _memory([_target(0, out, half=6.0)])
+    assert [(f, kind, side) for f, kind, _o, side in _events(m)] == [(10, "turn", None)]
+
+
 def test_two_objects_that_push_each_other_back_collide_with_each_other() -> None:
     a = _path((30, 60), [(10, (3, 0)), (10, (-3, 0))])
     b = _path((86, 60), [(10, (-2, 0)), (10, (2, 0))])  # they meet at frame 10 (x 60 and 66)

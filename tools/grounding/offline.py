@@ -319,8 +319,9 @@ def coverage_centre(
     if float(norm[own].min()) < MIN_CONTRAST**2:
         return None
     near = cv2.dilate(own.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
-    alpha = np.clip(((pixels - bg) * d).sum(axis=-1) / norm, 0.0, 1.0)
-    alpha[~near | others | (alpha < 0.05)] = 0.0  # others' pixels; background noise
+    measurable = norm >= MIN_CONTRAST**2  # [h, w]: the background there differs from the object's colour
+    alpha = np.clip(((pixels - bg) * d).sum(axis=-1) / np.maximum(norm, 1.0), 0.0, 1.0)
+    alpha[~near | others | ~measurable | (alpha < 0.05)] = 0.0  # others' pixels; background noise
     mass = float(alpha.sum())
     if mass <= 0.0:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from artemis_model.types import box_iou
 from tools.grounding import Detection
@@ -113,3 +114,18 @@ def test_a_stop_is_found_on_grounded_tracks_through_h264(tmp_path) -> None:
                           height=clip.height)  # fmt: skip
     stops = [e.frame for e in memory.events if e.kind == "stop" and targets[e.target_id].colour == colour]
     assert any(abs(f - stop_frame) <= 2 for f in stops), (stops, [t.label for t in targets])
+
+
+def test_coverage_centre_of_an_object_on_its_own_colour_is_none() -> None:
+    """An object whose colour the background has (no contrast to measure coverage by) has no centre, not a NaN;
+    on a grey background the centre of a 1-pixel-offset square is exact."""
+    from tools.grounding.offline import coverage_centre
+
+    frame = np.full((40, 40, 3), 120, np.uint8)
+    frame[10:21, 13:24] = (230, 40, 40)  # a red square, pixels x 13..23, y 10..20: centre (18.5, 15.5)
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:21, 13:24] = 1
+    assert coverage_centre(frame, labels, 1, (10, 21, 13, 24)) == pytest.approx((18.5, 15.5), abs=1e-6)
+    red = np.full_like(frame, (230, 40, 40))
+    assert coverage_centre(frame, labels, 1, (10, 21, 13, 24), background=red) == pytest.approx((18.5, 15.5))
+    assert coverage_centre(red, labels, 1, (10, 21, 13, 24)) is None

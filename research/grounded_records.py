@@ -1,6 +1,6 @@
 """Referring records on what the agent hands the describer: grounding's tracks, not the world's.
 
-    python -m training.world.grounded --root data/world/train_big --clips 3000 --workers 2
+    python research/grounded_records.py --root data/world/train_big --clips 3000 --workers 2
 
 The stage-3 records (``stage3_world/synth_ref.json`` of ``root``, written by ``training.world.data``) carry the
 world's exact track and query box. At inference the agent describes a grounded target: the key box and the
