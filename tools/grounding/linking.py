@@ -214,6 +214,8 @@ RIGID_MIN_WHOLE = 3
 RIGID_SIZE_SLACK = 2.5
 """Pixels: a whole detection whose width or height is farther than this from the track's median is left as it is
 (merged with a neighbour's edge, or half hidden without touching it)."""
+RIGID_SAME_SIZE = 2 / 3
+"""Share of a track's whole detections that must be of about its median size for it to count as rigid."""
 RIGID_AGREE = 0.15
 """Pixels: a track whose boxes' centres keep (median) this close to their centres of coverage plus the mean offset
 keeps its boxes (frames as rendered, uncompressed: exact whole-pixel boxes, where an object 1 px from another
@@ -231,8 +233,9 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
 
     Detections at the frame's border and those whose size or area is off (``RIGID_SIZE_SLACK``,
     ``RIGID_AREA_SLACK``: cut, hidden in part, merged) keep their box; one touching another object but of its
-    size is placed. A track with fewer than ``RIGID_MIN_WHOLE`` whole detections is returned as it is, and so is
-    one whose boxes already move with their centres (``RIGID_AGREE``: frames as rendered).
+    size is placed. A track with fewer than ``RIGID_MIN_WHOLE`` whole detections is returned as it is, and so are
+    one whose size changes (fewer than ``RIGID_SAME_SIZE`` of them about its median size) and one whose boxes
+    already move with their centres (``RIGID_AGREE``: frames as rendered).
 
     Why: the box edges of a flat-colour object through H.264 snap to the 2x2 chroma grid, so box centres jitter
     by half a pixel while the centre of coverage stays within ~0.15 px of the object's: the piecewise-linear
@@ -243,8 +246,8 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
     size = np.median(sizes, axis=0)  # [2]
     fits = np.abs(sizes - size).max(axis=1) <= RIGID_SIZE_SLACK  # [N]
-    if int(fits.sum()) < RIGID_MIN_WHOLE:
-        return list(dets)
+    if int(fits.sum()) < max(RIGID_MIN_WHOLE, RIGID_SAME_SIZE * len(whole)):
+        return list(dets)  # too few, or an object whose size changes (real footage's offline fallback)
     offsets = np.array([_centre(d.box) - np.asarray(d.centre) for d in whole])[fits]  # [M, 2]
     # means, not medians: through H.264 box edges snap to even pixels, so the offsets of a moving object split
     # into two values half a pixel either side of the true one

@@ -86,6 +86,8 @@ def test_rigid_boxes_leave_cut_hidden_and_short_tracks_alone() -> None:
     assert [placed[k].box for k in (2, 3, 4)] == [dets[k].box for k in (2, 3, 4)]
     assert placed[5].box != dets[5].box
     assert rigid_boxes(dets[:2], 160, 120) == dets[:2]  # too few whole detections to know the object's size
+    growing = [replace(d, box=(d.box[0], d.box[1] - f, d.box[2] + f, d.box[3])) for f, d in enumerate(dets)]
+    assert rigid_boxes(growing, 160, 120) == growing  # an object that comes closer keeps its boxes
     exact = [replace(d, box=(d.centre[0] - 6.8, 40.0, d.centre[0] + 8.2, 55.0)) for d in dets]
     assert rigid_boxes(exact, 160, 120) == exact  # boxes that already move with their centres: as rendered
     no_centre = [
