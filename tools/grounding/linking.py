@@ -174,9 +174,13 @@ def interpolate_boxes(dets: Sequence[Detection], num_frames: int) -> list[Box | 
 def is_whole(det: Detection, width: int, height: int, *, margin: float = 1.0) -> bool:
     """The object is seen whole: the backend did not mark it partial (cut or touching another object) and
     its box keeps ``margin`` pixels from every border of the ``width`` x ``height`` frame."""
-    x1, y1, x2, y2 = det.box
-    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
-    return inside and not det.partial
+    return _inside(det.box, width, height, margin) and not det.partial
+
+
+def _inside(box: Box, width: int, height: int, margin: float = 1.0) -> bool:
+    """``box`` keeps ``margin`` pixels from every border of the ``width`` x ``height`` frame."""
+    x1, y1, x2, y2 = box
+    return x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
 
 
 def key_detection(dets: Sequence[Detection], width: int, height: int) -> Detection:
@@ -217,7 +221,7 @@ RIGID_SIZE_SLACK = 2.5
 RIGID_SAME_SIZE = 2 / 3
 """Share of a track's whole detections that must be of about its median size for it to count as rigid."""
 RIGID_AGREE = 0.15
-"""Pixels: a track whose boxes' centres keep (median) this close to their centres of coverage plus the mean offset
+"""Pixels: a track whose boxes' centres all keep this close to their centres of coverage plus the mean offset
 keeps its boxes (frames as rendered, uncompressed: exact whole-pixel boxes, where an object 1 px from another
 touches it and a placed box 0.1 px off would not)."""
 RIGID_AREA_SLACK = 0.1
@@ -244,8 +248,9 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     if len(whole) < RIGID_MIN_WHOLE:
         return list(dets)
     sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
-    size = np.median(sizes, axis=0)  # [2]
-    fits = np.abs(sizes - size).max(axis=1) <= RIGID_SIZE_SLACK  # [N]
+    fits = (
+        np.abs(sizes - np.median(sizes, axis=0)).max(axis=1) <= RIGID_SIZE_SLACK
+    )  # [N]: about the median size
     if int(fits.sum()) < max(RIGID_MIN_WHOLE, RIGID_SAME_SIZE * len(whole)):
         return list(dets)  # too few, or an object whose size changes (real footage's offline fallback)
     offsets = np.array([_centre(d.box) - np.asarray(d.centre) for d in whole])[fits]  # [M, 2]
@@ -260,8 +265,12 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     for d in dets:
         x1, y1, x2, y2 = d.box
         off = max(abs(x2 - x1 - size[0]), abs(y2 - y1 - size[1])) > RIGID_SIZE_SLACK
-        inside = x1 >= 1 and y1 >= 1 and x2 <= width - 1 and y2 <= height - 1
-        if d.centre is None or not inside or off or abs(d.area_frac - area) > RIGID_AREA_SLACK * area:
+        if (
+            d.centre is None
+            or not _inside(d.box, width, height)
+            or off
+            or abs(d.area_frac - area) > RIGID_AREA_SLACK * area
+        ):
             out.append(d)
             continue
         cx, cy = np.asarray(d.centre) + offset
