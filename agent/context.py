@@ -74,6 +74,8 @@ class ReportingDescriber:
         self.inner = inner
         self.on_progress = on_progress
         self.context = TurnContext(on_progress=on_progress, cancel=cancel, deadline=deadline)
+        if callable(getattr(inner, "sample_many", None)):
+            self.sample_many = self._sample_many  # only a describer that samples offers it (duck-typed)
 
     def _check(self) -> None:
         self.context.check()
@@ -130,6 +132,14 @@ class ReportingDescriber:
         for i, (b, f) in enumerate(zip(boxes, frame_idxs, strict=True)):
             out.append(self(video, b, frame_idx=f, question=question))
             self._report(stage="describe", status="progress", done=i + 1, total=len(boxes))
+        return out
+
+    def _sample_many(self, video: VideoLike, boxes: list[Box], **kwargs: Any) -> list[Description]:
+        """The inner describer's ``sample_many`` (re-asked captions), reported and stopped as the others."""
+        self._check()
+        self._report(stage="describe", status="start", targets=len(boxes), sample=kwargs.get("seed"))
+        out = self._call(self.inner.sample_many, video, boxes, **kwargs)
+        self._report(stage="describe", status="done", targets=len(boxes), sample=kwargs.get("seed"))
         return out
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from agent.planner import Planner, RulePlanner
 from tools.describers import Describer
 from tools.grounding import GroundingBackend, GroundingSettings, TrackCache
+from tools.refer import CHECK_SAMPLES
 from tools.runtime import Runtime
 from tools.summarize import TextLLM
 from tools.video import VideoLike
@@ -32,7 +33,13 @@ class AgentDeps:
     prominent (seen longest and largest), and the answer says so. Questions the object memory answers are not
     cut (they cost no describer call per object)."""
 
+    check_samples: int = CHECK_SAMPLES
+    """Sampled captions asked for at most per target whose caption contradicts its label or what its track does
+    first (:func:`tools.refer.refer_checked`; describers that sample only); 0: captions are not checked."""
+
     def __post_init__(self) -> None:
+        if self.check_samples < 0:
+            raise ValueError(f"check_samples must be >= 0, got {self.check_samples}")
         if self.max_targets < 1:
             raise ValueError(f"max_targets must be >= 1, got {self.max_targets}")
 

@@ -22,9 +22,9 @@ from tools.compare import compare, comparison_asked
 from tools.grounding import ground as ground_tool
 from tools.grounding.backends import miss_reason
 from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
-from tools.memory import ObjectMemory, build_memory
+from tools.memory import ObjectMemory, build_memory, first_motions
 from tools.queries import answer_memory_question, memory_question
-from tools.refer import refer_segments, refer_targets
+from tools.refer import refer_checked, refer_segments, refer_targets
 from tools.schemas import Target
 from tools.segment import segment, video_cuts
 from tools.summarize import merge, summarize
@@ -276,10 +276,31 @@ def _fmt_box(b) -> str:
 
 
 def refer(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentDeps) -> dict:
-    """Describe every target (all targets of the video in one describer call when it supports it)."""
+    """Describe every target (all targets of the video in one describer call when it supports it).
+
+    With a describer that samples and ``deps.check_samples`` > 0, each caption is checked against the target's
+    label and what its track in the video's object memory does first (:func:`tools.refer.refer_checked`); a
+    contradicted caption is replaced by the first of the model's sampled captions that agrees. The memory built
+    for it is kept with the conversation; each check that found a conflict is a ``check`` step."""
     video = deps.runtime.open_video(state["video"])
     describer = turn_describer(deps.runtime.describer, runtime.context)
-    descs = refer_targets(video, state["targets"], question=state["plan"].question, describer=describer)
+    targets = state["targets"]
+    question = state["plan"].question
+    update: dict = {}
+    checks = []
+    if deps.check_samples > 0 and targets and callable(getattr(describer, "sample_many", None)):
+        memory = video_memory(state, deps)
+        motions = []
+        for t in targets:
+            memory, mid = _memory_id(memory, t)
+            motions.append(first_motions(memory, mid))
+        descs, checks = refer_checked(
+            video, targets, first_motions=motions, question=question, describer=describer,
+            samples=deps.check_samples,
+        )  # fmt: skip
+        update["memory"] = memory
+    else:
+        descs = refer_targets(video, targets, question=question, describer=describer)
     steps = [
         Step(
             turn=state["turn"],
@@ -291,7 +312,12 @@ def refer(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentD
         )
         for d in descs
     ]
-    return {"descriptions": descs, "steps": steps}
+    steps += [
+        Step(turn=state["turn"], node="refer", tool="check", output=c.text, target_id=c.target_id)
+        for c in checks
+        if c.conflicts
+    ]
+    return {**update, "descriptions": descs, "steps": steps}
 
 
 def refer_long(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentDeps) -> dict:

@@ -390,6 +390,14 @@ def agent_cmd(
         help="With --generate: ask only these question kinds (repeat the option; default all). Another set of "
         "records than the full run's for the same seed: for side-by-side comparisons, not the reported figures.",
     ),
+    check_samples: int | None = typer.Option(
+        None,
+        "--check-samples",
+        min=0,
+        help="Sampled captions the agent asks for at most when a caption contradicts its target's label or "
+        "track (default: the agent's, tools.refer.CHECK_SAMPLES; 0: the describer's first captions unchecked, "
+        "the model alone).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write metrics and per-turn results as JSON."),
 ) -> None:
     from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
@@ -422,8 +430,9 @@ def agent_cmd(
     else:
         bench = generated_bench(generate, seed, kinds=tuple(kinds) or None)  # type: ignore[arg-type]
     result = run_agent_bench(
-        bench, describer=desc, describer_name=name, iou_threshold=iou_threshold, sets=sets
-    )
+        bench, describer=desc, describer_name=name, iou_threshold=iou_threshold, sets=sets,
+        check_samples=check_samples,
+    )  # fmt: skip
     typer.echo(result.to_markdown())
     if out is not None:
         typer.echo(f"wrote {result.write_json(out)}")

@@ -684,8 +684,12 @@ def run_agent_bench(
     describer_name: str = "",
     iou_threshold: float = 0.5,
     sets: Sequence[str] = SETS,
+    check_samples: int | None = None,
 ) -> BenchResult:
-    """Run the agent (rule planner, in-memory checkpointer) on every record of ``sets`` and score it."""
+    """Run the agent (rule planner, in-memory checkpointer) on every record of ``sets`` and score it.
+
+    ``check_samples``: the agent's :attr:`agent.deps.AgentDeps.check_samples` (``None``: its default; 0: the
+    describer's first captions unchecked)."""
     from langgraph.checkpoint.memory import InMemorySaver
 
     from agent.deps import AgentDeps
@@ -700,7 +704,11 @@ def run_agent_bench(
     runtime = Runtime(  # records come grouped by video: one decoded at a time; the world's shapes backend
         describer=describer, max_videos=1, grounding_settings=WORLD_GROUNDING
     )
-    deps = AgentDeps(runtime=runtime)
+    deps = (
+        AgentDeps(runtime=runtime)
+        if check_samples is None
+        else AgentDeps(runtime, check_samples=check_samples)
+    )
     result = BenchResult(describer_name or type(describer).__name__, iou_threshold, {}, 0.0)
     for s in sets:
         graph = build_agent(deps, checkpointer=InMemorySaver(serde=checkpoint_serializer()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -24,6 +24,8 @@ from tools.video import VideoLike, as_video_source
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "What is the <region> doing in this video?"
+SAMPLE_TEMPERATURE = 0.7
+"""Temperature of :meth:`ModelDescriber.sample_many` (the caption checks' re-asks)."""
 
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
 """The embedded world model shipped with the repository (``models/`` beside the package folders)."""
@@ -120,6 +122,29 @@ class ModelDescriber:
             frame_idx=frame_idxs,
             questions=question,
             options=self.options,
+            tracks=tracks,
+        )
+
+    def sample_many(
+        self,
+        video: VideoLike,
+        boxes: list[Box],
+        *,
+        frame_idxs: list[int],
+        question: str | None,
+        tracks: list[Track] | None = None,
+        seed: int,
+        temperature: float = SAMPLE_TEMPERATURE,
+    ) -> list[Description]:
+        """:meth:`describe_many` with sampled decoding: other hypotheses of the model (``seed``: the same seed and
+        inputs give the same captions), for :func:`tools.refer.refer_checked`."""
+        options = replace(self.options, do_sample=True, temperature=temperature, seed=seed)
+        return self.pipeline.describe_many(
+            as_video_source(video),
+            boxes,
+            frame_idx=frame_idxs,
+            questions=question,
+            options=options,
             tracks=tracks,
         )
 

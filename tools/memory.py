@@ -548,6 +548,59 @@ def build_memory(
     )
 
 
+FIRST_SLACK = 1
+"""Frames the first piece may start after its track for :func:`first_motion` to say what the object does first."""
+DIRECTION_MARGIN = 10.0
+"""Degrees from the boundary of two directions within which :func:`first_motions` allows both."""
+STILL_MARGIN = 1.5
+"""A first piece between STILL_SPEED / STILL_MARGIN and STILL_SPEED * STILL_MARGIN may be called still or moving."""
+COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+"""The 8 directions of a velocity (image y down), 45 degrees each, as the synthetic world names them."""
+
+
+def compass(vx: float, vy: float) -> str:
+    """The nearest of the 8 :data:`COMPASS` directions of a velocity ``(vx, vy)`` in px/frame (y down)."""
+    angle = math.degrees(math.atan2(-vy, vx)) % 360.0
+    return COMPASS[int(((angle + 22.5) % 360.0) // 45.0)]
+
+
+def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
+    """What the object may be said to do first, the nearest first: ``("enter:<side>",)`` when it enters on its
+    first frame, else by its first piece ``"still"`` (slower than :data:`STILL_SPEED`) or ``"move:<direction>"``
+    (:func:`compass`). Two names where the measure lies near the line between them: the velocity's angle within
+    :data:`DIRECTION_MARGIN` degrees of the boundary of two directions, or its speed within a factor
+    :data:`STILL_MARGIN` of :data:`STILL_SPEED` (still or moving). ``()`` (unknown) when the track has no piece or
+    its first piece starts more than :data:`FIRST_SLACK` frames after the track (the boxes before it were left out
+    of the fit: the object hidden or merged with another). The terms of :func:`tools.claims.first_motion_claim`,
+    so a caption's first claim can be checked against the track."""
+    start = memory.target(target_id).span[0]
+    enter = next((e for e in memory.events_of(target_id, "enter") if e.frame <= start + 1), None)
+    if enter is not None:
+        return (f"enter:{enter.side}",)
+    pieces = memory.pieces_of(target_id)
+    if not pieces or pieces[0].start > start + FIRST_SLACK:
+        return ()
+    p = pieces[0]
+    moving = f"move:{compass(p.vx, p.vy)}"
+    if p.speed < STILL_SPEED:
+        return ("still", moving) if p.speed * STILL_MARGIN >= STILL_SPEED else ("still",)
+    names = [moving]
+    angle = math.degrees(math.atan2(-p.vy, p.vx)) % 360.0
+    offset = (angle + 22.5) % 45.0  # degrees past the last boundary; 45 - offset to the next one
+    if min(offset, 45.0 - offset) < DIRECTION_MARGIN:
+        beyond = angle + (DIRECTION_MARGIN if offset > 22.5 else -DIRECTION_MARGIN)
+        names.append(f"move:{compass(math.cos(math.radians(beyond)), -math.sin(math.radians(beyond)))}")
+    if p.speed <= STILL_SPEED * STILL_MARGIN:
+        names.append("still")
+    return tuple(names)
+
+
+def first_motion(memory: ObjectMemory, target_id: int) -> str | None:
+    """The nearest of :func:`first_motions` (``None``: unknown)."""
+    names = first_motions(memory, target_id)
+    return names[0] if names else None
+
+
 def near_cut(cuts: Sequence[int] | set[int], frame: int, reach: int = CUT_REACH) -> bool:
     """Whether a shot cut is within ``reach`` frames of ``frame`` (a track may end a frame or two off the cut)."""
     return any(abs(frame - c) <= reach for c in cuts)
@@ -660,6 +713,9 @@ __all__ = [
     "ObjectMemory",
     "Piece",
     "build_memory",
+    "compass",
+    "first_motion",
+    "first_motions",
     "cut_sides",
     "fit_pieces",
     "full_size",

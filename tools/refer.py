@@ -6,7 +6,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from artemis_model.types import Box, Description, validate_box, validate_frame_idx
+from tools.claims import caption_claims, disagreements
 from tools.describers import DEFAULT_QUESTION, Describer, accepts_keyword
 from tools.registry import tool_spec
 from tools.schemas import DescribeArgs, DescribeResult, Segment, Target, TargetDescription
@@ -68,6 +71,105 @@ def refer_targets(
     else:
         descs = [describer(video, b, frame_idx=f, question=question) for b, f in boxes]
     return [_to_target_description(t, d, offset=0) for t, d in zip(targets, descs, strict=True)]
+
+
+CHECK_SAMPLES = 24
+"""Sampled captions :func:`refer_checked` asks for at most, per target whose first caption is contradicted."""
+CHECK_BATCH = 8
+"""Sampled captions per contradicted target in one describer call (one round)."""
+
+
+class CaptionCheck(BaseModel):
+    """How one target's caption fared against what the agent knows of it (:func:`refer_checked`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_id: int
+    conflicts: tuple[str, ...] = ()
+    """What the describer's first (greedy) caption contradicted; empty: nothing."""
+    sample: int | None = None
+    """The seed of the sampled caption kept instead; ``None``: the first caption was kept."""
+    tried: int = 0
+    """Sampled captions drawn."""
+
+    @property
+    def text(self) -> str:
+        if not self.conflicts:
+            return f"#{self.target_id}: consistent with its label and track"
+        why = "; ".join(self.conflicts)
+        if self.sample is not None:
+            return f"#{self.target_id}: first caption {why}; kept sample {self.sample} of {self.tried}, which agrees"
+        return (
+            f"#{self.target_id}: first caption {why}; none of {self.tried} samples agreed, first caption kept"
+        )
+
+
+def refer_checked(
+    video: VideoLike | str | Path,
+    targets: Sequence[Target],
+    *,
+    first_motions: Sequence[str | Sequence[str] | None],
+    question: str | None = None,
+    describer: Describer,
+    samples: int = CHECK_SAMPLES,
+    batch: int = CHECK_BATCH,
+) -> tuple[list[TargetDescription], list[CaptionCheck]]:
+    """:func:`refer_targets`, each caption checked against what the agent already knows of its target.
+
+    Known: the target's label (grounding's colour and kind) and ``first_motions`` (one per target: what its
+    track does first, the names :func:`tools.memory.first_motions` allows; ``None`` or empty: unknown). A caption that contradicts either
+    (:func:`tools.claims.disagreements`) is re-asked: sampled captions of the same model on the same inputs,
+    ``batch`` per contradicted target in one ``describer.sample_many`` call per round (seed = the round's number,
+    every contradicted target in it), at most ``samples`` per target, until one agrees; the first that agrees
+    (in sample order) replaces it; when none does, the first caption stays. The describer's words are never
+    edited, only chosen among its own hypotheses. A describer that cannot sample keeps its captions.
+    """
+    if samples < 0 or batch < 1:
+        raise ValueError(f"samples must be >= 0 and batch >= 1, got samples={samples}, batch={batch}")
+    video = load_video(video)
+    if len(first_motions) != len(targets):
+        raise ValueError(f"{len(first_motions)} first motions for {len(targets)} targets")
+    descs = refer_targets(video, targets, question=question, describer=describer)
+    conflicts = [
+        tuple(disagreements(caption_claims(d.text), t.label, m))
+        for d, t, m in zip(descs, targets, first_motions, strict=True)
+    ]
+    kept: dict[int, int] = {}  # target index -> number of the sampled caption kept
+    drawn: dict[int, int] = {}  # target index -> sampled captions drawn for it
+    pending = [i for i, c in enumerate(conflicts) if c]
+    sample = getattr(describer, "sample_many", None)
+    if pending and not callable(sample):
+        logger.debug(
+            "%s cannot sample: %d contradicted captions kept", type(describer).__name__, len(pending)
+        )
+    rounds = 0
+    while pending and callable(sample) and rounds * batch < samples:
+        n = min(batch, samples - rounds * batch)
+        rounds += 1
+        keys = {i: targets[i].key_box() for i in pending}
+        tracks = {i: targets[i].track() for i in pending}
+        order = [i for i in pending for _ in range(n)]  # each target's n copies side by side: one call
+        outs = sample(
+            video,
+            [keys[i][1] for i in order],
+            frame_idxs=[keys[i][0] for i in order],
+            question=question or DEFAULT_QUESTION,
+            tracks=[tracks[i] for i in order],
+            seed=rounds,
+        )
+        for k, (i, d) in enumerate(zip(order, outs, strict=True)):
+            if i in kept:
+                continue
+            drawn[i] = (rounds - 1) * batch + k % n + 1
+            if not disagreements(caption_claims(d.answer), targets[i].label, first_motions[i]):
+                descs[i] = _to_target_description(targets[i], d, offset=0)
+                kept[i] = drawn[i]
+        pending = [i for i in pending if i not in kept]
+    checks = [
+        CaptionCheck(target_id=t.id, conflicts=c, sample=kept.get(i), tried=drawn.get(i, 0))
+        for i, (t, c) in enumerate(zip(targets, conflicts, strict=True))
+    ]
+    return descs, checks
 
 
 def refer_segments(
