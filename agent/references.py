@@ -16,18 +16,7 @@ from tools.grounding.query import words
 from tools.schemas import Target
 
 SINGULAR_PRONOUNS = {"it", "its", "itself", "he", "she", "him", "her"}
-PLURAL_REFERENCES = {
-    "they",
-    "them",
-    "their",
-    "themselves",
-    "those",
-    "these",
-    "both",
-    "either",
-    "neither",
-    "pair",
-}
+PLURAL_REFERENCES = {"they", "them", "their", "themselves", "those", "these", "both", "either", "neither", "pair"}
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 MEMORY_SIZE = 8
 SAME_OBJECT_IOU = 0.5
