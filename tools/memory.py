@@ -567,7 +567,8 @@ def compass(vx: float, vy: float) -> str:
 def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
     """What the object may be said to do first, the nearest first: ``("enter:<side>",)`` when it enters on its
     first frame, else by its first piece ``"still"`` (slower than :data:`STILL_SPEED`) or ``"move:<direction>"``
-    (:func:`compass`). Two names where the measure lies near the line between them: the velocity's angle within
+    (:func:`compass`); an object touching an edge on the video's first frame may be said to enter or to do what
+    its first piece does. Two names where the measure lies near the line between them: the velocity's angle within
     :data:`DIRECTION_MARGIN` degrees of the boundary of two directions, or its speed within a factor
     :data:`STILL_MARGIN` of :data:`STILL_SPEED` (still or moving). ``()`` (unknown) when the track has no piece or
     its first piece starts more than :data:`FIRST_SLACK` frames after the track (the boxes before it were left out
@@ -575,12 +576,19 @@ def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
     so a caption's first claim can be checked against the track."""
     start = memory.target(target_id).span[0]
     enter = next((e for e in memory.events_of(target_id, "enter") if e.frame <= start + 1), None)
-    if enter is not None:
-        return (f"enter:{enter.side}",)
     pieces = memory.pieces_of(target_id)
+    if enter is not None and (enter.frame > 0 or not pieces or pieces[0].start > start + FIRST_SLACK):
+        return (f"enter:{enter.side}",)
     if not pieces or pieces[0].start > start + FIRST_SLACK:
         return ()
-    p = pieces[0]
+    if enter is not None:  # at the video's first frame, touching an edge: entering, or moving from there
+        return (f"enter:{enter.side}", *_piece_motions(pieces[0]))
+    return _piece_motions(pieces[0])
+
+
+def _piece_motions(p: Piece) -> tuple[str, ...]:
+    """What a first piece may be said to do: its nearest name, and the neighbour it lies near (see
+    :func:`first_motions`)."""
     moving = f"move:{compass(p.vx, p.vy)}"
     if p.speed < STILL_SPEED:
         return ("still", moving) if p.speed * STILL_MARGIN >= STILL_SPEED else ("still",)

@@ -190,6 +190,8 @@ def test_first_motion_of_hand_made_tracks() -> None:
     m = _memory([near, slow])
     assert first_motions(m, 5) == ("move:down", "move:down-left")
     assert first_motions(m, 6) == ("still", "move:right")
+    at_start = _target(7, _path((2, 60), [(14, (3, 0))]))  # cut by the left edge on the video's first frame
+    assert first_motions(_memory([at_start]), 7) == ("enter:left", "move:right")  # entering, or moving away
     merged = _target(
         4, _path((30, 60), [(14, (3, 0))])
     )  # its first 4 boxes twice as wide: merged with another
