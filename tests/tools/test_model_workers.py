@@ -106,8 +106,9 @@ def test_remote_descriptions_equal_the_local_describer(workers):
 
 
 def test_two_workers_share_the_load_and_batch_across_callers(workers):
-    """16 requests at once, from different "conversations" on two videos: both replicas serve, batches of
-    more than one request form, and every batched answer equals the answer of the request alone."""
+    """16 requests at once, from different "conversations" on two videos (up to 3 such waves): both replicas
+    serve, batches of more than one request form, and every batched answer equals the answer of the request
+    alone."""
     remote, videos = _remote(workers)
     jobs = [(name, i % 2, q) for name in "ab" for i in range(4) for q in (None, "Where does it go?")]
 
@@ -124,10 +125,14 @@ def test_two_workers_share_the_load_and_batch_across_callers(workers):
         alone = remote(video, workers.boxes[name][k], frame_idx=0, question=question)
         return DescribeResponse.model_validate_json(response.content), alone
 
+    results: list = []
     with ThreadPoolExecutor(len(jobs)) as pool:
-        results = list(pool.map(ask, jobs))
-    served = {r.worker for r, _ in results}
-    assert len(served) == 2, f"one worker served everything: {served}"
+        for _ in range(3):  # Serve's router picks replicas at random (two choices): a wave may land on one
+            results += pool.map(ask, jobs)
+            served = {r.worker for r, _ in results}
+            if len(served) == 2:
+                break
+    assert len(served) == 2, f"one worker served everything in 3 waves of {len(jobs)}: {served}"
     assert max(r.batch_requests for r, _ in results) > 1
     for batched, alone in results:
         _same(batched.descriptions[0].to_description(), alone)
