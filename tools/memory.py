@@ -436,6 +436,7 @@ class _Frame:
 def _wall(a: Piece, b: Piece, box: Sequence[float], frame: _Frame) -> str | None:
     """The wall ``box`` bounced off: it touches that wall and the velocity across it turned back."""
     near = frame.touches(box)
+    touching = set(near)
     # the step that would have crossed the wall, and the margin around a drawn shape inside its extent
     pad = max(abs(a.vx), abs(a.vy)) + 1.0 + 0.5 * min(box[2] - box[0], box[3] - box[1])
     near += [
@@ -451,7 +452,20 @@ def _wall(a: Piece, b: Piece, box: Sequence[float], frame: _Frame) -> str | None
     # the velocity across the wall turned back: a share of each piece's speed, not a sign of noise (a sideways
     # piece fitted to sub-pixel centres has a cross velocity of a few thousandths of a pixel, either sign)
     ea, eb = WALL_SHARE * a.speed, WALL_SHARE * b.speed
+    # a wall turns back only the velocity across it: an object not touching it whose velocity along the wall
+    # turned back too turned around by itself near the wall (unless in a corner, where the other wall turns that
+    # part back); one touching it bounced (and turned at once)
+    along_back = {
+        "x": a.vx * b.vx < 0 and abs(a.vx) > ea and abs(b.vx) > eb,
+        "y": a.vy * b.vy < 0 and abs(a.vy) > ea and abs(b.vy) > eb,
+    }
+    corner_x = "left" if a.vx < 0 else "right"
+    corner_y = "top" if a.vy < 0 else "bottom"
     for side in near:
+        if side not in touching and side in ("left", "right") and along_back["y"] and corner_y not in near:
+            continue
+        if side not in touching and side in ("top", "bottom") and along_back["x"] and corner_x not in near:
+            continue
         if side == "left" and a.vx < -ea and b.vx > eb:
             return side
         if side == "right" and a.vx > ea and b.vx < -eb:

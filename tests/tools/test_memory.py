@@ -86,6 +86,17 @@ def test_turning_back_sideways_near_a_wall_is_no_bounce_off_it() -> None:
     assert [(f, kind, side) for f, kind, _o, side in _events(m)] == [(10, "turn", None)]
 
 
+def test_turning_around_near_a_wall_is_a_turn_and_a_corner_bounce_is_a_bounce() -> None:
+    """A wall turns back only the velocity across it: an object 8 px from the left wall whose velocity turns
+    back along the wall too turned around by itself (the world's ``turn_back``, clip_00079 of seed 4242); in a
+    corner both parts turn back and it bounces."""
+    around = _path((38, 70), [(12, (-2, -2)), (12, (2, 2))])  # box at x 8..20 when it turns, far from the top
+    corner = _path((30, 30), [(12, (-2, -2)), (12, (2, 2))])  # into the top-left corner and back out
+    m = _memory([_target(0, around), _target(1, corner)])
+    assert _events(m, 0) == [(12, "turn", None, None)]
+    assert [(f, kind) for f, kind, _o, _s in _events(m, 1)] == [(12, "bounce")]
+
+
 def test_two_objects_that_push_each_other_back_collide_with_each_other() -> None:
     a = _path((30, 60), [(10, (3, 0)), (10, (-3, 0))])
     b = _path((86, 60), [(10, (-2, 0)), (10, (2, 0))])  # they meet at frame 10 (x 60 and 66)
