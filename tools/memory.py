@@ -531,6 +531,8 @@ def build_memory(
     events: list[MemoryEvent] = []
     turns: list[tuple[Target, Piece, Piece, int]] = []  # direction changes not explained by a wall
     for t in targets:
+        seen = _visibility(t, frame, num_frames, cut_set)
+        entered = {e.side for e in seen if e.kind == "enter"}
         for a, b, f in _transitions(pieces[t.id], t, fps):
             kind = _change(a, b, t)
             if kind is None:
@@ -539,11 +541,18 @@ def build_memory(
                 events.append(MemoryEvent(frame=f, kind=kind, target_id=t.id))
                 continue
             side = _wall(a, b, t.boxes[f], frame)
+            if (
+                side is not None
+                and side in entered
+                and a is pieces[t.id][0]
+                and a.end - a.start + 1 < MIN_PIECE
+            ):
+                continue  # a bounce off the side it came in through, right after: its entering boxes, not a motion
             if side is not None:
                 events.append(MemoryEvent(frame=f, kind="bounce", target_id=t.id, side=side))
             else:
                 turns.append((t, a, b, f))
-        events += _visibility(t, frame, num_frames, cut_set)
+        events += seen
     events += _collisions(turns)
     events += _overtakes(targets, pieces)
     events.sort(key=lambda e: (e.frame, e.target_id, e.kind))

@@ -118,6 +118,18 @@ def test_enter_leave_and_occlusion() -> None:
     assert _events(m, 2) == [(8, "occluded", None, None), (12, "reappear", None, None)]
 
 
+def test_no_bounce_off_the_side_an_object_just_came_in_through() -> None:
+    """Its first two boxes, cut by the left edge, seem to move left (through H.264 an entering object's boxes
+    do: clip_00096 of seed 4242); a two-frame first piece turned back at that edge is its entering, not a
+    bounce. A real bounce after a whole first piece stays one."""
+    entering = [None] * 5 + [(5, 60), (3, 60)] + _path((3, 60), [(14, (3, 0))])[1:]
+    m = _memory([_target(0, entering)])
+    assert [(f, kind, side) for f, kind, _o, side in _events(m, 0)] == [(5, "enter", "left")]
+    back = [None] * 5 + _path((2, 60), [(6, (3, 0)), (6, (-3, 0)), (6, (3, 0))])  # enters, turns, bounces
+    kinds = [kind for _f, kind, _o, _s in _events(_memory([_target(1, back)]), 1)]
+    assert kinds == ["enter", "turn", "bounce"]
+
+
 def test_a_track_that_starts_at_a_shot_cut_does_not_enter() -> None:
     t = _target(0, [None] * 10 + _path((2, 60), [(9, (3, 0))]))
     assert _events(_memory([t]), 0) == [(10, "enter", None, "left")]
