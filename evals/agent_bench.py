@@ -704,11 +704,8 @@ def run_agent_bench(
     runtime = Runtime(  # records come grouped by video: one decoded at a time; the world's shapes backend
         describer=describer, max_videos=1, grounding_settings=WORLD_GROUNDING
     )
-    deps = (
-        AgentDeps(runtime=runtime)
-        if check_samples is None
-        else AgentDeps(runtime, check_samples=check_samples)
-    )
+    checks = {} if check_samples is None else {"check_samples": check_samples}
+    deps = AgentDeps(runtime=runtime, **checks)
     result = BenchResult(describer_name or type(describer).__name__, iou_threshold, {}, 0.0)
     for s in sets:
         graph = build_agent(deps, checkpointer=InMemorySaver(serde=checkpoint_serializer()))

@@ -116,14 +116,7 @@ class ModelDescriber:
         tracks: list[Track] | None = None,
     ) -> list[Description]:
         """Several targets of one video; ``tracks`` (one per box) skip the tracker when already known."""
-        return self.pipeline.describe_many(
-            as_video_source(video),
-            boxes,
-            frame_idx=frame_idxs,
-            questions=question,
-            options=self.options,
-            tracks=tracks,
-        )
+        return self._many(video, boxes, frame_idxs, question, tracks, self.options)
 
     def sample_many(
         self,
@@ -139,6 +132,17 @@ class ModelDescriber:
         """:meth:`describe_many` with sampled decoding: other hypotheses of the model (``seed``: the same seed and
         inputs give the same captions), for :func:`tools.refer.refer_checked`."""
         options = replace(self.options, do_sample=True, temperature=temperature, seed=seed)
+        return self._many(video, boxes, frame_idxs, question, tracks, options)
+
+    def _many(
+        self,
+        video: VideoLike,
+        boxes: list[Box],
+        frame_idxs: list[int],
+        question: str | None,
+        tracks: list[Track] | None,
+        options: GenerationOptions,
+    ) -> list[Description]:
         return self.pipeline.describe_many(
             as_video_source(video),
             boxes,

@@ -572,7 +572,7 @@ def build_memory(
 
 
 FIRST_SLACK = 1
-"""Frames the first piece may start after its track for :func:`first_motion` to say what the object does first."""
+"""Frames the first piece may start after its track for :func:`first_motions` to say what the object does first."""
 DIRECTION_MARGIN = 10.0
 """Degrees from the boundary of two directions within which :func:`first_motions` allows both."""
 STILL_MARGIN = 1.5
@@ -581,10 +581,14 @@ COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "d
 """The 8 directions of a velocity (image y down), 45 degrees each, as the synthetic world names them."""
 
 
+def _heading(vx: float, vy: float) -> float:
+    """Degrees counter-clockwise from "right" of a velocity in image coordinates (y down), in [0, 360)."""
+    return math.degrees(math.atan2(-vy, vx)) % 360.0
+
+
 def compass(vx: float, vy: float) -> str:
     """The nearest of the 8 :data:`COMPASS` directions of a velocity ``(vx, vy)`` in px/frame (y down)."""
-    angle = math.degrees(math.atan2(-vy, vx)) % 360.0
-    return COMPASS[int(((angle + 22.5) % 360.0) // 45.0)]
+    return COMPASS[int(((_heading(vx, vy) + 22.5) % 360.0) // 45.0)]
 
 
 def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
@@ -612,15 +616,17 @@ def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
 def _piece_motions(p: Piece) -> tuple[str, ...]:
     """What a first piece may be said to do: its nearest name, and the neighbour it lies near (see
     :func:`first_motions`)."""
-    moving = f"move:{compass(p.vx, p.vy)}"
+    shifted = (_heading(p.vx, p.vy) + 22.5) % 360.0
+    sector = int(shifted // 45.0)
+    moving = f"move:{COMPASS[sector]}"
     if p.speed < STILL_SPEED:
         return ("still", moving) if p.speed * STILL_MARGIN >= STILL_SPEED else ("still",)
     names = [moving]
-    angle = math.degrees(math.atan2(-p.vy, p.vx)) % 360.0
-    offset = (angle + 22.5) % 45.0  # degrees past the last boundary; 45 - offset to the next one
-    if min(offset, 45.0 - offset) < DIRECTION_MARGIN:
-        beyond = angle + (DIRECTION_MARGIN if offset > 22.5 else -DIRECTION_MARGIN)
-        names.append(f"move:{compass(math.cos(math.radians(beyond)), -math.sin(math.radians(beyond)))}")
+    offset = shifted % 45.0  # degrees past the sector's lower boundary; 45 - offset to its upper one
+    if offset < DIRECTION_MARGIN:
+        names.append(f"move:{COMPASS[(sector - 1) % 8]}")
+    elif 45.0 - offset < DIRECTION_MARGIN:
+        names.append(f"move:{COMPASS[(sector + 1) % 8]}")
     if p.speed <= STILL_SPEED * STILL_MARGIN:
         names.append("still")
     return tuple(names)

@@ -88,7 +88,7 @@ class CaptionCheck(BaseModel):
     conflicts: tuple[str, ...] = ()
     """What the describer's first (greedy) caption contradicted; empty: nothing."""
     sample: int | None = None
-    """The seed of the sampled caption kept instead; ``None``: the first caption was kept."""
+    """The number (1, 2, ...) of the sampled caption kept instead; ``None``: the first caption was kept."""
     tried: int = 0
     """Sampled captions drawn."""
 
@@ -117,8 +117,8 @@ def refer_checked(
     """:func:`refer_targets`, each caption checked against what the agent already knows of its target.
 
     Known: the target's label (grounding's colour and kind) and ``first_motions`` (one per target: what its
-    track does first, the names :func:`tools.memory.first_motions` allows; ``None`` or empty: unknown). A caption that contradicts either
-    (:func:`tools.claims.disagreements`) is re-asked: sampled captions of the same model on the same inputs,
+    track does first, the names :func:`tools.memory.first_motions` allows; ``None`` or empty: unknown). A
+    caption that contradicts either (:func:`tools.claims.disagreements`) is re-asked: sampled captions of the same model on the same inputs,
     ``batch`` per contradicted target in one ``describer.sample_many`` call per round (seed = the round's number,
     every contradicted target in it), at most ``samples`` per target, until one agrees; the first that agrees
     (in sample order) replaces it; when none does, the first caption stays. The describer's words are never

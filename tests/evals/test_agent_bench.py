@@ -156,3 +156,28 @@ def test_score_turn_comparison_needs_the_winner_on_the_faster_object(bench) -> N
     one = score_turn(rec, 0, [ev(fast, True)], video, 0.5, clarified=False)
     assert right.f1 == wrong.f1 == 1.0 and right.compare_correct == 1 and wrong.compare_correct == 0
     assert one.f1 == pytest.approx(2 / 3) and one.compare_total == 1
+
+
+class WrongFirstDescriber(OracleDescriber):
+    """First captions always "The red circle moves up."; sampled ones (``sample_many``) the truth caption."""
+
+    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None):  # noqa: ANN001
+        return [
+            ConstantDescriber()(video, b, frame_idx=f, question=question)
+            for b, f in zip(boxes, frame_idxs, strict=True)
+        ]
+
+    def sample_many(self, video, boxes, *, frame_idxs, question, tracks=None, seed):  # noqa: ANN001
+        return [
+            self(video, b, frame_idx=f, question=question) for b, f in zip(boxes, frame_idxs, strict=True)
+        ]
+
+
+def test_check_samples_choose_the_sampled_captions_that_agree_with_the_evidence(bench, clips) -> None:  # noqa: ANN001
+    """With the checks (the default) the contradicted constant captions are replaced by sampled truth captions;
+    ``check_samples=0`` scores the first captions, as the constant describer does."""
+    describer = WrongFirstDescriber(clips)
+    checked = run_agent_bench(bench, describer=describer, sets=("template",)).sets["template"]
+    alone = run_agent_bench(bench, describer=describer, sets=("template",), check_samples=0).sets["template"]
+    assert alone.attribute_accuracy < 0.5
+    assert checked.attribute_accuracy >= 0.9 and checked.attribute_accuracy > alone.attribute_accuracy + 0.4
