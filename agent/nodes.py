@@ -313,7 +313,14 @@ def refer(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentD
         for d in descs
     ]
     steps += [
-        Step(turn=state["turn"], node="refer", tool="check", output=c.text, target_id=c.target_id)
+        Step(
+            turn=state["turn"],
+            node="refer",
+            tool="check",
+            input={"target_id": c.target_id},
+            output=c.text,
+            target_id=c.target_id,
+        )
         for c in checks
         if c.conflicts
     ]
