@@ -25,11 +25,13 @@ set of described targets) and score none of the above.
 Every turn scores **answer accuracy** (``TurnResult.answer_correct``, :func:`score_answer`):
 
 * describe / multi_target: the targets are exactly the truth objects (F1 = 1) and every matched target's
-  colour, shape and primary motion are right; ambiguous: the clarification is asked;
+  colour, shape and primary motion are right; ambiguous: the clarification is asked and its candidates are
+  exactly the objects the phrase fits (each candidate's box on its frame matched to one of them);
 * the other types from the structured answer ``Evidence.result`` (``tools.schemas.QueryResult``): the
   answer's object (``target_ids[0]``, its evidence target matched by key-frame IoU to the best truth object)
   for comparison, temporal and relationship (comparison without a result naming an object: the ``compare:``
-  winner); the frame within ``WHEN_TOLERANCE_FRAMES`` for when; the part for long_part; the count, also stated
+  winner); the frame within ``WHEN_TOLERANCE_FRAMES`` for when; the part and the span the object is seen in it
+  (first and last frame, each within the tolerance) for long_part; the count, also stated
   in the text, for counting; the event (and the frame, when given) for sequential; the cause and its wall or
   object for reasoning; the wall for future. A turn that needs a result and has none is wrong.
 
@@ -67,6 +69,8 @@ logger = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
 SETS = ("template", "heldout")
 COLOURS_SHAPES_FALLBACK = 2  # label words looked at when no caption parses: "<colour> <shape>"
+POINT_IOU = 0.1
+"""A clarification's candidate box points at the object it overlaps most, when that IoU is at least this."""
 WHEN_TOLERANCE_FRAMES = 2
 """A time answer (``when``, ``sequential``) is right within this many frames of the truth (0.2 s at 10 fps)."""
 ANSWER_TYPES = (
@@ -82,7 +86,7 @@ ANSWER_TYPES = (
 )
 """Turn types scored from the structured answer (``Evidence.result``); describe and multi_target are scored from
 the targets, ambiguous from the clarification."""
-CATEGORICAL = {"counting": "count", "sequential": "event", "future": "side", "long_part": "part"}
+CATEGORICAL = {"counting": "count", "sequential": "event", "future": "side"}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -132,6 +136,8 @@ class TurnResult:
     chance: float | None = None
     result: dict[str, Any] | None = None
     """The structured answer (``Evidence.result``) the turn was scored on, as JSON."""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    """The objects a clarification the turn asked offered (``agent.state.Candidate`` dicts)."""
 
 
 @dataclass
@@ -394,6 +400,7 @@ def score_turn(
     *,
     result: Any | None = None,
     clarified: bool = False,
+    candidates: Sequence[dict] = (),
     **kw: Any,
 ) -> TurnResult:
     """Score one turn from its evidence targets (``TargetEvidence``-like: target_id, label, key_boxes, said)
@@ -406,9 +413,12 @@ def score_turn(
         "turn": turn_idx,
         "truth_type": truth["type"],
         "clarified": clarified,
+        "candidates": [dict(c) for c in candidates],
     }
     if not ids:
-        correct = score_answer(truth, result, evidence, video, iou_threshold, clarified=clarified)
+        correct = score_answer(
+            truth, result, evidence, video, iou_threshold, clarified=clarified, candidates=candidates
+        )
         return TurnResult(
             **base, predictions=len(evidence), answer_correct=correct, result=_dump(result), **kw
         )
@@ -461,6 +471,28 @@ def answer_object(
     return oid if iou >= iou_threshold else None
 
 
+def _near(frame: int | None, truth: int) -> bool:
+    return frame is not None and abs(frame - truth) <= WHEN_TOLERANCE_FRAMES
+
+
+def candidates_match(candidates: Sequence[dict], truth_ids: Sequence[int], video: BenchVideo) -> bool:
+    """Whether a clarification's candidates (``{"frame_idx", "box", ...}``) point at exactly the objects
+    ``truth_ids``, one each: the object a candidate points at is the one its box on its frame overlaps most
+    (IoU >= ``POINT_IOU``; a candidate partly hidden behind another object shows only its visible part, so
+    the targets' IoU threshold against the whole truth box would be too strict)."""
+    pointed = []
+    for c in candidates:
+        f, box = int(c["frame_idx"]), tuple(c["box"])
+        ious = [
+            (_iou(box, o.boxes[f]), o.id)
+            for o in video.objects.values()
+            if 0 <= f < len(o.boxes) and o.boxes[f] is not None
+        ]
+        best = max(ious, default=(0.0, None))
+        pointed.append(best[1] if best[0] >= POINT_IOU else None)
+    return len(pointed) == len(set(pointed)) and set(pointed) == {int(i) for i in truth_ids}
+
+
 def says_number(text: str, n: int) -> bool:
     """Whether ``text`` states the number ``n`` (digits or a word: "3", "three"; "0", "zero", "no", "none")."""
     words = set(re.findall(r"[a-z0-9]+", text.lower()))
@@ -476,15 +508,19 @@ def score_answer(
     iou_threshold: float,
     *,
     clarified: bool = False,
+    candidates: Sequence[dict] = (),
 ) -> bool | None:
     """Whether the structured answer ``result`` is right about ``truth`` (None: a turn type without an answer).
 
     Objects by :func:`answer_object`; times within ``WHEN_TOLERANCE_FRAMES``; counts must also be stated in
     ``result.text``; ``sequential``: the event (and the frame when given); ``reasoning``: the cause and its wall
-    side or other object (the answer's object); ``future``: the wall. A missing result is wrong."""
+    side or other object (the answer's object); ``future``: the wall; ``long_part``: the part and the span the
+    object is seen in it (``frame`` to ``end_frame``, each within the tolerance). A missing result is wrong.
+    ``ambiguous``: the clarification is asked and offers exactly the objects the phrase fits (``candidates``:
+    its ``agent.state.Candidate`` dicts, each matched by its box on its frame, :func:`candidates_match`)."""
     t = truth["type"]
     if t == "ambiguous":
-        return clarified
+        return clarified and candidates_match(candidates, truth["candidates"], video)
     if t not in ANSWER_TYPES:
         return None
     if result is None:
@@ -494,7 +530,8 @@ def score_answer(
     if t == "when":
         return result.frame is not None and abs(result.frame - truth["frame"]) <= WHEN_TOLERANCE_FRAMES
     if t == "long_part":
-        return result.part == truth["part"]
+        first, last = truth["frames"]
+        return result.part == truth["part"] and _near(result.frame, first) and _near(result.end_frame, last)
     if t == "counting":
         return result.count == truth["count"] and says_number(result.text, truth["count"])
     if t == "sequential":
@@ -523,11 +560,13 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
 
     * object answers: ``1/n`` (temporal), ``1/(n-1)`` (relationship: not the named object), comparison: the
       share of the most common position of the answer among the two named candidates;
-    * categorical answers (count, event, wall side, part): the share of the most common answer in the set;
+    * categorical answers (count, event, wall side): the share of the most common answer in the set;
       reasoning: the best of "the most common wall" and "another object" (then ``1/(n-1)``);
-    * when: the hit rate (within ``WHEN_TOLERANCE_FRAMES``) of the best constant frame;
+    * when: the hit rate (within ``WHEN_TOLERANCE_FRAMES``) of the best constant frame; long_part: that of the
+      best constant (part, first frame, last frame);
     * describe: ``1/n`` times the share of the most common primary motion; multi_target: ``1/C(n, k)`` times
-      that share to the power ``k``; ambiguous: 1/2 (its wording is that of a describe question: ask or not).
+      that share to the power ``k``; ambiguous: 1/2 (its wording is that of a describe question: ask or not)
+      times ``1/C(n, k)`` (which ``k`` of the clip's objects the phrase fits).
     """
     by_type: dict[str, list[tuple[tuple[str, int], dict, int]]] = {}
     for r in records:
@@ -561,6 +600,16 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
                 sum(abs(f - c) <= WHEN_TOLERANCE_FRAMES for f in frames) for c in range(max(frames) + 1)
             )
             out.update({key: best / len(frames) for key, _, _ in turns})
+        elif t == "long_part":
+            spans = [(tr["part"], *tr["frames"]) for tr in truths]
+            best = max(
+                sum(p == q and abs(a - f) <= WHEN_TOLERANCE_FRAMES and abs(b - g) <= WHEN_TOLERANCE_FRAMES
+                    for q, a, b in spans)
+                for p, f0, g0 in spans
+                for f in range(f0 - WHEN_TOLERANCE_FRAMES, f0 + WHEN_TOLERANCE_FRAMES + 1)
+                for g in range(g0 - WHEN_TOLERANCE_FRAMES, g0 + WHEN_TOLERANCE_FRAMES + 1)
+            )  # fmt: skip
+            out.update({key: best / len(spans) for key, _, _ in turns})
         elif t in CATEGORICAL:
             share = _mode_share([tr[CATEGORICAL[t]] for tr in truths])
             out.update({key: share for key, _, _ in turns})
@@ -570,7 +619,8 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
             hit = sum(1 / max(1, n - 1) for _, tr, n in turns if tr["cause"] == "collide") / len(truths)
             out.update({key: max(best_wall, hit) for key, _, _ in turns})
         elif t == "ambiguous":
-            out.update({key: 0.5 for key, _, _ in turns})
+            out.update({key: 0.5 / math.comb(max(n, len(tr["candidates"])), len(tr["candidates"]))
+                        for key, tr, n in turns})  # fmt: skip
     return out
 
 
@@ -653,10 +703,11 @@ def run_record(
     out = []
     for k, turn in enumerate(record["turns"]):
         kwargs = {"video": video.name} if k == 0 else {}
-        clarified, answer = False, ""
-        for node, _update in ask(graph, thread, turn["question"], **kwargs):
+        clarified, answer, candidates = False, "", []
+        for node, update in ask(graph, thread, turn["question"], **kwargs):
             if node == "__interrupt__":
                 clarified = True
+                candidates = list(update["clarification"].get("candidates", []))
         state = final_state(graph, thread)
         found = state.get("evidence") or _NoEvidence()
         evidence = [] if clarified else list(found.targets)
@@ -666,7 +717,7 @@ def run_record(
         out.append(
             score_turn(
                 record, k, evidence, video, iou_threshold, result=result, clarified=clarified, answer=answer,
-                chance=chance,
+                chance=chance, candidates=candidates,
             )
         )  # fmt: skip
     return out

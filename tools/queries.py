@@ -241,6 +241,7 @@ def when(
             target_ids=[t.id],
             frame=runs[0][0],
             time_s=round(memory.seconds(runs[0][0]), 3),
+            end_frame=runs[-1][1],
             part=memory.part_of(runs[0][0]) if len(memory.parts) > 1 else None,
         )
     evs = memory.events_of(t.id, event)
@@ -515,7 +516,8 @@ def extrapolate(memory: ObjectMemory, target_id: int) -> QueryResult:
 
 
 def part_of(memory: ObjectMemory, target_id: int) -> QueryResult:
-    """In which part (shot) of the video ``target_id`` is first seen (and the other parts it is seen in)."""
+    """In which part (shot) of the video ``target_id`` is first seen, from when to when it is seen there
+    (``frame`` to ``end_frame``), and the other parts it is seen in."""
     t = memory.target(target_id)
     vis = [f for f, b in enumerate(t.boxes) if b is not None]
     if not vis:
@@ -523,6 +525,7 @@ def part_of(memory: ObjectMemory, target_id: int) -> QueryResult:
     parts = sorted({memory.part_of(f) for f in vis})
     k = parts[0]
     s, e = memory.parts[k]
+    last = max(f for f in vis if memory.part_of(f) == k)
     ordinal = _ordinal(k + 1)
     more = (
         f" (also in part{'s' if len(parts) > 2 else ''} {', '.join(str(p + 1) for p in parts[1:])})"
@@ -532,10 +535,11 @@ def part_of(memory: ObjectMemory, target_id: int) -> QueryResult:
     return QueryResult(
         kind="part",
         text=f"The {_name(t)} appears in the {ordinal} part of {len(memory.parts)}, from {s / memory.fps:.1f} to "
-        f"{e / memory.fps:.1f} s (first seen at {_at(memory, vis[0])}){more}.",
+        f"{e / memory.fps:.1f} s; it is seen there at {_span_text(memory, vis[0], last)}{more}.",
         target_ids=[t.id],
         frame=vis[0],
         time_s=round(memory.seconds(vis[0]), 3),
+        end_frame=last,
         part=k,
     )
 

@@ -99,7 +99,7 @@ class QueryResult(BaseModel):
     """The structured answer of a query over an object memory; ``text`` says the same in words.
 
     Objects are named by target id (``target_ids``: the objects the answer names, the answer's object first);
-    a time by ``frame`` (of the whole video) and ``time_s``."""
+    a time by ``frame`` (of the whole video) and ``time_s``; a span by ``frame`` to ``end_frame`` (inclusive)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -108,6 +108,9 @@ class QueryResult(BaseModel):
     target_ids: list[int] = Field(default_factory=list)
     frame: int | None = None
     time_s: float | None = None
+    end_frame: int | None = Field(
+        default=None, description="the last frame of a span that starts at frame (when an object is seen)"
+    )
     count: int | None = None
     event: str | None = Field(default=None, description="an event kind of MEMORY_EVENTS (what happens)")
     side: str | None = Field(default=None, description="a frame wall: left, right, top or bottom")

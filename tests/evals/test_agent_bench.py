@@ -81,6 +81,10 @@ def test_heuristic_metrics_in_range_both_sets(bench) -> None:  # noqa: ANN001
     result = run_agent_bench(bench, describer=HeuristicDescriber())
     assert set(result.sets) == {"template", "heldout"}
     _check_range(result)
+    # each clarification offers the two objects the phrase fits, and is scored right when they are the truth's
+    amb = [t for t in result.turns["heldout"] if t.truth_type == "ambiguous"]
+    assert amb and all(len(t.candidates) == 2 for t in amb if t.clarified)
+    assert sum(bool(t.answer_correct) for t in amb) >= 0.8 * len(amb)
     md = result.to_markdown()
     assert "| template |" in md and "| heldout |" in md
     assert json.loads(json.dumps(result.to_json()))["sets"]["heldout"]["records"] == len(

@@ -1,5 +1,6 @@
 """Answer accuracy of the agent benchmark: an answer built from the truth scores 1, a wrong object / time / count /
-event / wall / part scores 0, a missing one 0; chance baselines equal hand-computed values; tables carry both."""
+event / wall / part / span / clarification candidate scores 0, a missing one 0; chance baselines equal
+hand-computed values; tables carry both."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def _oracle(truth: dict, video: BenchVideo) -> tuple[list[TargetEvidence], Query
     if t == "when":
         return [], QueryResult(kind="when", text="then", frame=truth["frame"], time_s=truth["frame"] / 10)
     if t == "long_part":
-        return [], QueryResult(kind="part", text="there", part=truth["part"])
+        first, last = truth["frames"]
+        return [], QueryResult(kind="part", text="there", part=truth["part"], frame=first, end_frame=last)
     if t == "counting":
         return [], QueryResult(kind="count", text=f"There are {truth['count']}.", count=truth["count"])
     if t == "sequential":
@@ -84,7 +86,11 @@ def _wrongs(truth: dict, video: BenchVideo, right: QueryResult) -> list[tuple[li
         return [([], right.model_copy(update={"frame": truth["frame"] + WHEN_TOLERANCE_FRAMES + 1})),
                 ([], right.model_copy(update={"frame": None}))]  # fmt: skip
     if t == "long_part":
-        return [([], right.model_copy(update={"part": truth["part"] + 1}))]
+        off = WHEN_TOLERANCE_FRAMES + 1
+        return [([], right.model_copy(update={"part": truth["part"] + 1})),
+                ([], right.model_copy(update={"frame": truth["frames"][0] + off})),
+                ([], right.model_copy(update={"end_frame": truth["frames"][1] - off})),
+                ([], right.model_copy(update={"end_frame": None}))]  # fmt: skip
     if t == "counting":
         n = truth["count"]
         return [([], right.model_copy(update={"count": n + 1, "text": f"There are {n + 1}."})),
@@ -172,10 +178,40 @@ def test_describe_answer_needs_the_object_its_attributes_and_motion(bench) -> No
     colour = "red" if obj.colour != "red" else "blue"
     bad = f"refer: The {colour} {obj.shape} stays still."
     assert score_turn(r, 0, [_target(video, 0, obj.id, [bad])], video, 0.5).answer_correct is False
+
+
+def _candidates(video: BenchVideo, ids: list[int]) -> list[dict]:
+    """Candidates as the agent's clarification offers them: each object's box on their first common frame."""
+    f = next(
+        f for f in range(len(video.objects[ids[0]].boxes)) if all(video.objects[i].boxes[f] for i in ids)
+    )
+    return [
+        {"number": n + 1, "label": "object", "frame_idx": f, "box": list(video.objects[i].boxes[f])}
+        for n, i in enumerate(ids)
+    ]
+
+
+def test_a_clarification_is_right_when_it_offers_exactly_the_objects_the_phrase_fits(bench) -> None:  # noqa: ANN001
     amb = next(r for r in bench.sets["template"] if r["kind"] == "ambiguous")
     vid = bench.videos[amb["video_name"]]
-    assert score_turn(amb, 0, [], vid, 0.5, clarified=True).answer_correct is True
-    assert score_turn(amb, 0, [], vid, 0.5, clarified=False).answer_correct is False
+    ids = amb["turns"][0]["truth"]["candidates"]
+    right = _candidates(vid, ids)
+
+    def score(candidates: list[dict], asked: bool = True) -> bool | None:
+        return score_turn(amb, 0, [], vid, 0.5, clarified=asked, candidates=candidates).answer_correct
+
+    assert score(right) is True and score(right[::-1]) is True
+    assert score(right, asked=False) is False and score([]) is False
+    assert score(right[:1]) is False  # one of the two missing
+    assert score([right[0], right[0]]) is False  # the same object twice
+    other = _other(vid, *ids)
+    assert score(_candidates(vid, [ids[0], other])) is False  # a wrong object offered
+    assert score(right + _candidates(vid, [other])) is False  # one too many
+    # a candidate partly hidden by another object shows only its visible part: its box still points at it
+    x0, y0, x1, y1 = right[1]["box"]
+    visible = [x0, y0, x0 + (x1 - x0) / 2, y0 + (y1 - y0) / 2]
+    assert score([right[0], {**right[1], "box": visible}]) is True
+    assert score([right[0], {**right[1], "box": [-50.0, -50.0, -40.0, -40.0]}]) is False  # points at nothing
 
 
 def test_says_number() -> None:
@@ -235,6 +271,11 @@ def test_chance_baselines_on_a_hand_made_set() -> None:
             "four",
             {"type": "multi_target", "object_ids": [0, 1], "motions": {"0": move("left"), "1": move("up")}},
         ),  # fmt: skip
+        _rec("a2", "four", {"type": "ambiguous", "candidates": [1, 3]}),
+        _rec("l1", "four", {"type": "long_part", "object_id": 0, "part": 0, "frames": [0, 20]}),
+        _rec("l2", "four", {"type": "long_part", "object_id": 0, "part": 0, "frames": [2, 22]}),
+        _rec("l3", "four", {"type": "long_part", "object_id": 0, "part": 1, "frames": [1, 21]}),
+        _rec("l4", "four", {"type": "long_part", "object_id": 0, "part": 0, "frames": [0, 40]}),
         _rec(
             "a1",
             "two",
@@ -252,7 +293,10 @@ def test_chance_baselines_on_a_hand_made_set() -> None:
     assert c[("f1", 0)] == pytest.approx(2 / 4)
     # describe: 5 turns (a1's second turn too), motions left, left, up, down, up: the mode "left" 2/5
     assert c[("d1", 0)] == pytest.approx(1 / 4 * 2 / 5) and c[("d3", 0)] == pytest.approx(1 / 2 * 2 / 5)
-    assert c[("a1", 1)] == pytest.approx(1 / 2 * 2 / 5) and c[("a1", 0)] == 0.5
+    assert c[("a1", 1)] == pytest.approx(1 / 2 * 2 / 5) and c[("a1", 0)] == 0.5  # 2 of 2 objects: C(2, 2) = 1
+    assert c[("a2", 0)] == pytest.approx(0.5 / 6)  # ask, and which 2 of 4 objects
+    # long_part: (part, first, last) within 2 frames: the constant (0, 1, 21) hits l1 and l2, not l3 or l4
+    assert c[("l1", 0)] == c[("l4", 0)] == pytest.approx(2 / 4)
     # multi_target: one turn, motions left and up (mode 1/2), 2 of 4 objects: 1/C(4,2) * (1/2)**2
     assert c[("m1", 0)] == pytest.approx(1 / 6 * 1 / 4)
 

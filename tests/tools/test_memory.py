@@ -283,7 +283,19 @@ def test_after_relation_why_part(scene) -> None:
     assert left.target_ids == [2, 1] and left.frame == 16 and "also: red circle #0" in left.text
     below = queries.relation_at(scene, 0, "below", frame=10)
     assert below.target_ids[0] in (1, 3)
-    assert queries.part_of(scene, 2).part == 0
+    part = queries.part_of(scene, 2)  # the green star is seen from frame 4 to the end (19)
+    assert (part.part, part.frame, part.end_frame) == (0, 4, 19) and "frames 4–19" in part.text
+    seen = queries.when(scene, 2)
+    assert (seen.frame, seen.end_frame) == (4, 19)
+
+
+def test_part_of_gives_the_span_seen_in_the_first_part_it_is_seen_in() -> None:
+    # seen in frames 2-7 of the first shot [0, 10) and again 12-15 of the second [10, 16)
+    t = _target(0, [None] * 2 + [(60.0, 60.0)] * 6 + [None] * 4 + [(60.0, 60.0)] * 4)
+    memory = _memory([t], cuts=(10,))
+    part = queries.part_of(memory, 0)
+    assert (part.part, part.frame, part.end_frame) == (0, 2, 7) and "(also in part 2)" in part.text
+    assert queries.when(memory, 0).end_frame == 15
 
 
 def test_extrapolate_agrees_with_stepping_the_last_velocity() -> None:
