@@ -18,6 +18,7 @@ from evals.agent_bench import (
     TruthObj,
     TurnResult,
     aggregate,
+    answer_interval,
     generated_bench,
     run_agent_bench,
     says_number,
@@ -320,10 +321,25 @@ def test_per_kind_answer_table_and_json() -> None:
     assert m.by_kind["other"]["answer_turns"] == 0
     md = BenchResult("x", 0.5, {"heldout": m}, 0.0).to_markdown()
     assert "| kind | records | turns | answer acc | chance | ratio |" in md
-    assert "| counting | 2 | 2 | 0.500 | 0.250 | 2.0 |" in md and "| other | 1 | 1 | - | - | - |" in md
+    assert (
+        "| counting | 2 | 2 | 0.500 | 0.250 | 2.0 | 0.09–0.91 |" in md
+        and "| other | 1 | 1 | - | - | - | - |" in md
+    )
     data = json.loads(json.dumps(BenchResult("x", 0.5, {"heldout": m}, 0.0).to_json()))
     assert data["sets"]["heldout"]["by_type"]["future"]["ratio"] == 2.0
     assert data["sets"]["heldout"]["answer_accuracy"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(("correct", "n"), [(70, 77), (1, 2), (0, 13), (13, 13), (451, 500)])
+def test_answer_interval_is_the_wilson_score_interval(correct: int, n: int) -> None:
+    z = 1.959963984540054  # the normal quantile of 0.975
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = answer_interval(correct, n)
+    assert (low, high) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    assert low <= p <= high
+    assert answer_interval(0, 0) == (0.0, 1.0)
 
 
 def test_bench_run_scores_every_turn_of_the_event_kinds() -> None:
