@@ -25,6 +25,7 @@ from artemis_model.video import VideoSource
 from tools.grounding.backends import GroundingBackend, GroundingSettings, link_key, make_backend, query_key
 from tools.grounding.detection import Detection, size_name
 from tools.grounding.linking import (
+    absorb_fragments,
     interpolate_boxes,
     key_detection,
     link_detections,
@@ -130,7 +131,7 @@ def all_tracks(
     tracks = []
     for a, b in shot_bounds(frames):  # objects do not cross a cut; each shot has its own background
         per_frame = backend.detect(frames[a:b], indices[a:b], query)
-        shot = stitch_tracks(link_detections(per_frame, key=key), key=key)
+        shot = absorb_fragments(stitch_tracks(link_detections(per_frame, key=key), key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
         tracks += [rigid_boxes(t, video.width, video.height) for t in shot if len(t) >= min_len]
     return tuple(

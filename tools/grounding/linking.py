@@ -119,6 +119,63 @@ def _continues(
     return head + b if near else None
 
 
+FRAGMENT_SLACK = 1.1
+"""A fragment's box and its object's on one frame fit together within this times the object's largest box."""
+
+
+def absorb_fragments(tracks: list[list[Detection]], *, key: LinkKey = _label) -> list[list[Detection]]:
+    """Fold into its object the track of a piece of it: an occluder in front of an object's middle shows two
+    pieces of one colour (a triangle's tip and corner either side of a square in front of it), each linked as a
+    track of its own, the piece's track ending when the object comes out whole.
+
+    A track ``f`` is a piece of a longer track ``m`` (same ``key``) when ``f`` ends no later than ``m``, has no
+    detection after ``m`` starts that ``m`` lacks a detection on the same frame for, at least as many detections
+    after ``m`` starts as before (a piece is seen beside its object), is partial (touching the
+    occluder) on every frame it shares with ``m``, and on each of them the two boxes together are no larger than
+    ``m``'s largest box (x ``FRAGMENT_SLACK``: two objects side by side are larger). ``m`` then gets the union
+    boxes on those frames (partial, no centre) and ``f``'s detections before it starts (partial, shape
+    confidence 0: a piece's shape is not the object's)."""
+    tracks = list(tracks)  # the order is kept (target ids follow it)
+    merged = True
+    while merged:
+        merged = False
+        for i in sorted(range(len(tracks)), key=lambda k: len(tracks[k])):
+            f = tracks[i]
+            for j, m in enumerate(tracks):
+                if j == i or len(m) <= len(f) or key(f[0]) != key(m[0]):
+                    continue
+                joined = _piece_of(f, m)
+                if joined is not None:
+                    tracks[j] = joined
+                    del tracks[i]
+                    merged = True
+                    break
+            if merged:
+                break
+    return tracks
+
+
+def _piece_of(f: list[Detection], m: list[Detection]) -> list[Detection] | None:
+    """``m`` with the piece ``f`` folded in (see :func:`absorb_fragments`), or None when ``f`` is no piece of it."""
+    if f[-1].frame_idx > m[-1].frame_idx:
+        return None
+    on = {d.frame_idx: d for d in m}
+    head = [d for d in f if d.frame_idx < m[0].frame_idx]
+    shared = [d for d in f if d.frame_idx >= m[0].frame_idx]
+    if len(shared) < max(1, len(head)) or any(d.frame_idx not in on or not d.partial for d in shared):
+        return None  # mostly before m: the same object's earlier track (stitch_tracks' business), not a piece
+    whole = max(_diag(d.box) for d in m) * FRAGMENT_SLACK
+    unions = {}
+    for d in shared:
+        o = on[d.frame_idx].box
+        u = (min(d.box[0], o[0]), min(d.box[1], o[1]), max(d.box[2], o[2]), max(d.box[3], o[3]))
+        if _diag(u) > whole:
+            return None
+        unions[d.frame_idx] = replace(on[d.frame_idx], box=u, partial=True, centre=None)
+    # the piece's own frames show a part of the object: they do not vote for its shape (vote_shape)
+    return [replace(d, partial=True, shape_score=0.0) for d in head] + [unions.get(d.frame_idx, d) for d in m]
+
+
 def _centre(b: Box) -> np.ndarray:
     return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
 
