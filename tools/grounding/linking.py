@@ -4,7 +4,7 @@ key detection, boxes on every frame."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -79,23 +79,36 @@ def stitch_tracks(
     A track that starts up to ``max_overlap`` detections before another ends, within one object size of it,
     continues it too: an occluder split the object in two pieces for a moment, each piece linked on its own.
     """
-    tracks = sorted(tracks, key=lambda t: t[0].frame_idx)
-    merged = True
-    while merged:
-        merged = False
-        for i, a in enumerate(tracks):
-            for j, b in enumerate(tracks):
-                if i == j or key(a[-1]) != key(b[0]):
-                    continue
-                joined = _continues(a, b, max_gap_frames, max_overlap)
-                if joined is not None:
-                    tracks[i] = joined
-                    del tracks[j]
-                    merged = True
-                    break
-            if merged:
+
+    def pairs(ts: list[list[Detection]]) -> Iterator[tuple[int, int]]:
+        return (
+            (i, j) for i, a in enumerate(ts) for j, b in enumerate(ts) if i != j and key(a[-1]) == key(b[0])
+        )
+
+    return _merge_pairs(
+        sorted(tracks, key=lambda t: t[0].frame_idx),
+        pairs,
+        lambda a, b: _continues(a, b, max_gap_frames, max_overlap),
+    )
+
+
+def _merge_pairs(
+    tracks: list[list[Detection]],
+    pairs: Callable[[list[list[Detection]]], Iterator[tuple[int, int]]],
+    join: Callable[[list[Detection], list[Detection]], list[Detection] | None],
+) -> list[list[Detection]]:
+    """Join tracks two by two until no pair joins: for the first ``(keep, drop)`` of ``pairs(tracks)`` that
+    ``join(tracks[keep], tracks[drop])`` joins, the joined track replaces ``keep`` and ``drop`` goes."""
+    tracks = list(tracks)
+    while True:
+        for keep, drop in pairs(tracks):
+            joined = join(tracks[keep], tracks[drop])
+            if joined is not None:
+                tracks[keep] = joined
+                del tracks[drop]
                 break
-    return tracks
+        else:
+            return tracks
 
 
 def _continues(
@@ -135,24 +148,18 @@ def absorb_fragments(tracks: list[list[Detection]], *, key: LinkKey = _label) ->
     ``m``'s largest box (x ``FRAGMENT_SLACK``: two objects side by side are larger). ``m`` then gets the union
     boxes on those frames (partial, no centre) and ``f``'s detections before it starts (partial, shape
     confidence 0: a piece's shape is not the object's)."""
-    tracks = list(tracks)  # the order is kept (target ids follow it)
-    merged = True
-    while merged:
-        merged = False
-        for i in sorted(range(len(tracks)), key=lambda k: len(tracks[k])):
-            f = tracks[i]
-            for j, m in enumerate(tracks):
-                if j == i or len(m) <= len(f) or key(f[0]) != key(m[0]):
-                    continue
-                joined = _piece_of(f, m)
-                if joined is not None:
-                    tracks[j] = joined
-                    del tracks[i]
-                    merged = True
-                    break
-            if merged:
-                break
-    return tracks
+
+    def pairs(ts: list[list[Detection]]) -> Iterator[tuple[int, int]]:
+        for i in sorted(range(len(ts)), key=lambda k: len(ts[k])):  # the shortest first: pieces are short
+            yield from (
+                (j, i)
+                for j, m in enumerate(ts)
+                if j != i and len(m) > len(ts[i]) and key(ts[i][0]) == key(m[0])
+            )
+
+    return _merge_pairs(
+        tracks, pairs, lambda m, f: _piece_of(f, m)
+    )  # the order is kept: target ids follow it
 
 
 def _piece_of(f: list[Detection], m: list[Detection]) -> list[Detection] | None:
