@@ -399,6 +399,13 @@ def agent_cmd(
         "the model alone).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write metrics and per-turn results as JSON."),
+    against: Path | None = typer.Option(
+        None,
+        "--against",
+        exists=True,
+        dir_okay=False,
+        help="An earlier run's --out JSON on the same data: also print which turns this run fixed and broke.",
+    ),
 ) -> None:
     from evals.agent_bench import SETS, generated_bench, load_bench, run_agent_bench
     from synth.questions import BUILDERS
@@ -436,6 +443,30 @@ def agent_cmd(
     typer.echo(result.to_markdown())
     if out is not None:
         typer.echo(f"wrote {result.write_json(out)}")
+    if against is not None:
+        before = json.loads(against.read_text())
+        for s in sets:
+            _echo_comparison(before, result.to_json(), s)
+
+
+def _echo_comparison(before: dict, after: dict, set_name: str) -> None:
+    from evals.agent_bench import compare_runs
+
+    try:
+        typer.echo("\n" + compare_runs(before, after, set_name).to_markdown())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@eval_app.command("agent-diff")
+def agent_diff_cmd(
+    before: Path = typer.Argument(..., exists=True, dir_okay=False, help="A run's --out JSON."),
+    after: Path = typer.Argument(..., exists=True, dir_okay=False, help="A later run's, on the same data."),
+    sets: list[str] = typer.Option(["heldout"], "--set", help="Question sets: template, heldout."),
+) -> None:
+    """Which answer turns of the agent benchmark changed between two runs on the same data (fixed, broken)."""
+    for s in sets:
+        _echo_comparison(json.loads(before.read_text()), json.loads(after.read_text()), s)
 
 
 def world_eval(

@@ -814,3 +814,97 @@ __all__ = [
     "truth_targets",
     "turn_chances",
 ]
+
+
+# --------------------------------------------------------------------------------------------- comparing
+
+
+_CHANGE = {(False, True): "fixed", (True, False): "broken", (True, True): "right", (False, False): "wrong"}
+"""(right before, right after) -> what happened to a turn."""
+
+
+@dataclass(frozen=True)
+class TurnChange:
+    """One answer turn whose correctness differs between two runs."""
+
+    record_id: str
+    turn: int
+    truth_type: str
+    before: str
+    after: str
+
+
+@dataclass
+class TurnComparison:
+    """Two runs of the agent benchmark on the same data, turn by turn (:func:`compare_runs`)."""
+
+    set_name: str
+    counts: dict[str, dict[str, int]]
+    """Per question type: ``fixed`` (wrong before, right after), ``broken``, ``right`` (both), ``wrong`` (both)."""
+    fixed: list[TurnChange] = field(default_factory=list)
+    broken: list[TurnChange] = field(default_factory=list)
+
+    def to_markdown(self, show: int = 20) -> str:
+        lines = [
+            f"Turn by turn ({self.set_name}): {len(self.fixed)} fixed, {len(self.broken)} broken",
+            "",
+            "| type | fixed | broken | right in both | wrong in both |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t} | {c['fixed']} | {c['broken']} | {c['right']} | {c['wrong']} |"
+            for t, c in sorted(self.counts.items())
+        ]
+        for title, changes in (("Broken", self.broken), ("Fixed", self.fixed)):
+            if changes:
+                lines += [
+                    "",
+                    f"{title} ({len(changes)}{f', the first {show}' if len(changes) > show else ''}):",
+                ]
+                for c in changes[:show]:
+                    lines += [
+                        f"- {c.record_id} turn {c.turn} ({c.truth_type})",
+                        f"  - before: {c.before[:300]}",
+                        f"  - after: {c.after[:300]}",
+                    ]
+        return "\n".join(lines)
+
+
+def compare_runs(before: dict[str, Any], after: dict[str, Any], set_name: str = "heldout") -> TurnComparison:
+    """Which answer turns a change fixed and which it broke: ``before`` and ``after`` are two runs' JSON
+    (:meth:`BenchResult.to_json`, as ``artemis eval agent --out`` writes it) on the same data. A headline accuracy
+    moves by several points between draws of questions; two runs on the same questions differ only where the
+    change did something.
+
+    Raises ValueError when a run lacks ``set_name`` or the runs asked different turns (different data)."""
+    runs = {}
+    for name, run in (("before", before), ("after", after)):
+        turns = run.get("turns", {})
+        if set_name not in turns:
+            raise ValueError(f"the {name} run has no {set_name!r} turns; it has: {sorted(turns) or 'none'}")
+        runs[name] = {(t["record_id"], t["turn"]): t for t in turns[set_name]}
+    if set(runs["before"]) != set(runs["after"]):
+        only = len(set(runs["after"]) ^ set(runs["before"]))
+        raise ValueError(
+            f"the runs asked different turns ({only} in one run only): compare runs on the same data"
+        )
+    out = TurnComparison(set_name, {})
+    for key, a in runs["after"].items():
+        b = runs["before"][key]
+        if a["answer_correct"] is None or b["answer_correct"] is None:
+            continue
+        counts = out.counts.setdefault(a["truth_type"], {"fixed": 0, "broken": 0, "right": 0, "wrong": 0})
+        was, now = bool(b["answer_correct"]), bool(a["answer_correct"])
+        counts[_CHANGE[was, now]] += 1
+        if was != now:
+            change = TurnChange(key[0], key[1], a["truth_type"], _said(b), _said(a))
+            (out.fixed if now else out.broken).append(change)
+    out.fixed.sort(key=lambda c: (c.record_id, c.turn))
+    out.broken.sort(key=lambda c: (c.record_id, c.turn))
+    return out
+
+
+def _said(turn: dict[str, Any]) -> str:
+    if turn.get("clarified"):
+        return "(asked which one: " + "; ".join(c.get("label", "?") for c in turn.get("candidates", [])) + ")"
+    return turn.get("answer") or "(no answer)"

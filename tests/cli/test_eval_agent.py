@@ -31,6 +31,10 @@ def test_eval_agent_reports_per_question_type(tmp_path):
     assert 0.0 <= data["target_f1"] <= 1.0
     bad = CliRunner().invoke(app, [*args[:-2], "--set", "nope"])
     assert bad.exit_code != 0 and "nope" in bad.output
+    again = CliRunner().invoke(
+        app, [*args, "--against", str(out)]
+    )  # the same run: nothing changes turn by turn
+    assert again.exit_code == 0 and "Turn by turn (template): 0 fixed, 0 broken" in again.output, again.output
 
 
 def test_eval_agent_asks_only_the_kinds_named(tmp_path):

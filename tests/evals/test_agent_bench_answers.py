@@ -350,3 +350,48 @@ def test_bench_run_scores_every_turn_of_the_event_kinds() -> None:
     assert 0.0 < m.chance <= 1.0 and 0.0 <= m.answer_accuracy <= 1.0
     assert all(t.chance is not None and t.answer_correct is not None for t in result.turns["heldout"])
     assert {"counting", "future"} <= set(m.by_kind)
+
+
+def _run_json(results: dict[tuple[str, str], bool | None], answers: str = "") -> dict:
+    turns = [
+        TurnResult(rid, t, 0, t, False, answer=f"{answers}{rid}", answer_correct=ok)
+        for (rid, t), ok in results.items()
+    ]
+    return json.loads(json.dumps(BenchResult("x", 0.5, {}, 0.0, turns={"heldout": turns}).to_json()))
+
+
+def test_compare_runs_finds_the_turns_a_change_fixed_and_broke(tmp_path) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from evals.agent_bench import compare_runs
+
+    before = _run_json({("a", "describe"): True, ("b", "describe"): False, ("c", "when"): True,
+                        ("d", "when"): False, ("e", "other"): None}, "was ")  # fmt: skip
+    after = _run_json({("a", "describe"): False, ("b", "describe"): True, ("c", "when"): True,
+                       ("d", "when"): False, ("e", "other"): None}, "now ")  # fmt: skip
+    diff = compare_runs(before, after)
+    assert [(c.record_id, c.before, c.after) for c in diff.broken] == [("a", "was a", "now a")]
+    assert [c.record_id for c in diff.fixed] == ["b"]
+    assert diff.counts == {
+        "describe": {"fixed": 1, "broken": 1, "right": 0, "wrong": 0},
+        "when": {"fixed": 0, "broken": 0, "right": 1, "wrong": 1},
+    }
+    md = diff.to_markdown()
+    assert (
+        "1 fixed, 1 broken" in md and "| describe | 1 | 1 | 0 | 0 |" in md and "- a turn 0 (describe)" in md
+    )
+    other = _run_json({("z", "describe"): True})
+    with pytest.raises(ValueError, match="different turns"):
+        compare_runs(before, other)
+    with pytest.raises(ValueError, match="no 'template' turns"):
+        compare_runs(before, after, "template")
+    # the command line: two saved runs
+    paths = []
+    for name, run in (("before", before), ("after", after), ("other", other)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(run))
+    res = CliRunner().invoke(app, ["eval", "agent-diff", str(paths[0]), str(paths[1])])
+    assert res.exit_code == 0 and "1 fixed, 1 broken" in res.output, res.output
+    bad = CliRunner().invoke(app, ["eval", "agent-diff", str(paths[0]), str(paths[2])])
+    assert bad.exit_code != 0 and "different turns" in bad.output

@@ -21,7 +21,7 @@ from evals.tasks import (
 from tests.evals.helpers import write_hcstvg
 from tests.evals.test_videorefer_data import bench_q_raw, rect, rle
 
-UTILITY_COMMANDS = {"merge", "score", "report"}  # operate on run folders of the scored tasks
+UTILITY_COMMANDS = {"merge", "score", "report", "agent-diff"}  # operate on runs of the tasks (folders, JSON)
 
 
 def test_every_cli_eval_command_is_a_registered_task_and_back() -> None:
