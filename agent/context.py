@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artemis_model.types import Box, Description, Track
-from tools.describers import Describer, accepts_keyword
+from tools.describers import Describer, Sampling, accepts_keyword, can_sample, describer_name
 from tools.video import VideoLike
 
 Progress = Callable[[dict[str, Any]], None]
@@ -74,8 +74,9 @@ class ReportingDescriber:
         self.inner = inner
         self.on_progress = on_progress
         self.context = TurnContext(on_progress=on_progress, cancel=cancel, deadline=deadline)
-        if callable(getattr(inner, "sample_many", None)):
-            self.sample_many = self._sample_many  # only a describer that samples offers it (duck-typed)
+        self.can_sample = can_sample(
+            inner
+        )  # describe_many passes ``sampling`` on only to a describer that takes it
 
     def _check(self) -> None:
         self.context.check()
@@ -115,31 +116,32 @@ class ReportingDescriber:
         question: str | None,
         tracks: list[Track] | None = None,
         labels: list[str] | None = None,
+        sampling: Sampling | None = None,
     ) -> list[Description]:
         """The inner describer's ``describe_many`` (``labels``, the targets' class names, passed on when given:
-        only describers that take them are handed them) or one call per box."""
+        only describers that take them are handed them; ``sampling`` only to one that samples, :attr:`can_sample`)
+        or one call per box."""
+        if sampling is not None and not self.can_sample:
+            raise ValueError(
+                f"{describer_name(self.inner)} cannot sample: its describe_many takes no sampling"
+            )
         many = getattr(self.inner, "describe_many", None)
         if callable(many):
             self._check()
-            self._report(stage="describe", status="start", targets=len(boxes))
+            seed = {"sample": sampling.seed} if sampling is not None else {}
+            self._report(stage="describe", status="start", targets=len(boxes), **seed)
             extra = {"labels": labels} if labels is not None and accepts_keyword(many, "labels") else {}
+            if sampling is not None:
+                extra["sampling"] = sampling
             out = self._call(
                 many, video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks, **extra
             )
-            self._report(stage="describe", status="done", targets=len(boxes))
+            self._report(stage="describe", status="done", targets=len(boxes), **seed)
             return out
         out = []
         for i, (b, f) in enumerate(zip(boxes, frame_idxs, strict=True)):
             out.append(self(video, b, frame_idx=f, question=question))
             self._report(stage="describe", status="progress", done=i + 1, total=len(boxes))
-        return out
-
-    def _sample_many(self, video: VideoLike, boxes: list[Box], **kwargs: Any) -> list[Description]:
-        """The inner describer's ``sample_many`` (re-asked captions), reported and stopped as the others."""
-        self._check()
-        self._report(stage="describe", status="start", targets=len(boxes), sample=kwargs.get("seed"))
-        out = self._call(self.inner.sample_many, video, boxes, **kwargs)
-        self._report(stage="describe", status="done", targets=len(boxes), sample=kwargs.get("seed"))
         return out
 
 

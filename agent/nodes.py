@@ -19,6 +19,7 @@ from agent.state import AgentState, Candidate, Clarification, Evidence, Step, Ta
 from artemis_model.types import box_iou
 from tools.annotate import annotate_frames
 from tools.compare import compare, comparison_asked
+from tools.describers import can_sample
 from tools.grounding import ground as ground_tool
 from tools.grounding.backends import miss_reason
 from tools.grounding.query import mentioned_colours, mentioned_shapes, parse_query, referring_phrases
@@ -288,7 +289,7 @@ def refer(state: AgentState, runtime: GraphRuntime[TurnContext], *, deps: AgentD
     question = state["plan"].question
     update: dict = {}
     checks = []
-    if deps.check_samples > 0 and targets and callable(getattr(describer, "sample_many", None)):
+    if deps.check_samples > 0 and targets and can_sample(describer):
         memory = video_memory(state, deps)
         motions = []
         for t in targets:

@@ -465,8 +465,9 @@ def agent_diff_cmd(
     sets: list[str] = typer.Option(["heldout"], "--set", help="Question sets: template, heldout."),
 ) -> None:
     """Which answer turns of the agent benchmark changed between two runs on the same data (fixed, broken)."""
+    runs = json.loads(before.read_text()), json.loads(after.read_text())
     for s in sets:
-        _echo_comparison(json.loads(before.read_text()), json.loads(after.read_text()), s)
+        _echo_comparison(*runs, s)
 
 
 def world_eval(

@@ -533,14 +533,14 @@ def score_answer(
     if t in ("comparison", "temporal", "relationship"):
         return answer_object(result, evidence, video, iou_threshold) == truth["answer_id"]
     if t == "when":
-        return result.frame is not None and abs(result.frame - truth["frame"]) <= WHEN_TOLERANCE_FRAMES
+        return _near(result.frame, truth["frame"])
     if t == "long_part":
         first, last = truth["frames"]
         return result.part == truth["part"] and _near(result.frame, first) and _near(result.end_frame, last)
     if t == "counting":
         return result.count == truth["count"] and says_number(result.text, truth["count"])
     if t == "sequential":
-        on_time = result.frame is None or abs(result.frame - truth["frame"]) <= WHEN_TOLERANCE_FRAMES
+        on_time = result.frame is None or _near(result.frame, truth["frame"])
         return result.event == truth["event"] and on_time
     if t == "reasoning":
         if result.event != truth["cause"]:
@@ -601,15 +601,12 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
             out.update({key: share for key, _, _ in turns})
         elif t == "when":
             frames = [tr["frame"] for tr in truths]
-            best = max(
-                sum(abs(f - c) <= WHEN_TOLERANCE_FRAMES for f in frames) for c in range(max(frames) + 1)
-            )
+            best = max(sum(_near(c, f) for f in frames) for c in range(max(frames) + 1))
             out.update({key: best / len(frames) for key, _, _ in turns})
         elif t == "long_part":
             spans = [(tr["part"], *tr["frames"]) for tr in truths]
             best = max(
-                sum(p == q and abs(a - f) <= WHEN_TOLERANCE_FRAMES and abs(b - g) <= WHEN_TOLERANCE_FRAMES
-                    for q, a, b in spans)
+                sum(p == q and _near(f, a) and _near(g, b) for q, a, b in spans)
                 for p, f0, g0 in spans
                 for f in range(f0 - WHEN_TOLERANCE_FRAMES, f0 + WHEN_TOLERANCE_FRAMES + 1)
                 for g in range(g0 - WHEN_TOLERANCE_FRAMES, g0 + WHEN_TOLERANCE_FRAMES + 1)

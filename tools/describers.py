@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "What is the <region> doing in this video?"
 SAMPLE_TEMPERATURE = 0.7
-"""Temperature of :meth:`ModelDescriber.sample_many` (the caption checks' re-asks)."""
+"""Temperature of :class:`Sampling` (the caption checks' re-asks)."""
 
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "artemis-tiny-world"
 """The embedded world model shipped with the repository (``models/`` beside the package folders)."""
@@ -114,35 +114,14 @@ class ModelDescriber:
         frame_idxs: list[int],
         question: str | None,
         tracks: list[Track] | None = None,
+        sampling: Sampling | None = None,
     ) -> list[Description]:
-        """Several targets of one video; ``tracks`` (one per box) skip the tracker when already known."""
-        return self._many(video, boxes, frame_idxs, question, tracks, self.options)
-
-    def sample_many(
-        self,
-        video: VideoLike,
-        boxes: list[Box],
-        *,
-        frame_idxs: list[int],
-        question: str | None,
-        tracks: list[Track] | None = None,
-        seed: int,
-        temperature: float = SAMPLE_TEMPERATURE,
-    ) -> list[Description]:
-        """:meth:`describe_many` with sampled decoding: other hypotheses of the model (``seed``: the same seed and
-        inputs give the same captions), for :func:`tools.refer.refer_checked`."""
-        options = replace(self.options, do_sample=True, temperature=temperature, seed=seed)
-        return self._many(video, boxes, frame_idxs, question, tracks, options)
-
-    def _many(
-        self,
-        video: VideoLike,
-        boxes: list[Box],
-        frame_idxs: list[int],
-        question: str | None,
-        tracks: list[Track] | None,
-        options: GenerationOptions,
-    ) -> list[Description]:
+        """Several targets of one video; ``tracks`` (one per box) skip the tracker when already known;
+        ``sampling``: sampled decoding instead of the model's own options (the caption checks' re-asks,
+        :func:`tools.refer.refer_checked`)."""
+        options = self.options
+        if sampling is not None:
+            options = replace(options, do_sample=True, temperature=sampling.temperature, seed=sampling.seed)
         return self.pipeline.describe_many(
             as_video_source(video),
             boxes,
@@ -307,6 +286,25 @@ def default_describer(
     """The describer of every entry point: :func:`choose_describer`'s rule, then :func:`build_describer`."""
     choice = choose_describer(model_dir, kind, embedded_dir=embedded_dir)
     return build_describer(choice, device=device, dtype=dtype, options=options, cache=cache)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding for a ``describe_many`` that takes ``sampling=``: other hypotheses of the model; the same
+    seed and inputs give the same captions."""
+
+    seed: int
+    temperature: float = SAMPLE_TEMPERATURE
+
+
+def can_sample(describer: object) -> bool:
+    """Whether ``describer.describe_many`` takes ``sampling`` (a :class:`Sampling`): only such describers are
+    re-asked by the caption checks. A wrapper says so with its ``can_sample`` attribute (True only when what it
+    wraps can)."""
+    flag = getattr(describer, "can_sample", None)
+    if isinstance(flag, bool):
+        return flag
+    return accepts_keyword(getattr(describer, "describe_many", None), "sampling")
 
 
 def accepts_keyword(fn: object, name: str) -> bool:

@@ -581,14 +581,16 @@ COMPASS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "d
 """The 8 directions of a velocity (image y down), 45 degrees each, as the synthetic world names them."""
 
 
-def _heading(vx: float, vy: float) -> float:
-    """Degrees counter-clockwise from "right" of a velocity in image coordinates (y down), in [0, 360)."""
-    return math.degrees(math.atan2(-vy, vx)) % 360.0
+def _sector(vx: float, vy: float) -> tuple[int, float]:
+    """The :data:`COMPASS` index of a velocity in image coordinates (y down) and how many degrees (0-45) it lies
+    past that direction's sector's lower (clockwise) boundary."""
+    shifted = (math.degrees(math.atan2(-vy, vx)) + 22.5) % 360.0
+    return int(shifted // 45.0), shifted % 45.0
 
 
 def compass(vx: float, vy: float) -> str:
     """The nearest of the 8 :data:`COMPASS` directions of a velocity ``(vx, vy)`` in px/frame (y down)."""
-    return COMPASS[int(((_heading(vx, vy) + 22.5) % 360.0) // 45.0)]
+    return COMPASS[_sector(vx, vy)[0]]
 
 
 def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
@@ -616,13 +618,11 @@ def first_motions(memory: ObjectMemory, target_id: int) -> tuple[str, ...]:
 def _piece_motions(p: Piece) -> tuple[str, ...]:
     """What a first piece may be said to do: its nearest name, and the neighbour it lies near (see
     :func:`first_motions`)."""
-    shifted = (_heading(p.vx, p.vy) + 22.5) % 360.0
-    sector = int(shifted // 45.0)
+    sector, offset = _sector(p.vx, p.vy)  # offset: degrees past the lower boundary; 45 - offset to the upper
     moving = f"move:{COMPASS[sector]}"
     if p.speed < STILL_SPEED:
         return ("still", moving) if p.speed * STILL_MARGIN >= STILL_SPEED else ("still",)
     names = [moving]
-    offset = shifted % 45.0  # degrees past the sector's lower boundary; 45 - offset to its upper one
     if offset < DIRECTION_MARGIN:
         names.append(f"move:{COMPASS[(sector - 1) % 8]}")
     elif 45.0 - offset < DIRECTION_MARGIN:

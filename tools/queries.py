@@ -522,10 +522,11 @@ def part_of(memory: ObjectMemory, target_id: int) -> QueryResult:
     vis = [f for f, b in enumerate(t.boxes) if b is not None]
     if not vis:
         return QueryResult(kind="part", text=f"The {_name(t)} is not seen.", target_ids=[t.id])
-    parts = sorted({memory.part_of(f) for f in vis})
+    part = {f: memory.part_of(f) for f in vis}
+    parts = sorted(set(part.values()))
     k = parts[0]
     s, e = memory.parts[k]
-    last = max(f for f in vis if memory.part_of(f) == k)
+    last = max(f for f in vis if part[f] == k)
     ordinal = _ordinal(k + 1)
     more = (
         f" (also in part{'s' if len(parts) > 2 else ''} {', '.join(str(p + 1) for p in parts[1:])})"

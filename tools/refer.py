@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from artemis_model.types import Box, Description, validate_box, validate_frame_idx
 from tools.claims import caption_claims, disagreements
-from tools.describers import DEFAULT_QUESTION, Describer, accepts_keyword
+from tools.describers import DEFAULT_QUESTION, Describer, Sampling, accepts_keyword, can_sample
 from tools.registry import tool_spec
 from tools.schemas import DescribeArgs, DescribeResult, Segment, Target, TargetDescription
 from tools.video import SubVideo, VideoLike, load_video
@@ -90,7 +90,7 @@ class CaptionCheck(BaseModel):
     sample: int | None = None
     """The number (1, 2, ...) of the sampled caption kept instead; ``None``: the first caption was kept."""
     tried: int = 0
-    """Sampled captions drawn."""
+    """Sampled captions read for this target (up to the one kept)."""
 
     @property
     def text(self) -> str:
@@ -118,11 +118,12 @@ def refer_checked(
 
     Known: the target's label (grounding's colour and kind) and ``first_motions`` (one per target: what its
     track does first, the names :func:`tools.memory.first_motions` allows; ``None`` or empty: unknown). A
-    caption that contradicts either (:func:`tools.claims.disagreements`) is re-asked: sampled captions of the same model on the same inputs,
-    ``batch`` per contradicted target in one ``describer.sample_many`` call per round (seed = the round's number,
-    every contradicted target in it), at most ``samples`` per target, until one agrees; the first that agrees
-    (in sample order) replaces it; when none does, the first caption stays. The describer's words are never
-    edited, only chosen among its own hypotheses. A describer that cannot sample keeps its captions.
+    caption that contradicts either (:func:`tools.claims.disagreements`) is re-asked: sampled captions of the
+    same model on the same inputs, ``batch`` per contradicted target in one ``describer.describe_many`` call per
+    round (``sampling=Sampling(seed=<the round's number>)``, every contradicted target in it), at most
+    ``samples`` per target, until one agrees; the first that agrees (in sample order) replaces it; when none
+    does, the first caption stays. The describer's words are never edited, only chosen among its own
+    hypotheses. A describer that cannot sample (:func:`tools.describers.can_sample`) keeps its captions.
     """
     if samples < 0 or batch < 1:
         raise ValueError(f"samples must be >= 0 and batch >= 1, got samples={samples}, batch={batch}")
@@ -137,25 +138,25 @@ def refer_checked(
     kept: dict[int, int] = {}  # target index -> number of the sampled caption kept
     drawn: dict[int, int] = {}  # target index -> sampled captions drawn for it
     pending = [i for i, c in enumerate(conflicts) if c]
-    sample = getattr(describer, "sample_many", None)
-    if pending and not callable(sample):
+    sampling = can_sample(describer)
+    if pending and not sampling:
         logger.debug(
             "%s cannot sample: %d contradicted captions kept", type(describer).__name__, len(pending)
         )
+    keys = {i: targets[i].key_box() for i in pending}  # the inputs of every round
+    tracks = {i: targets[i].track() for i in pending}
     rounds = 0
-    while pending and callable(sample) and rounds * batch < samples:
+    while pending and sampling and rounds * batch < samples:
         n = min(batch, samples - rounds * batch)
         rounds += 1
-        keys = {i: targets[i].key_box() for i in pending}
-        tracks = {i: targets[i].track() for i in pending}
         order = [i for i in pending for _ in range(n)]  # each target's n copies side by side: one call
-        outs = sample(
+        outs = describer.describe_many(  # type: ignore[attr-defined]
             video,
             [keys[i][1] for i in order],
             frame_idxs=[keys[i][0] for i in order],
             question=question or DEFAULT_QUESTION,
             tracks=[tracks[i] for i in order],
-            seed=rounds,
+            sampling=Sampling(seed=rounds),
         )
         for k, (i, d) in enumerate(zip(order, outs, strict=True)):
             if i in kept:

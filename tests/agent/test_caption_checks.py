@@ -42,11 +42,10 @@ class SamplingDescriber:
     def __call__(self, video, box, *, frame_idx, question):  # pragma: no cover - describe_many is used
         raise AssertionError("describe_many expected")
 
-    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None):
-        return self._many(boxes, frame_idxs, GREEDY)
-
-    def sample_many(self, video, boxes, *, frame_idxs, question, tracks=None, seed):
-        self.seeds.append(seed)
+    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None, sampling=None):
+        if sampling is None:
+            return self._many(boxes, frame_idxs, GREEDY)
+        self.seeds.append(sampling.seed)
         return self._many(boxes, frame_idxs, SAMPLED)
 
 
@@ -91,12 +90,20 @@ def test_checks_off_keeps_the_first_captions(reds) -> None:
 
 
 def test_a_turn_wrapped_describer_samples_only_when_its_inner_one_does() -> None:
+    import pytest
+
     from agent.context import ReportingDescriber
-    from tools.describers import HeuristicDescriber
+    from tools.describers import HeuristicDescriber, Sampling, can_sample
 
     events: list[dict] = []
     wrapped = ReportingDescriber(SamplingDescriber(), on_progress=events.append)
-    out = wrapped.sample_many(None, [(0, 0, 10, 10)], frame_idxs=[0], question="q", seed=4)
+    assert can_sample(wrapped)
+    out = wrapped.describe_many(
+        None, [(0, 0, 10, 10)], frame_idxs=[0], question="q", sampling=Sampling(seed=4)
+    )
     assert out[0].answer == SAMPLED["top"] and wrapped.inner.seeds == [4]
     assert [e["status"] for e in events] == ["start", "done"] and events[0]["sample"] == 4
-    assert getattr(ReportingDescriber(HeuristicDescriber()), "sample_many", None) is None
+    plain = ReportingDescriber(HeuristicDescriber())
+    assert not can_sample(plain)
+    with pytest.raises(ValueError, match="cannot sample"):
+        plain.describe_many(None, [(0, 0, 10, 10)], frame_idxs=[0], question="q", sampling=Sampling(seed=1))

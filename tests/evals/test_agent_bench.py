@@ -163,17 +163,12 @@ def test_score_turn_comparison_needs_the_winner_on_the_faster_object(bench) -> N
 
 
 class WrongFirstDescriber(OracleDescriber):
-    """First captions always "The red circle moves up."; sampled ones (``sample_many``) the truth caption."""
+    """First captions always "The red circle moves up."; sampled ones (``sampling=``) the truth caption."""
 
-    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None):  # noqa: ANN001
+    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None, sampling=None):  # noqa: ANN001
+        describe = ConstantDescriber() if sampling is None else self
         return [
-            ConstantDescriber()(video, b, frame_idx=f, question=question)
-            for b, f in zip(boxes, frame_idxs, strict=True)
-        ]
-
-    def sample_many(self, video, boxes, *, frame_idxs, question, tracks=None, seed):  # noqa: ANN001
-        return [
-            self(video, b, frame_idx=f, question=question) for b, f in zip(boxes, frame_idxs, strict=True)
+            describe(video, b, frame_idx=f, question=question) for b, f in zip(boxes, frame_idxs, strict=True)
         ]
 
 

@@ -74,3 +74,27 @@ def test_given_tracks_are_used_not_recomputed(describer):
     assert [d.track for d in out] == given
     tracked = describer.describe_many(video, boxes, frame_idxs=[0, 0], question=None)
     assert all(len(d.track.visible_frames) > 1 for d in tracked)  # the tracker follows them otherwise
+
+
+def test_sampling_gives_other_hypotheses_reproducibly(describer):
+    """``sampling=``: the same seed and inputs give the same captions; several seeds give other hypotheses than the
+    greedy one (a random tiny model is far from confident); the describer says it can sample."""
+    from tools.describers import Sampling, can_sample
+
+    video = _clip()
+    boxes = [(5.0, 10.0, 21.0, 26.0)] * 4
+    kwargs = {"frame_idxs": [0] * 4, "question": None}
+    greedy = [d.answer for d in describer.describe_many(video, boxes, **kwargs)]
+    assert len(set(greedy)) == 1  # greedy: four copies, one caption
+    one = [d.answer for d in describer.describe_many(video, boxes, **kwargs, sampling=Sampling(seed=1))]
+    assert one == [
+        d.answer for d in describer.describe_many(video, boxes, **kwargs, sampling=Sampling(seed=1))
+    ]
+    sampled = set(one) | {
+        d.answer
+        for s in (2, 3)
+        for d in describer.describe_many(video, boxes, **kwargs, sampling=Sampling(seed=s))
+    }
+    assert sampled - set(greedy)
+    assert describer.options.do_sample is False  # the describer's own options untouched
+    assert can_sample(describer)

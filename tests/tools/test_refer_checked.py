@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from artemis_model.types import Description
+from tools.describers import can_sample
 from tools.grounding import ground
 from tools.grounding.backends import WORLD_GROUNDING
 from tools.refer import refer_checked
@@ -41,9 +42,14 @@ class SamplingDescriber(ScriptedDescriber):
         self.samples = samples
         self.sample_calls: list[tuple[int, int]] = []
 
-    def sample_many(self, video, boxes, *, frame_idxs, question, tracks=None, seed):
-        self.sample_calls.append((seed, len(boxes)))
-        return [self._desc(t, b, f) for t, b, f in zip(self.samples[seed], boxes, frame_idxs, strict=True)]
+    def describe_many(self, video, boxes, *, frame_idxs, question, tracks=None, sampling=None):
+        if sampling is None:
+            return super().describe_many(
+                video, boxes, frame_idxs=frame_idxs, question=question, tracks=tracks
+            )
+        self.sample_calls.append((sampling.seed, len(boxes)))
+        texts = self.samples[sampling.seed]
+        return [self._desc(t, b, f) for t, b, f in zip(texts, boxes, frame_idxs, strict=True)]
 
 
 @pytest.fixture()
@@ -100,7 +106,7 @@ def test_a_describer_that_cannot_sample_keeps_its_captions(reds) -> None:
     video, targets = reds
     greedy = ["The red star moves to the right.", "The red square moves to the left."]
     describer = ScriptedDescriber(greedy)
-    assert getattr(describer, "sample_many", None) is None
+    assert not can_sample(describer) and can_sample(SamplingDescriber(greedy, {}))
     descs, checks = refer_checked(video, targets, first_motions=[None, None], describer=describer)
     assert [d.text for d in descs] == greedy
     assert checks[0].conflicts and checks[0].tried == 0
