@@ -184,8 +184,9 @@ def test_occlusion_is_reported_and_matches_pixels() -> None:
 
 
 def test_the_same_clip_encodes_to_the_same_video(tmp_path) -> None:
-    """The world's MP4s are reproducible: the issue's benchmark set, written twice from one seed, held different
-    frames in 7 of 93 videos (x264's macroblock-tree rate control) and the agent answered 7 turns differently."""
+    """The world's MP4s are reproducible: the issue's benchmark set, written twice from one seed, held 7 of 93
+    videos with different bytes, 4 with different frames (x264's macroblock-tree rate control), and the agent
+    answered 7 turns differently."""
     from synth.build import clip_seeds
 
     for k in (54, 78, 11):  # clips of seed 31337 that came out differently
