@@ -38,7 +38,9 @@ def test_structured_answers_are_scored_per_kind() -> None:
     assert not agent_answer(BIKES, when, _state(right, {4: (30, 47)}), []).correct
     assert not agent_answer(BIKES, when, _state(None), []).correct  # no answer: wrong for a detectable object
     shot = _q("bikes-shot-cyclist")  # shot 2 (0-based)
-    assert agent_answer(BIKES, shot, _state(QueryResult(kind="part", text="", target_ids=[4], part=2)), []).correct
+    assert agent_answer(
+        BIKES, shot, _state(QueryResult(kind="part", text="", target_ids=[4], part=2)), []
+    ).correct
     present = _q("bikes-present-person-100")  # nobody at frame 100
     assert agent_answer(BIKES, present, _state(QueryResult(kind="count", text="", count=0)), []).correct
     scored = agent_answer(BIKES, present, _state(QueryResult(kind="count", text="", count=1)), ["1"])
@@ -64,4 +66,6 @@ def test_the_agent_answers_carphones_questions() -> None:
         pytest.skip("run `make test-assets`")
     labels = load_labels(LABELS_DIR / "carphone_pristine.json", REPO / CLIPS_DIR)
     answers = agent_answers(labels, clip)
-    assert [a.correct for a in answers] == [True] * len(labels.questions), [(a.question, a.predicted) for a in answers]
+    assert [a.correct for a in answers] == [True] * len(labels.questions), [
+        (a.question, a.predicted) for a in answers
+    ]

@@ -30,6 +30,7 @@ from tools.grounding.linking import (
     key_detection,
     link_detections,
     rigid_boxes,
+    split_merges,
     stitch_tracks,
     vote_shape,
 )
@@ -132,6 +133,8 @@ def all_tracks(
     for a, b in shot_bounds(frames):  # objects do not cross a cut; each shot has its own background
         per_frame = backend.detect(frames[a:b], indices[a:b], query)
         shot = absorb_fragments(stitch_tracks(link_detections(per_frame, key=key), key=key), key=key)
+        # an object given back its frames inside a blob may now meet its own earlier or later track
+        shot = stitch_tracks(split_merges(shot, video.width, video.height, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
         tracks += [rigid_boxes(t, video.width, video.height) for t in shot if len(t) >= min_len]
     return tuple(

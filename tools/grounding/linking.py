@@ -1,5 +1,6 @@
-"""Detections into tracks: linking frame to frame, stitching fragments cut by occlusions, a track's shape and its
-key detection, boxes on every frame."""
+"""Detections into tracks: linking frame to frame, stitching fragments cut by occlusions, folding in the pieces of
+an object and splitting the blobs of two same-coloured objects that touch, a track's shape and its key detection,
+boxes on every frame."""
 
 from __future__ import annotations
 
@@ -181,6 +182,164 @@ def _piece_of(f: list[Detection], m: list[Detection]) -> list[Detection] | None:
         unions[d.frame_idx] = replace(on[d.frame_idx], box=u, partial=True, centre=None)
     # the piece's own frames show a part of the object: they do not vote for its shape (vote_shape)
     return [replace(d, partial=True, shape_score=0.0) for d in head] + [unions.get(d.frame_idx, d) for d in m]
+
+
+MERGE_SLACK = 2.0
+"""Pixels: how far a box may stick out of a blob, or short of its end, and still count as inside, or at it."""
+MERGE_GROWTH = 2.0
+"""Pixels: a blob holds two objects only when it is wider or taller than its host's own box by more than this."""
+MERGE_MIN_SEEN = 0.5
+"""Share of an object's expected box that must lie inside the frame for it to be placed on a merged frame."""
+MERGE_HOST_FRAMES = 6
+"""Detections of the host beside the other object (after they part) that give the host's own size."""
+
+
+def split_merges(
+    tracks: list[list[Detection]], width: int, height: int, *, key: LinkKey = _label
+) -> list[list[Detection]]:
+    """Give each of two same-coloured objects its own box on the frames where they touched or overlapped and
+    showed as one blob (one detection, linked to one of them, the host): the other object's track starts where
+    they part, or ends where they meet, in the middle of the frame.
+
+    A track ``b`` that starts inside the frame (it did not come in from a border), at most 2 frames after a
+    detection of a track ``a`` (same ``key``) that goes on beside it, is followed back into ``a``'s blobs, frame
+    by frame (:func:`_place_back`), while each blob is larger than ``a`` itself (``MERGE_GROWTH``; ``a``'s size
+    from its first ``MERGE_HOST_FRAMES`` detections beside ``b``) and can hold ``b``. On each such frame the two
+    boxes are the pair whose union is the blob that moves them least from where they were expected
+    (:func:`_two_in_blob`): an object at one end of the blob is seen there, a bounce against the blob's end
+    included. The same forward, for a track that ends inside the blob of a track that was beside it. The new
+    and placed detections are partial, without a centre and without a shape vote (``shape_score`` 0: the blob's
+    shape is neither object's). Track order is kept; a track given back its frames may then continue another
+    track of its object (``stitch_tracks`` again).
+
+    Why: through a merge, linking keeps one track on the blob. The other object seemed to appear from nothing
+    where they parted (a circle touching a triangle on the first frames, a square inside a circle of its colour
+    until frame 19) or to vanish where they met, and the blob's shape and motion were given to the host (the
+    describer called a triangle touching a circle "a star"; a circle that a square overlapped "still")."""
+    tracks = _split_backward([list(t) for t in tracks], width, height, key)
+    flipped = [_flip(t) for t in tracks]
+    return [_flip(t) for t in _split_backward(flipped, width, height, key)]
+
+
+def _flip(track: list[Detection]) -> list[Detection]:
+    """The track with time reversed (frame ``f`` -> ``-f``): a forward search is a backward one on it."""
+    return [replace(d, frame_idx=-d.frame_idx) for d in reversed(track)]
+
+
+def _split_backward(
+    tracks: list[list[Detection]], width: int, height: int, key: LinkKey
+) -> list[list[Detection]]:
+    """:func:`split_merges` back in time only: tracks that start inside another's blob."""
+    for bi in range(len(tracks)):
+        b = tracks[bi]
+        if len(b) < 2 or not _inside(b[0].box, width, height, MERGE_SLACK):
+            continue
+        start = b[0].frame_idx
+        for ai, a in enumerate(tracks):
+            if ai == bi or key(a[0]) != key(b[0]) or a[-1].frame_idx < start:
+                continue
+            before = [k for k, d in enumerate(a) if d.frame_idx < start]
+            if not before or start - a[before[-1]].frame_idx > 2:
+                continue
+            beside = [d for d in a if d.frame_idx >= start][:MERGE_HOST_FRAMES]
+            host = np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in beside], axis=0)  # [2]
+            placed = _place_back(b, a, before, host, width, height)
+            if placed is not None:
+                tracks[ai], tracks[bi] = placed
+                break
+    return tracks
+
+
+MERGE_VELOCITY_FRAMES = 4
+"""Detections of an object next to where it merged that give its velocity inside the blob."""
+
+
+def _place_back(
+    b: list[Detection], a: list[Detection], before: list[int], host: np.ndarray, width: int, height: int
+) -> tuple[list[Detection], list[Detection]] | None:
+    """``(a, b)`` with ``b`` placed inside ``a``'s blobs before ``b`` starts (see :func:`split_merges`), or None
+    when ``a``'s detection just before holds no ``b``.
+
+    Frame by frame back from where they part, each object is expected where it was on the frame after, moved by
+    its velocity (at first from its detections next to the blob, then half from what the blob showed: a bounce
+    against the blob's edge turns it). It stops where the blob is no larger than ``a``, too small for ``b``, or
+    shows ``b`` farther than half its size (+ ``MERGE_SLACK``) from where it was expected."""
+    frame, b_centre, b_vel, size = _motion(b[:MERGE_VELOCITY_FRAMES])
+    a_frame, a_centre, a_vel, _ = _motion(a[before[-1] + 1 :][:MERGE_VELOCITY_FRAMES])
+    a_centre = a_centre + a_vel * (frame - a_frame)
+    a = list(a)
+    new: list[Detection] = []
+    for k in reversed(before):
+        d = a[k]
+        dt = d.frame_idx - frame
+        b_pred, a_pred = b_centre + b_vel * dt, a_centre + a_vel * dt
+        pred = (*(b_pred - size / 2), *(b_pred + size / 2))
+        seen = (max(0.0, min(pred[2], width) - max(pred[0], 0.0))) * (
+            max(0.0, min(pred[3], height) - max(pred[1], 0.0))
+        )
+        blob = d.box
+        ext = np.array([blob[2] - blob[0], blob[3] - blob[1]])
+        if (
+            not bool((ext > host + MERGE_GROWTH).any())
+            or bool((size > ext + MERGE_SLACK).any())
+            or seen < MERGE_MIN_SEEN * size[0] * size[1]
+        ):
+            break
+        a_box, b_box = _two_in_blob(blob, host, size, a_pred, b_pred)
+        if float(np.abs(_centre(b_box) - b_pred).max()) > size.max() / 2 + MERGE_SLACK:
+            break
+        b_vel = (b_vel + (_centre(b_box) - b_centre) / dt) / 2
+        a_vel = (a_vel + (_centre(a_box) - a_centre) / dt) / 2
+        b_centre, a_centre, frame = _centre(b_box), _centre(a_box), d.frame_idx
+        new.append(
+            replace(b[0], frame_idx=d.frame_idx, box=b_box, partial=True, centre=None, shape_score=0.0)
+        )
+        a[k] = replace(d, box=a_box, partial=True, centre=None, shape_score=0.0)
+    if not new:
+        return None
+    return a, new[::-1] + b
+
+
+def _motion(dets: Sequence[Detection]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``(frame, centre, velocity, size)`` of an object from a few of its detections: the first one's frame and
+    centre, the velocity (px per frame) from the first to the last, the median box size."""
+    span = max(dets[-1].frame_idx - dets[0].frame_idx, 1)
+    vel = (_centre(dets[-1].box) - _centre(dets[0].box)) / span  # [2]
+    size = np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in dets], axis=0)  # [2]
+    return dets[0].frame_idx, _centre(dets[0].box), vel, size
+
+
+def _two_in_blob(
+    blob: Box, a_size: np.ndarray, b_size: np.ndarray, a_centre: np.ndarray, b_centre: np.ndarray
+) -> tuple[Box, Box]:
+    """Boxes of two touching objects whose union is ``blob``, from their sizes and where they are expected
+    (centres), axis by axis. The arrangements whose union spans the blob: each box inside the blob nearest its
+    expected place (when one object spans the axis), or one at the low end and the other at the high end; of
+    those, the one that moves the two least from where they are expected."""
+    a_box, b_box = [0.0] * 4, [0.0] * 4
+    for ax in (0, 1):
+        lo, hi = blob[ax], blob[ax + 2]
+        ext = hi - lo
+        b_len = min(float(b_size[ax]), ext)
+        a_len = min(max(float(a_size[ax]), ext - b_len), ext)  # the two cover the blob: they touch
+        options = [
+            (
+                float(np.clip(a_centre[ax] - a_len / 2, lo, hi - a_len)),
+                float(np.clip(b_centre[ax] - b_len / 2, lo, hi - b_len)),
+            ),
+            (lo, hi - b_len),
+            (hi - a_len, lo),
+        ]
+        spans = [
+            o
+            for o in options
+            if min(o) <= lo + MERGE_SLACK and max(o[0] + a_len, o[1] + b_len) >= hi - MERGE_SLACK
+        ]
+        want = (a_centre[ax] - a_len / 2, b_centre[ax] - b_len / 2)  # the low ends where they are expected
+        a_lo, b_lo = min(spans or options[1:], key=lambda o: abs(o[0] - want[0]) + abs(o[1] - want[1]))
+        a_box[ax], a_box[ax + 2] = a_lo, a_lo + a_len
+        b_box[ax], b_box[ax + 2] = b_lo, b_lo + b_len
+    return tuple(a_box), tuple(b_box)  # type: ignore[return-value]
 
 
 def _centre(b: Box) -> np.ndarray:

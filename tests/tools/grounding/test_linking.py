@@ -1,7 +1,10 @@
 """Grounding robustness: no grey "ghost" of a coloured object that stood still; occlusion fragments re-joined;
-pieces of an object split by an occluder folded into it."""
+pieces of an object split by an occluder folded into it; two same-coloured objects that touch or overlap each
+followed through the blob they make."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -9,7 +12,7 @@ from artemis_model.types import box_iou
 from tests.clipgen import Obj, draw
 from tools.grounding import Detection, ground, link_detections, stitch_tracks
 from tools.grounding.backends import WORLD_GROUNDING
-from tools.grounding.linking import absorb_fragments
+from tools.grounding.linking import absorb_fragments, split_merges
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import parse_query
 from tools.video import ArrayVideo
@@ -138,3 +141,88 @@ def test_an_occluded_triangle_seen_in_two_pieces_through_h264_is_one_object(tmp_
     assert targets[0].box_at(last) is not None
     iou = box_iou(targets[0].box_at(last), tuple(map(float, truth.boxes[last])))
     assert iou > 0.7, (targets[0].box_at(last), truth.boxes[last])
+
+
+def _blob_det(f: int, box: tuple[float, float, float, float], colour: str = "green") -> Detection:
+    return Detection(f, box, f"{colour} square", 0.9, colour, "square", 0.01, centre=None)
+
+
+def test_two_touching_objects_of_one_colour_each_get_their_box_where_they_showed_as_one() -> None:
+    # a still 20 px object at x 40-60 and a 16 px one moving right 2 px/frame that touches it until frame 4
+    # (one blob, linked to the still one), then comes apart: the moving one's track starts at frame 5
+    still = [_blob_det(f, (40.0, 40.0, 60.0, 60.0)) for f in range(12)]
+    mover = {f: (60.0 + 2 * (f - 5) + 2, 42.0, 76.0 + 2 * (f - 5) + 2, 58.0) for f in range(12)}
+    for f in range(5):  # the blob: both boxes together
+        still[f] = _blob_det(f, (40.0, 40.0, max(60.0, mover[f][2]), 60.0))
+    moving = [_blob_det(f, mover[f]) for f in range(5, 12)]
+    out = split_merges([still, moving], 200, 120, key=lambda d: d.colour)
+    assert [d.frame_idx for d in out[1]] == list(range(12))  # the moving one is there from the start
+    for f in range(5):
+        assert box_iou(out[1][f].box, mover[f]) > 0.9, (f, out[1][f].box, mover[f])
+        assert box_iou(out[0][f].box, (40.0, 40.0, 60.0, 60.0)) > 0.9, (f, out[0][f].box)
+        assert out[0][f].partial and out[0][f].shape_score == 0.0  # the blob's shape is neither object's
+    # the same, time reversed: a track that ends where it meets the other (forward)
+    rev = [[replace(d, frame_idx=11 - d.frame_idx) for d in reversed(t)] for t in ([still[:], moving[:]])]
+    back = split_merges(rev, 200, 120, key=lambda d: d.colour)
+    assert [d.frame_idx for d in back[1]] == list(range(12))
+    # an object that came in from the border, or one hidden whole behind a larger one (no larger blob): no split
+    entering = [_blob_det(f, (0.0, 42.0, 16.0, 58.0)) for f in range(5, 12)]
+    assert split_merges([still, entering], 200, 120, key=lambda d: d.colour)[1] == entering
+    plain = [_blob_det(f, (40.0, 40.0, 60.0, 60.0)) for f in range(12)]
+    hidden = [_blob_det(f, (44.0, 44.0, 56.0, 56.0)) for f in range(5, 12)]
+    assert split_merges([plain, hidden], 200, 120, key=lambda d: d.colour)[1] == hidden
+    # another colour is another object
+    other = [replace(d, colour="red") for d in moving]
+    assert split_merges([still, other], 200, 120, key=lambda d: d.colour)[1] == other
+
+
+def _world_clip(seed: int, index: int, tmp_path):  # noqa: ANN001, ANN202
+    from synth import generate_clip
+    from synth.build import clip_seeds
+    from synth.video_io import write_mp4
+    from tools.video import load_video
+
+    clip = generate_clip(clip_seeds(seed, index + 1)[index])
+    return clip, load_video(write_mp4(clip, tmp_path / f"c{index}.mp4"))
+
+
+def _truth_box(clip, shape: str, colour: str, frame: int) -> tuple[float, ...]:  # noqa: ANN001
+    truth = next(o for o in clip.objects if o.shape == shape and o.colour == colour)
+    return tuple(map(float, truth.boxes[frame]))
+
+
+def test_a_circle_touching_a_leaving_triangle_is_seen_from_the_first_frame(tmp_path) -> None:  # noqa: ANN001
+    """World clip 3 of seed 31337: a still green circle touches a green triangle on frames 0-2 (one blob, which
+    the describer called a star); the circle's track used to start at frame 3."""
+    clip, video = _world_clip(31337, 3, tmp_path)
+    targets = {t.label: t for t in ground(video, "the green objects", settings=WORLD_GROUNDING)}
+    assert sorted(targets) == ["green circle", "green triangle"]
+    assert targets["green circle"].first_frame == 0
+    for label, shape in (("green circle", "circle"), ("green triangle", "triangle")):
+        got = targets[label].box_at(0)
+        assert got is not None and box_iou(got, _truth_box(clip, shape, "green", 0)) > 0.7, (label, got)
+
+
+def test_a_circle_passing_over_a_square_of_its_colour_keeps_its_own_box(tmp_path) -> None:  # noqa: ANN001
+    """World clip 27 of seed 31337: a red circle moving right passes over a red square moving up from frame 20;
+    the square's track ended there and the circle's kept the blob of both (it looked still to the end)."""
+    clip, video = _world_clip(31337, 27, tmp_path)
+    targets = ground(video, "the red objects", settings=WORLD_GROUNDING)
+    last = video.num_frames - 1
+    for shape in ("circle", "square"):
+        want = _truth_box(clip, shape, "red", last)
+        best = max(box_iou(t.box_at(last), want) for t in targets if t.box_at(last) is not None)
+        assert best > 0.7, (shape, want, [(t.label, t.box_at(last)) for t in targets])
+
+
+def test_a_square_inside_a_circle_of_its_colour_is_followed_through_its_bounce(tmp_path) -> None:  # noqa: ANN001
+    """World clip 73 of seed 31337: a small red square moving down overlaps a large red circle, bounces off the
+    bottom wall at frame 6 inside the blob and comes out moving up at frame 19; its track used to start there."""
+    clip, video = _world_clip(31337, 73, tmp_path)
+    truth = next(o for o in clip.objects if o.shape == "square" and o.colour == "red")
+    square = next(t for t in ground(video, "the red square", settings=WORLD_GROUNDING))
+    assert square.first_frame == 0
+    for f in range(19):
+        assert box_iou(square.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, square.box_at(f))
+    lowest = max(range(19), key=lambda f: square.box_at(f)[3])
+    assert abs(lowest - 6) <= 1, lowest  # it turns where it bounced, not where it came out

@@ -61,7 +61,13 @@ def test_training_steps_run_the_shell_scripts_commands_in_fresh_processes() -> N
         rec.commands.clear()
         assert run_recipe(recipe, step) == (step,)
         assert rec.commands == commands, step
-    for yaml in ("stage1_pretrain", "stage2_finetune", "stage3_referring", "stage3_front", "stage3_front_big"):
+    for yaml in (
+        "stage1_pretrain",
+        "stage2_finetune",
+        "stage3_referring",
+        "stage3_front",
+        "stage3_front_big",
+    ):
         assert (world_recipe.REPO_ROOT / "training" / "configs" / "world" / f"{yaml}.yaml").is_file()
 
 
@@ -81,7 +87,19 @@ def test_eval_step_scores_the_model_and_the_blind_baseline_on_the_eval_seed() ->
 
 
 def test_steps_in_order_and_unknown_step_refused() -> None:
-    assert STEPS == ("data", "vision", "init", "stage1", "stage2", "stage3", "front", "big", "blind", "eval", "ship")
+    assert STEPS == (
+        "data",
+        "vision",
+        "init",
+        "stage1",
+        "stage2",
+        "stage3",
+        "front",
+        "big",
+        "blind",
+        "eval",
+        "ship",
+    )
     assert selected_steps("all") == STEPS and selected_steps("blind") == ("blind",)
     with pytest.raises(ValueError, match="unknown step 'stage4'; allowed: all, data, vision"):
         selected_steps("stage4")
