@@ -32,6 +32,7 @@ from tools.grounding.linking import (
     rigid_boxes,
     split_merges,
     stitch_tracks,
+    unswap_tracks,
     vote_shape,
 )
 from tools.grounding.query import ParsedQuery, parse_query
@@ -134,6 +135,7 @@ def all_tracks(
         per_frame = backend.detect(frames[a:b], indices[a:b], query)
         shot = absorb_fragments(stitch_tracks(link_detections(per_frame, key=key), key=key), key=key)
         # an object given back its frames inside a blob may now meet its own earlier or later track
+        shot = unswap_tracks(shot, video.width, video.height, key=key)
         shot = stitch_tracks(split_merges(shot, video.width, video.height, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
         tracks += [rigid_boxes(t, video.width, video.height) for t in shot if len(t) >= min_len]

@@ -184,6 +184,83 @@ def _piece_of(f: list[Detection], m: list[Detection]) -> list[Detection] | None:
     return [replace(d, partial=True, shape_score=0.0) for d in head] + [unions.get(d.frame_idx, d) for d in m]
 
 
+SWAP_WINDOW = 6
+"""Whole detections of a track on each side of a frame whose median size it has there (:func:`unswap_tracks`)."""
+SWAP_MIN_DIFF = 0.2
+"""Two objects are told apart by size when their widths or heights differ by at least this share."""
+SWAP_MAX_CHANGE = 0.12
+"""... and an object keeps its size within this share across a swap repaired by :func:`unswap_tracks`."""
+
+
+def unswap_tracks(
+    tracks: list[list[Detection]], width: int, height: int, *, key: LinkKey = _label
+) -> list[list[Detection]]:
+    """Give back to two same-coloured objects of different sizes their own tracks where linking swapped them.
+
+    Two objects that meet show as one blob, or as pieces, for a few frames; when they part, linking (nearest
+    box) or stitching (predicted place) may send each track on with the other object. Objects here keep their
+    size (flat shapes), so a swap shows as two tracks that change size at the same time, each into the other's:
+    when, at some frame, each track's median size over its ``SWAP_WINDOW`` whole detections after it
+    (:func:`is_whole`) is within ``SWAP_MAX_CHANGE`` of the other's before, while the two sizes before differ by
+    ``SWAP_MIN_DIFF`` or more, the tracks trade their detections from that frame on (the first whole detection
+    after the meeting). Track order is kept."""
+    tracks = [list(t) for t in tracks]
+    for i in range(len(tracks)):
+        for j in range(i + 1, len(tracks)):
+            if key(tracks[i][0]) != key(tracks[j][0]):
+                continue
+            at = _swap_frame(tracks[i], tracks[j], width, height)
+            if at is not None:
+                a, b = tracks[i], tracks[j]
+                tracks[i] = [d for d in a if d.frame_idx < at] + [d for d in b if d.frame_idx >= at]
+                tracks[j] = [d for d in b if d.frame_idx < at] + [d for d in a if d.frame_idx >= at]
+    return tracks
+
+
+def _swap_frame(a: list[Detection], b: list[Detection], width: int, height: int) -> int | None:
+    """The frame from which ``a`` and ``b`` follow each other's object (see :func:`unswap_tracks`), or None.
+
+    Of the frames where the sizes say swapped, the one whose split fits the whole detections around it best (a
+    change point); ties, where the objects were not seen whole in between, go to the latest: the first whole
+    detection after the meeting."""
+    wa = [d for d in a if is_whole(d, width, height)]
+    wb = [d for d in b if is_whole(d, width, height)]
+    best: tuple[float, int] | None = None
+    for at in sorted({d.frame_idx for d in wa + wb}):
+        sides = []
+        for whole in (wa, wb):
+            pre = [d for d in whole if d.frame_idx < at][-SWAP_WINDOW:]
+            post = [d for d in whole if d.frame_idx >= at][:SWAP_WINDOW]
+            if len(pre) < 2 or len(post) < 2:
+                break
+            sides.append((pre, post, _median_size(pre), _median_size(post)))
+        if len(sides) < 2:
+            continue
+        (_, _, a_pre, a_post), (_, _, b_pre, b_post) = sides
+        swap = max(_size_change(a_pre, b_post), _size_change(b_pre, a_post))
+        keep = min(_size_change(a_pre, a_post), _size_change(b_pre, b_post))
+        if _size_change(a_pre, b_pre) < SWAP_MIN_DIFF or swap > SWAP_MAX_CHANGE or keep < SWAP_MIN_DIFF:
+            continue
+        misfit = sum(
+            _size_change(_median_size([d]), ref)
+            for pre, post, before, after in sides
+            for ds, ref in ((pre, before), (post, after))
+            for d in ds
+        )
+        if best is None or misfit <= best[0]:
+            best = (misfit, at)
+    return best[1] if best is not None else None
+
+
+def _median_size(dets: Sequence[Detection]) -> np.ndarray:
+    return np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in dets], axis=0)  # [2]
+
+
+def _size_change(x: np.ndarray, y: np.ndarray) -> float:
+    """The larger of the relative differences of two ``(width, height)`` sizes."""
+    return float((np.abs(x - y) / np.maximum(np.maximum(x, y), 1.0)).max())
+
+
 MERGE_SLACK = 2.0
 """Pixels: how far a box may stick out of a blob, or short of its end, and still count as inside, or at it."""
 MERGE_GROWTH = 2.0

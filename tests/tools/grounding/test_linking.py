@@ -12,7 +12,7 @@ from artemis_model.types import box_iou
 from tests.clipgen import Obj, draw
 from tools.grounding import Detection, ground, link_detections, stitch_tracks
 from tools.grounding.backends import WORLD_GROUNDING
-from tools.grounding.linking import absorb_fragments, split_merges
+from tools.grounding.linking import absorb_fragments, split_merges, unswap_tracks
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import parse_query
 from tools.video import ArrayVideo
@@ -226,3 +226,35 @@ def test_a_square_inside_a_circle_of_its_colour_is_followed_through_its_bounce(t
         assert box_iou(square.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, square.box_at(f))
     lowest = max(range(19), key=lambda f: square.box_at(f)[3])
     assert abs(lowest - 6) <= 1, lowest  # it turns where it bounced, not where it came out
+
+
+def test_two_objects_of_one_colour_swapped_by_linking_get_their_tracks_back() -> None:
+    big = {f: (20.0 + 4 * f, 40.0, 44.0 + 4 * f, 64.0) for f in range(20)}  # 24 px, moving right
+    small = {f: (100.0 - 2 * f, 44.0, 114.0 - 2 * f, 58.0) for f in range(20)}  # 14 px, moving left
+    a = [_blob_det(f, big[f] if f < 10 else small[f]) for f in range(20)]  # swapped at frame 10
+    b = [_blob_det(f, small[f] if f < 10 else big[f]) for f in range(20)]
+    out = unswap_tracks([a, b], 200, 120, key=lambda d: d.colour)
+    assert [d.box for d in out[0]] == [big[f] for f in range(20)]
+    assert [d.box for d in out[1]] == [small[f] for f in range(20)]
+    # two objects of about one size are not told apart by size: left as linked
+    twin = [_blob_det(f, (small[f][0], 80.0, small[f][2] + 1, 95.0)) for f in range(20)]
+    crossed = [replace(d, box=twin[d.frame_idx].box) if d.frame_idx >= 10 else d for d in b]
+    assert unswap_tracks([crossed, twin], 200, 120, key=lambda d: d.colour)[0] == crossed
+    # one object that really changes size (no other track changes into it): left as it is
+    assert (
+        unswap_tracks([a, [_blob_det(f, small[f]) for f in range(20)]], 200, 120, key=lambda d: d.colour)[0]
+        == a
+    )
+
+
+def test_two_triangles_of_one_colour_keep_their_identities_where_they_meet(tmp_path) -> None:  # noqa: ANN001
+    """World clip 0 of seed 777: a large orange triangle moves up into a small one near the top right corner;
+    the two tracks left the meeting with each other's triangle."""
+    clip, video = _world_clip(777, 0, tmp_path)
+    targets = ground(video, "the orange triangles", settings=WORLD_GROUNDING)
+    assert len(targets) == 2
+    last = video.num_frames - 1
+    for t in targets:
+        seen = [o for o in clip.objects if o.boxes[0] is not None and o.boxes[last] is not None]
+        first = max(seen, key=lambda o: box_iou(t.box_at(0), tuple(map(float, o.boxes[0]))))
+        assert box_iou(t.box_at(last), tuple(map(float, first.boxes[last]))) > 0.5, (t.box_at(last), first.id)
