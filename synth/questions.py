@@ -167,7 +167,37 @@ def _first_event(o: ObjectTruth, kind: str) -> int | None:
     return next((e.frame for e in o.events if e.kind == kind), None)
 
 
+SEEN_EVENTS = ("stop", "start_moving", "bounce")
+"""Event kinds of temporal / when questions that are seen only in the motion around them (not enter / leave)."""
+NEAR_EVENTS = ("stop", "start_moving", "turn", "bounce", "collide")
+"""Memory event kinds that, within MIN_GAP_FRAMES of a :data:`SEEN_EVENTS` event of the same object, blur it."""
+
+
 def q_temporal(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dict] | None:
+    """ "Which object stops first?" (``temporal``) or, when only one object has the event, "When does the red
+    circle stop?" (``when``). Asked only when the answer's event can be seen (:func:`_timing_clear`); the question
+    is drawn first, so that a dropped one leaves every other draw of the set as it was."""
+    turns = _temporal_turns(clip, rng, heldout)
+    return turns if turns is not None and _timing_clear(clip, turns[0]["truth"]) else None
+
+
+def _timing_clear(clip: Clip, truth: dict) -> bool:
+    """Whether the event a temporal / when truth answers with can be seen in the video: a stop, start or bounce
+    (:data:`SEEN_EVENTS`) CLEAR_FRAMES or more from the ends of its part (a bounce on the first frame shows no
+    motion before it) and MIN_GAP_FRAMES or more from the object's other direction and speed events
+    (:data:`NEAR_EVENTS`: a bounce, a turn and a bounce again within 3 frames read as one wobble)."""
+    if truth["event"] not in SEEN_EVENTS:
+        return True
+    oid = truth["answer_id"] if truth["type"] == "temporal" else truth["object_id"]
+    frame = truth["frames"][str(oid)] if truth["type"] == "temporal" else truth["frame"]
+    start, end = next(((a, b) for a, b in clip.parts if a <= frame < b), (0, clip.num_frames))
+    if not start + CLEAR_FRAMES <= frame <= end - 1 - CLEAR_FRAMES:
+        return False
+    near = (e.frame for e in clip.object(oid).events if memory_event(e.kind) in NEAR_EVENTS)
+    return not any(0 < abs(f - frame) < MIN_GAP_FRAMES for f in near)
+
+
+def _temporal_turns(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dict] | None:
     kinds = list(EVENT_VERBS)
     for k in rng.permutation(len(kinds)):
         kind = kinds[int(k)]

@@ -84,3 +84,32 @@ def test_concat_clips_keeps_truth_per_part() -> None:
 def test_question_set_is_deterministic(videos) -> None:
     assert build_question_set(videos[:10], seed=5) == build_question_set(videos[:10], seed=5)
     assert build_question_set(videos[:10], seed=5) != build_question_set(videos[:10], seed=6)
+
+
+def test_temporal_questions_ask_only_about_events_that_can_be_seen(videos, monkeypatch) -> None:  # noqa: ANN001
+    """A stop, start or bounce asked about (temporal: the answer's; when: the object's) is CLEAR_FRAMES from its
+    part's ends and MIN_GAP_FRAMES from the object's other direction and speed events; dropping the others moves
+    no other draw of the set."""
+    from synth import questions as qs
+
+    clips = {name: clip for name, _, clip in videos}
+    records = build_question_set(videos, seed=0)
+    asked = 0
+    for r in records:
+        t = r["turns"][0]["truth"]
+        if r["kind"] != "temporal" or t["event"] not in qs.SEEN_EVENTS:
+            continue
+        clip = clips[r["video_name"]]
+        oid = t["answer_id"] if t["type"] == "temporal" else t["object_id"]
+        frame = t["frames"][str(oid)] if t["type"] == "temporal" else t["frame"]
+        start, end = next((a, b) for a, b in (clip.parts or ((0, clip.num_frames),)) if a <= frame < b)
+        assert start + qs.CLEAR_FRAMES <= frame <= end - 1 - qs.CLEAR_FRAMES, (r["id"], frame)
+        others = [e.frame for e in clip.object(oid).events if qs.memory_event(e.kind) in qs.NEAR_EVENTS]
+        assert not any(0 < abs(f - frame) < qs.MIN_GAP_FRAMES for f in others), (r["id"], frame, others)
+        asked += 1
+    assert asked >= 10
+    monkeypatch.setattr(qs, "_timing_clear", lambda clip, truth: True)
+    every = build_question_set(videos, seed=0)
+    dropped = [r for r in every if r not in records]
+    assert dropped and all(r["kind"] == "temporal" for r in dropped)
+    assert [r for r in every if r not in dropped] == records

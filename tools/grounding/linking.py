@@ -329,6 +329,9 @@ def _split_backward(
 
 MERGE_VELOCITY_FRAMES = 4
 """Detections of an object next to where it merged that give its velocity inside the blob."""
+MERGE_COAST_FRAMES = 6
+"""Frames an object may spend inside its host's own box (a blob no larger than the host) between blobs that show it.
+"""
 
 
 def _place_back(
@@ -339,13 +342,16 @@ def _place_back(
 
     Frame by frame back from where they part, each object is expected where it was on the frame after, moved by
     its velocity (at first from its detections next to the blob, then half from what the blob showed: a bounce
-    against the blob's edge turns it). It stops where the blob is no larger than ``a``, too small for ``b``, or
-    shows ``b`` farther than half its size (+ ``MERGE_SLACK``) from where it was expected."""
+    against the blob's edge turns it). It stops where the blob is too small for ``b`` or shows ``b`` farther than
+    half its size (+ ``MERGE_SLACK``) from where it was expected. Where the blob is no larger than ``a`` (``b``
+    inside ``a``'s box: hidden, or in front of it in the same colour), ``b`` coasts at its expected place, for up
+    to ``MERGE_COAST_FRAMES`` frames, kept only when a larger blob shows it again before that."""
     frame, b_centre, b_vel, size = _motion(b[:MERGE_VELOCITY_FRAMES])
     a_frame, a_centre, a_vel, _ = _motion(a[before[-1] + 1 :][:MERGE_VELOCITY_FRAMES])
     a_centre = a_centre + a_vel * (frame - a_frame)
     a = list(a)
     new: list[Detection] = []
+    coast: list[Detection] = []  # b inside a's own box: kept once a larger blob shows b again
     for k in reversed(before):
         d = a[k]
         dt = d.frame_idx - frame
@@ -356,18 +362,29 @@ def _place_back(
         )
         blob = d.box
         ext = np.array([blob[2] - blob[0], blob[3] - blob[1]])
-        if (
-            not bool((ext > host + MERGE_GROWTH).any())
-            or bool((size > ext + MERGE_SLACK).any())
-            or seen < MERGE_MIN_SEEN * size[0] * size[1]
-        ):
+        if bool((size > ext + MERGE_SLACK).any()) or seen < MERGE_MIN_SEEN * size[0] * size[1]:
             break
+        if not bool((ext > host + MERGE_GROWTH).any()):
+            inside = all(
+                pred[i] >= blob[i] - MERGE_SLACK and pred[i + 2] <= blob[i + 2] + MERGE_SLACK for i in (0, 1)
+            )
+            if not inside or len(coast) >= MERGE_COAST_FRAMES:
+                break
+            lo = np.clip(b_pred - size / 2, blob[:2], np.asarray(blob[2:]) - size)  # [2]: inside the blob
+            box = (float(lo[0]), float(lo[1]), float(lo[0] + size[0]), float(lo[1] + size[1]))
+            coast.append(
+                replace(b[0], frame_idx=d.frame_idx, box=box, partial=True, centre=None, shape_score=0.0)
+            )
+            b_centre, a_centre, frame = _centre(box), _centre(blob), d.frame_idx
+            continue
         a_box, b_box = _two_in_blob(blob, host, size, a_pred, b_pred)
         if float(np.abs(_centre(b_box) - b_pred).max()) > size.max() / 2 + MERGE_SLACK:
             break
         b_vel = (b_vel + (_centre(b_box) - b_centre) / dt) / 2
         a_vel = (a_vel + (_centre(a_box) - a_centre) / dt) / 2
         b_centre, a_centre, frame = _centre(b_box), _centre(a_box), d.frame_idx
+        new += coast
+        coast = []
         new.append(
             replace(b[0], frame_idx=d.frame_idx, box=b_box, partial=True, centre=None, shape_score=0.0)
         )

@@ -258,3 +258,15 @@ def test_two_triangles_of_one_colour_keep_their_identities_where_they_meet(tmp_p
         seen = [o for o in clip.objects if o.boxes[0] is not None and o.boxes[last] is not None]
         first = max(seen, key=lambda o: box_iou(t.box_at(0), tuple(map(float, o.boxes[0]))))
         assert box_iou(t.box_at(last), tuple(map(float, first.boxes[last]))) > 0.5, (t.box_at(last), first.id)
+
+
+def test_a_triangle_inside_a_square_of_its_colour_between_blobs_keeps_its_track(tmp_path) -> None:  # noqa: ANN001
+    """World clip 37 of seed 777: a green square passes over a still green triangle. On frames 0-2 and 8-11 the
+    blob is larger than the square; on frames 3-7 the triangle lies within the square's box (no larger blob).
+    The triangle's track used to start at frame 8 (the walk back stopped at frame 7)."""
+    clip, video = _world_clip(777, 37, tmp_path)
+    truth = next(o for o in clip.objects if o.shape == "triangle" and o.colour == "green")
+    triangle = next(t for t in ground(video, "the green triangle", settings=WORLD_GROUNDING))
+    assert triangle.first_frame == 0
+    for f in range(12):
+        assert box_iou(triangle.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, triangle.box_at(f))
