@@ -97,6 +97,8 @@ class QueryResult:
     matched: int
     recall: float
     precision: float
+    matched_iou: float = 0.0
+    """Sum of the track IoUs (:func:`synth.metrics.track_iou`) of the matched pairs."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class GroundingMetrics:
     micro_precision: float
     by_kind: dict[str, dict[str, float]]
     """Per query kind: {"queries", "mean_recall", "mean_precision"}."""
+    matched_track_iou: float = 0.0
+    """Mean track IoU of the matched (target, object) pairs: how well the boxes sit on the objects frame by frame,
+    where recall and precision only count a match at the IoU threshold."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,9 @@ class ToolMetrics:
         lines += [
             f"| micro ({g.matched} matched / {g.truths} truths / {g.predictions} predictions) | {g.queries} | "
             f"{g.micro_recall:.3f} | {g.micro_precision:.3f} |",
+            "",
+            f"Matched targets' mean track IoU (frame by frame, over the frames either is seen): "
+            f"{g.matched_track_iou:.3f}",
             "",
             "| tracking | objects | mean IoU | frames lost | identity switches |",
             "|---|---:|---:|---:|---:|",
@@ -283,7 +291,15 @@ def _ground_case(case: ToolCase, ground_fn: GroundFn, iou_threshold: float) -> l
         s = grounding_scores(preds, truths, iou_threshold=iou_threshold)
         results.append(
             QueryResult(
-                case.name, q.text, q.kind, len(truths), len(preds), len(s.matches), s.recall, s.precision
+                case.name,
+                q.text,
+                q.kind,
+                len(truths),
+                len(preds),
+                len(s.matches),
+                s.recall,
+                s.precision,
+                sum(m[2] for m in s.matches),
             )
         )
     return results
@@ -335,6 +351,7 @@ def _grounding_metrics(rows: Sequence[QueryResult]) -> GroundingMetrics:
         micro_recall=matched / truths if truths else 1.0,
         micro_precision=matched / preds if preds else (1.0 if not truths else 0.0),
         by_kind=by_kind,
+        matched_track_iou=sum(r.matched_iou for r in rows) / matched if matched else 0.0,
     )
 
 
@@ -409,10 +426,11 @@ def evaluate_tools(
         per_track=tuple(tracks),
     )
     logger.info(
-        "tools on %d clips: grounding R %.3f P %.3f; tracking mIoU %.3f, %d frames lost, %d switches",
+        "tools on %d clips: grounding R %.3f P %.3f track IoU %.3f; tracking mIoU %.3f, %d frames lost, %d switches",
         len(cases),
         metrics.grounding.mean_recall,
         metrics.grounding.mean_precision,
+        metrics.grounding.matched_track_iou,
         metrics.tracking.mean_iou,
         metrics.tracking.frames_lost,
         metrics.tracking.identity_switches,

@@ -89,6 +89,7 @@ def test_current_tools_on_50_generated_clips(cases):
         g.micro_precision,
         t.mean_iou,
         t.lost_fraction,
+        g.matched_track_iou,
     ):
         assert 0.0 <= v <= 1.0
     assert all(0 <= r.recall <= 1 and 0 <= r.precision <= 1 for r in m.per_query)
@@ -104,7 +105,7 @@ def test_oracle_scores_perfectly(cases):
     m = evaluate_tools(cases, ground_fn=oracle.ground, track_fn=oracle.track)
     g, t = m.grounding, m.tracking
     assert g.mean_recall == g.mean_precision == g.micro_recall == g.micro_precision == 1.0
-    assert g.matched == g.truths == g.predictions > 0
+    assert g.matched == g.truths == g.predictions > 0 and g.matched_track_iou == 1.0
     assert t.mean_iou == 1.0 and t.frames_lost == 0 and t.identity_switches == 0
     assert t.objects + t.skipped == sum(len(c.objects) for c in cases)
 

@@ -26,6 +26,7 @@ from tools.grounding.backends import GroundingBackend, GroundingSettings, link_k
 from tools.grounding.detection import Detection, size_name
 from tools.grounding.linking import (
     absorb_fragments,
+    complete_hidden,
     interpolate_boxes,
     key_detection,
     link_detections,
@@ -138,7 +139,8 @@ def all_tracks(
         shot = unswap_tracks(shot, video.width, video.height, key=key)
         shot = stitch_tracks(split_merges(shot, video.width, video.height, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
-        tracks += [rigid_boxes(t, video.width, video.height) for t in shot if len(t) >= min_len]
+        w, h = video.width, video.height
+        tracks += [complete_hidden(rigid_boxes(t, w, h), w, h) for t in shot if len(t) >= min_len]
     return tuple(
         _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
         for i, t in enumerate(tracks)

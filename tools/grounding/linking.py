@@ -4,6 +4,7 @@ boxes on every frame."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
@@ -562,14 +563,10 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     by half a pixel while the centre of coverage stays within ~0.15 px of the object's: the piecewise-linear
     motion of the memory (:mod:`tools.memory`) then finds the stops and turns that the jitter hid."""
     whole = [d for d in dets if d.centre is not None and is_whole(d, width, height)]
-    if len(whole) < RIGID_MIN_WHOLE:
-        return list(dets)
-    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
-    fits = (
-        np.abs(sizes - np.median(sizes, axis=0)).max(axis=1) <= RIGID_SIZE_SLACK
-    )  # [N]: about the median size
-    if int(fits.sum()) < max(RIGID_MIN_WHOLE, RIGID_SAME_SIZE * len(whole)):
+    fits = _rigid_fits(whole)
+    if fits is None:
         return list(dets)  # too few, or an object whose size changes (real footage's offline fallback)
+    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
     offsets = np.array([_centre(d.box) - np.asarray(d.centre) for d in whole])[fits]  # [M, 2]
     # means, not medians: through H.264 box edges snap to even pixels, so the offsets of a moving object split
     # into two values half a pixel either side of the true one
@@ -599,3 +596,91 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
         )
         out.append(replace(d, box=box))
     return out
+
+
+HIDDEN_MAX_GAP = 8
+"""Frames from a partly hidden detection to the object's nearest whole detection on either side within which
+:func:`complete_hidden` gives it the whole object's box."""
+
+
+def complete_hidden(dets: Sequence[Detection], width: int, height: int) -> list[Detection]:
+    """``dets`` (one track, frame order) with each partly hidden detection given the whole object's box: for an
+    object that keeps its size (its whole detections, :func:`is_whole`, are about their median size, as in
+    :func:`rigid_boxes`), a detection that touches another object inside the frame and is smaller than it gets a
+    box of that size, centred where the object is expected: between its nearest whole detections (linear), or
+    carried on from those on one side at their velocity, each within ``HIDDEN_MAX_GAP`` frames. Only when the
+    visible part lies inside that box (``RIGID_SIZE_SLACK``): an occluder hid a part of it.
+
+    Why: the world's boxes, which the describer was trained on, are the whole object's, hidden parts included;
+    and the visible part of an object that an occluder passes over grows and shrinks, which read as motion (a
+    still triangle "moves up" as a star uncovers it)."""
+    whole = [d for d in dets if is_whole(d, width, height)]
+    size = _rigid_size(whole)
+    if size is None:
+        return list(dets)
+    anchors = [d for d in whole if _about(d.box, size)]
+    frames = [d.frame_idx for d in anchors]
+    out = []
+    for d in dets:
+        w, h = d.box[2] - d.box[0], d.box[3] - d.box[1]
+        smaller = w < size[0] - RIGID_SIZE_SLACK or h < size[1] - RIGID_SIZE_SLACK
+        centre = _expected_centre(anchors, frames, d.frame_idx) if smaller and d.partial else None
+        if centre is None or not _inside(d.box, width, height):
+            out.append(d)
+            continue
+        box = (
+            float(max(0.0, centre[0] - size[0] / 2)),
+            float(max(0.0, centre[1] - size[1] / 2)),
+            float(min(width, centre[0] + size[0] / 2)),
+            float(min(height, centre[1] + size[1] / 2)),
+        )
+        inside = all(
+            d.box[i] >= box[i] - RIGID_SIZE_SLACK and d.box[i + 2] <= box[i + 2] + RIGID_SIZE_SLACK
+            for i in (0, 1)
+        )
+        out.append(replace(d, box=box) if inside else d)
+    return out
+
+
+def _rigid_fits(whole: Sequence[Detection]) -> np.ndarray | None:
+    """Which of an object's whole detections are about their median size (``[N]`` bool), when it keeps its size:
+    None when there are fewer than ``RIGID_MIN_WHOLE`` of them, or fewer than ``RIGID_SAME_SIZE`` fit."""
+    if len(whole) < RIGID_MIN_WHOLE:
+        return None
+    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
+    fits = np.abs(sizes - np.median(sizes, axis=0)).max(axis=1) <= RIGID_SIZE_SLACK  # [N]
+    if int(fits.sum()) < max(RIGID_MIN_WHOLE, RIGID_SAME_SIZE * len(whole)):
+        return None
+    return fits
+
+
+def _rigid_size(whole: Sequence[Detection]) -> np.ndarray | None:
+    """The mean ``(width, height)`` of an object's whole detections of about their median size (see
+    :func:`_rigid_fits`), or None."""
+    fits = _rigid_fits(whole)
+    if fits is None:
+        return None
+    return np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])[fits].mean(axis=0)
+
+
+def _about(box: Box, size: np.ndarray) -> bool:
+    return max(abs(box[2] - box[0] - size[0]), abs(box[3] - box[1] - size[1])) <= RIGID_SIZE_SLACK
+
+
+def _expected_centre(anchors: Sequence[Detection], frames: Sequence[int], frame: int) -> np.ndarray | None:
+    """Where an object is expected on ``frame`` from its whole detections ``anchors`` (on ``frames``, sorted):
+    see :func:`complete_hidden`."""
+    k = bisect.bisect_left(frames, frame)
+    prev = k - 1 if k > 0 and frame - frames[k - 1] <= HIDDEN_MAX_GAP else None
+    nxt = k if k < len(frames) and frames[k] - frame <= HIDDEN_MAX_GAP else None
+    if prev is not None and nxt is not None:
+        t = (frame - frames[prev]) / max(frames[nxt] - frames[prev], 1)
+        return (1 - t) * _centre(anchors[prev].box) + t * _centre(anchors[nxt].box)
+    side = prev if prev is not None else nxt
+    if side is None:
+        return None
+    other = side - 1 if side == prev else side + 1  # the next whole detection further on the same side
+    vel = np.zeros(2)
+    if 0 <= other < len(anchors):
+        vel = (_centre(anchors[side].box) - _centre(anchors[other].box)) / (frames[side] - frames[other])
+    return _centre(anchors[side].box) + vel * (frame - frames[side])

@@ -12,7 +12,7 @@ from artemis_model.types import box_iou
 from tests.clipgen import Obj, draw
 from tools.grounding import Detection, ground, link_detections, stitch_tracks
 from tools.grounding.backends import WORLD_GROUNDING
-from tools.grounding.linking import absorb_fragments, split_merges, unswap_tracks
+from tools.grounding.linking import absorb_fragments, complete_hidden, split_merges, unswap_tracks
 from tools.grounding.offline import OfflineBackend
 from tools.grounding.query import parse_query
 from tools.video import ArrayVideo
@@ -270,3 +270,51 @@ def test_a_triangle_inside_a_square_of_its_colour_between_blobs_keeps_its_track(
     assert triangle.first_frame == 0
     for f in range(12):
         assert box_iou(triangle.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, triangle.box_at(f))
+
+
+def test_a_partly_hidden_object_gets_its_whole_box() -> None:
+    # a 20 px square moving right 2 px/frame; on frames 4-6 another object hides its top half (partial, 20 x 10)
+    full = {f: (20.0 + 2 * f, 40.0, 40.0 + 2 * f, 60.0) for f in range(12)}
+    dets = [
+        replace(_blob_det(f, (b[0], 50.0, b[2], 60.0)), partial=True) if 4 <= f <= 6 else _blob_det(f, b)
+        for f, b in full.items()
+    ]
+    out = complete_hidden(dets, 200, 120)
+    for f in range(12):
+        assert box_iou(out[f].box, full[f]) > 0.95, (f, out[f].box)
+    # at the end of the track: carried on from the whole detections before, at their velocity
+    tail = [
+        replace(d, box=(d.box[0], 50.0, d.box[2], 60.0), partial=True) if d.frame_idx >= 9 else d
+        for d in dets[:9]
+    ]
+    tail += [replace(_blob_det(f, (full[f][0], 50.0, full[f][2], 60.0)), partial=True) for f in range(9, 12)]
+    assert box_iou(complete_hidden(tail, 200, 120)[11].box, full[11]) > 0.95
+    # a part that does not fit the object's expected box (it is elsewhere), a cut at the border, an object
+    # whose size changes, or one never seen whole: left as they are
+    away = [
+        replace(_blob_det(5, (90.0, 50.0, 110.0, 60.0)), partial=True) if d.frame_idx == 5 else d
+        for d in dets
+    ]
+    assert complete_hidden(away, 200, 120)[5].box == (90.0, 50.0, 110.0, 60.0)
+    border = [
+        replace(_blob_det(5, (0.0, 40.0, 10.0, 60.0)), partial=True) if d.frame_idx == 5 else d for d in dets
+    ]
+    assert complete_hidden(border, 200, 120)[5].box == (0.0, 40.0, 10.0, 60.0)
+    growing = [
+        replace(d, box=(d.box[0], d.box[1] - d.frame_idx, d.box[2] + d.frame_idx, d.box[3])) for d in dets
+    ]
+    assert complete_hidden(growing, 200, 120) == growing
+    hidden = [replace(d, partial=True) for d in dets]
+    assert complete_hidden(hidden, 200, 120) == hidden
+
+
+def test_a_still_triangle_uncovered_by_a_passing_star_keeps_its_whole_box(tmp_path) -> None:  # noqa: ANN001
+    """World clip 55 of seed 777: a red star moving up passes over a still purple triangle, hiding its top on
+    frames 1-5 and 17-21. Its boxes were the visible part (4 px high on frame 1), its first key box did not match
+    the object, and the part growing read as "moves up"."""
+    clip, video = _world_clip(777, 55, tmp_path)
+    truth = next(o for o in clip.objects if o.colour == "purple" and o.shape == "triangle")
+    (triangle,) = ground(video, "the purple triangle", settings=WORLD_GROUNDING)
+    first, last = triangle.span
+    for f in range(first, last + 1):
+        assert box_iou(triangle.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.7, (f, triangle.box_at(f))
