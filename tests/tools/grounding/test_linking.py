@@ -215,15 +215,23 @@ def test_a_circle_passing_over_a_square_of_its_colour_keeps_its_own_box(tmp_path
         assert best > 0.7, (shape, want, [(t.label, t.box_at(last)) for t in targets])
 
 
+def _followed_from_the_start(tmp_path, seed: int, index: int, label: str, *, frames: int):  # noqa: ANN001, ANN202
+    """The grounded target ``label`` ("red square") of world clip ``index`` of ``seed``, checked to be seen from
+    frame 0 and on each of the first ``frames`` frames on its object (IoU > 0.5)."""
+    clip, video = _world_clip(seed, index, tmp_path)
+    colour, shape = label.split()
+    truth = next(o for o in clip.objects if o.shape == shape and o.colour == colour)
+    target = next(t for t in ground(video, f"the {label}", settings=WORLD_GROUNDING))
+    assert target.first_frame == 0
+    for f in range(frames):
+        assert box_iou(target.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, target.box_at(f))
+    return target
+
+
 def test_a_square_inside_a_circle_of_its_colour_is_followed_through_its_bounce(tmp_path) -> None:  # noqa: ANN001
     """World clip 73 of seed 31337: a small red square moving down overlaps a large red circle, bounces off the
     bottom wall at frame 6 inside the blob and comes out moving up at frame 19; its track used to start there."""
-    clip, video = _world_clip(31337, 73, tmp_path)
-    truth = next(o for o in clip.objects if o.shape == "square" and o.colour == "red")
-    square = next(t for t in ground(video, "the red square", settings=WORLD_GROUNDING))
-    assert square.first_frame == 0
-    for f in range(19):
-        assert box_iou(square.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, square.box_at(f))
+    square = _followed_from_the_start(tmp_path, 31337, 73, "red square", frames=19)
     lowest = max(range(19), key=lambda f: square.box_at(f)[3])
     assert abs(lowest - 6) <= 1, lowest  # it turns where it bounced, not where it came out
 
@@ -264,12 +272,7 @@ def test_a_triangle_inside_a_square_of_its_colour_between_blobs_keeps_its_track(
     """World clip 37 of seed 777: a green square passes over a still green triangle. On frames 0-2 and 8-11 the
     blob is larger than the square; on frames 3-7 the triangle lies within the square's box (no larger blob).
     The triangle's track used to start at frame 8 (the walk back stopped at frame 7)."""
-    clip, video = _world_clip(777, 37, tmp_path)
-    truth = next(o for o in clip.objects if o.shape == "triangle" and o.colour == "green")
-    triangle = next(t for t in ground(video, "the green triangle", settings=WORLD_GROUNDING))
-    assert triangle.first_frame == 0
-    for f in range(12):
-        assert box_iou(triangle.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.5, (f, triangle.box_at(f))
+    _followed_from_the_start(tmp_path, 777, 37, "green triangle", frames=12)
 
 
 def test_a_partly_hidden_object_gets_its_whole_box() -> None:
