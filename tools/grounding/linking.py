@@ -282,7 +282,8 @@ def split_merges(
     A track ``b`` that starts inside the frame (it did not come in from a border), at most 2 frames after a
     detection of a track ``a`` (same ``key``) that goes on beside it, is followed back into ``a``'s blobs, frame
     by frame (:func:`_place_back`), while each blob is larger than ``a`` itself (``MERGE_GROWTH``; ``a``'s size
-    from its first ``MERGE_HOST_FRAMES`` detections beside ``b``) and can hold ``b``. On each such frame the two
+    from its first ``MERGE_HOST_FRAMES`` detections beside ``b``) and can hold ``b``, or for a few frames lies
+    within ``a``'s own box (``b`` coasts there, ``MERGE_COAST_FRAMES``). On each larger blob the two
     boxes are the pair whose union is the blob that moves them least from where they were expected
     (:func:`_two_in_blob`): an object at one end of the blob is seen there, a bounce against the blob's end
     included. The same forward, for a track that ends inside the blob of a track that was beside it. The new
