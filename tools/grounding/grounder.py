@@ -135,8 +135,8 @@ def all_tracks(
     for a, b in shot_bounds(frames):  # objects do not cross a cut; each shot has its own background
         per_frame = backend.detect(frames[a:b], indices[a:b], query)
         shot = absorb_fragments(stitch_tracks(link_detections(per_frame, key=key), key=key), key=key)
-        # an object given back its frames inside a blob may now meet its own earlier or later track
         shot = unswap_tracks(shot, video.width, video.height, key=key)
+        # an object given back its frames inside a blob may now meet its own earlier or later track
         shot = stitch_tracks(split_merges(shot, video.width, video.height, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
         w, h = video.width, video.height

@@ -224,17 +224,21 @@ def _swap_frame(a: list[Detection], b: list[Detection], width: int, height: int)
     Of the frames where the sizes say swapped, the one whose split fits the whole detections around it best (a
     change point); ties, where the objects were not seen whole in between, go to the latest: the first whole
     detection after the meeting."""
-    wa = [d for d in a if is_whole(d, width, height)]
-    wb = [d for d in b if is_whole(d, width, height)]
+    if a[-1].frame_idx < b[0].frame_idx or b[-1].frame_idx < a[0].frame_idx:
+        return None  # never seen at the same time
+    tracks = []
+    for t in (a, b):
+        whole = [d for d in t if is_whole(d, width, height)]
+        tracks.append((np.array([d.frame_idx for d in whole]), _sizes(whole)))  # ([N], [N, 2])
     best: tuple[float, int] | None = None
-    for at in sorted({d.frame_idx for d in wa + wb}):
+    for at in np.unique(np.concatenate([f for f, _ in tracks])):
         sides = []
-        for whole in (wa, wb):
-            pre = [d for d in whole if d.frame_idx < at][-SWAP_WINDOW:]
-            post = [d for d in whole if d.frame_idx >= at][:SWAP_WINDOW]
+        for frames, sizes in tracks:
+            k = int(np.searchsorted(frames, at))
+            pre, post = sizes[max(0, k - SWAP_WINDOW) : k], sizes[k : k + SWAP_WINDOW]  # [<=W, 2] each
             if len(pre) < 2 or len(post) < 2:
                 break
-            sides.append((pre, post, _median_size(pre), _median_size(post)))
+            sides.append((pre, post, np.median(pre, axis=0), np.median(post, axis=0)))
         if len(sides) < 2:
             continue
         (_, _, a_pre, a_post), (_, _, b_pre, b_post) = sides
@@ -243,23 +247,32 @@ def _swap_frame(a: list[Detection], b: list[Detection], width: int, height: int)
         if _size_change(a_pre, b_pre) < SWAP_MIN_DIFF or swap > SWAP_MAX_CHANGE or keep < SWAP_MIN_DIFF:
             continue
         misfit = sum(
-            _size_change(_median_size([d]), ref)
+            float(_size_changes(rows, ref).sum())
             for pre, post, before, after in sides
-            for ds, ref in ((pre, before), (post, after))
-            for d in ds
+            for rows, ref in ((pre, before), (post, after))
         )
         if best is None or misfit <= best[0]:
-            best = (misfit, at)
+            best = (misfit, int(at))
     return best[1] if best is not None else None
 
 
+def _sizes(dets: Sequence[Detection]) -> np.ndarray:
+    """``[N, 2]``: the ``(width, height)`` of each detection's box."""
+    return np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in dets], dtype=float).reshape(-1, 2)
+
+
 def _median_size(dets: Sequence[Detection]) -> np.ndarray:
-    return np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in dets], axis=0)  # [2]
+    return np.median(_sizes(dets), axis=0)  # [2]
+
+
+def _size_changes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The larger of the relative differences of ``(width, height)`` sizes, along the last axis."""
+    return (np.abs(x - y) / np.maximum(np.maximum(x, y), 1.0)).max(axis=-1)
 
 
 def _size_change(x: np.ndarray, y: np.ndarray) -> float:
     """The larger of the relative differences of two ``(width, height)`` sizes."""
-    return float((np.abs(x - y) / np.maximum(np.maximum(x, y), 1.0)).max())
+    return float(_size_changes(x, y))
 
 
 MERGE_SLACK = 2.0
@@ -321,7 +334,7 @@ def _split_backward(
             if not before or start - a[before[-1]].frame_idx > 2:
                 continue
             beside = [d for d in a if d.frame_idx >= start][:MERGE_HOST_FRAMES]
-            host = np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in beside], axis=0)  # [2]
+            host = _median_size(beside)  # [2]
             placed = _place_back(b, a, before, host, width, height)
             if placed is not None:
                 tracks[ai], tracks[bi] = placed
@@ -359,18 +372,14 @@ def _place_back(
         dt = d.frame_idx - frame
         b_pred, a_pred = b_centre + b_vel * dt, a_centre + a_vel * dt
         pred = (*(b_pred - size / 2), *(b_pred + size / 2))
-        seen = (max(0.0, min(pred[2], width) - max(pred[0], 0.0))) * (
-            max(0.0, min(pred[3], height) - max(pred[1], 0.0))
-        )
+        shown = _box_around(b_pred, size, width, height)  # the part inside the frame
+        seen = max(0.0, shown[2] - shown[0]) * max(0.0, shown[3] - shown[1])
         blob = d.box
         ext = np.array([blob[2] - blob[0], blob[3] - blob[1]])
         if bool((size > ext + MERGE_SLACK).any()) or seen < MERGE_MIN_SEEN * size[0] * size[1]:
             break
         if not bool((ext > host + MERGE_GROWTH).any()):
-            inside = all(
-                pred[i] >= blob[i] - MERGE_SLACK and pred[i + 2] <= blob[i + 2] + MERGE_SLACK for i in (0, 1)
-            )
-            if not inside or len(coast) >= MERGE_COAST_FRAMES:
+            if not _holds(blob, pred, MERGE_SLACK) or len(coast) >= MERGE_COAST_FRAMES:
                 break
             lo = np.clip(b_pred - size / 2, blob[:2], np.asarray(blob[2:]) - size)  # [2]: inside the blob
             box = (float(lo[0]), float(lo[1]), float(lo[0] + size[0]), float(lo[1] + size[1]))
@@ -401,8 +410,7 @@ def _motion(dets: Sequence[Detection]) -> tuple[int, np.ndarray, np.ndarray, np.
     centre, the velocity (px per frame) from the first to the last, the median box size."""
     span = max(dets[-1].frame_idx - dets[0].frame_idx, 1)
     vel = (_centre(dets[-1].box) - _centre(dets[0].box)) / span  # [2]
-    size = np.median([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in dets], axis=0)  # [2]
-    return dets[0].frame_idx, _centre(dets[0].box), vel, size
+    return dets[0].frame_idx, _centre(dets[0].box), vel, _median_size(dets)
 
 
 def _two_in_blob(
@@ -567,7 +575,7 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     fits = _rigid_fits(whole)
     if fits is None:
         return list(dets)  # too few, or an object whose size changes (real footage's offline fallback)
-    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
+    sizes = _sizes(whole)  # [N, 2]
     offsets = np.array([_centre(d.box) - np.asarray(d.centre) for d in whole])[fits]  # [M, 2]
     # means, not medians: through H.264 box edges snap to even pixels, so the offsets of a moving object split
     # into two values half a pixel either side of the true one
@@ -578,24 +586,15 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
     area = float(np.median([d.area_frac for d, ok in zip(whole, fits, strict=True) if ok]))
     out = []
     for d in dets:
-        x1, y1, x2, y2 = d.box
-        off = max(abs(x2 - x1 - size[0]), abs(y2 - y1 - size[1])) > RIGID_SIZE_SLACK
         if (
             d.centre is None
             or not _inside(d.box, width, height)
-            or off
+            or not _about(d.box, size)
             or abs(d.area_frac - area) > RIGID_AREA_SLACK * area
         ):
             out.append(d)
             continue
-        cx, cy = np.asarray(d.centre) + offset
-        box = (
-            float(max(0.0, cx - size[0] / 2)),
-            float(max(0.0, cy - size[1] / 2)),
-            float(min(width, cx + size[0] / 2)),
-            float(min(height, cy + size[1] / 2)),
-        )
-        out.append(replace(d, box=box))
+        out.append(replace(d, box=_box_around(np.asarray(d.centre) + offset, size, width, height)))
     return out
 
 
@@ -629,17 +628,8 @@ def complete_hidden(dets: Sequence[Detection], width: int, height: int) -> list[
         if centre is None or not _inside(d.box, width, height):
             out.append(d)
             continue
-        box = (
-            float(max(0.0, centre[0] - size[0] / 2)),
-            float(max(0.0, centre[1] - size[1] / 2)),
-            float(min(width, centre[0] + size[0] / 2)),
-            float(min(height, centre[1] + size[1] / 2)),
-        )
-        inside = all(
-            d.box[i] >= box[i] - RIGID_SIZE_SLACK and d.box[i + 2] <= box[i + 2] + RIGID_SIZE_SLACK
-            for i in (0, 1)
-        )
-        out.append(replace(d, box=box) if inside else d)
+        box = _box_around(centre, size, width, height)
+        out.append(replace(d, box=box) if _holds(box, d.box, RIGID_SIZE_SLACK) else d)
     return out
 
 
@@ -648,7 +638,7 @@ def _rigid_fits(whole: Sequence[Detection]) -> np.ndarray | None:
     None when there are fewer than ``RIGID_MIN_WHOLE`` of them, or fewer than ``RIGID_SAME_SIZE`` fit."""
     if len(whole) < RIGID_MIN_WHOLE:
         return None
-    sizes = np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])  # [N, 2]
+    sizes = _sizes(whole)  # [N, 2]
     fits = np.abs(sizes - np.median(sizes, axis=0)).max(axis=1) <= RIGID_SIZE_SLACK  # [N]
     if int(fits.sum()) < max(RIGID_MIN_WHOLE, RIGID_SAME_SIZE * len(whole)):
         return None
@@ -661,11 +651,27 @@ def _rigid_size(whole: Sequence[Detection]) -> np.ndarray | None:
     fits = _rigid_fits(whole)
     if fits is None:
         return None
-    return np.array([(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in whole])[fits].mean(axis=0)
+    return _sizes(whole)[fits].mean(axis=0)
 
 
 def _about(box: Box, size: np.ndarray) -> bool:
+    """``box`` is ``size`` (``(width, height)``) within ``RIGID_SIZE_SLACK`` pixels."""
     return max(abs(box[2] - box[0] - size[0]), abs(box[3] - box[1] - size[1])) <= RIGID_SIZE_SLACK
+
+
+def _box_around(centre: np.ndarray, size: np.ndarray, width: int, height: int) -> Box:
+    """The ``size`` box centred on ``centre``, cut to the ``width`` x ``height`` frame."""
+    return (
+        float(max(0.0, centre[0] - size[0] / 2)),
+        float(max(0.0, centre[1] - size[1] / 2)),
+        float(min(width, centre[0] + size[0] / 2)),
+        float(min(height, centre[1] + size[1] / 2)),
+    )
+
+
+def _holds(outer: Box, inner: Box, slack: float) -> bool:
+    """``inner`` lies within ``outer``, up to ``slack`` pixels out on any side."""
+    return all(inner[i] >= outer[i] - slack and inner[i + 2] <= outer[i + 2] + slack for i in (0, 1))
 
 
 def _expected_centre(anchors: Sequence[Detection], frames: Sequence[int], frame: int) -> np.ndarray | None:
