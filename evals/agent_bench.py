@@ -75,8 +75,10 @@ CONFIDENCE = 0.95
 """Of the per-kind answer accuracy intervals (:func:`answer_interval`)."""
 POINT_IOU = 0.1
 """A clarification's candidate box points at the object it overlaps most, when that IoU is at least this."""
-WHEN_TOLERANCE_FRAMES = 2
-"""A time answer (``when``, ``sequential``) is right within this many frames of the truth (0.2 s at 10 fps)."""
+WHEN_TOLERANCE_FRAMES = 1
+"""A time answer (``when``, ``sequential``, ``long_part``) is right within this many frames of the truth (0.1 s at
+10 fps: the agent reads times from tracks, frame by frame; 2 frames let a guess of the most common time
+score over a third of a set's ``when`` questions)."""
 ANSWER_TYPES = (
     "comparison",
     "temporal",
@@ -563,8 +565,9 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
     knows the set's answer distribution but not the clip (it cannot see which of the clip's ``n`` objects is
     which):
 
-    * object answers: ``1/n`` (temporal), ``1/(n-1)`` (relationship: not the named object), comparison: the
-      share of the most common position of the answer among the two named candidates;
+    * object answers: ``1/n`` (temporal), ``1/(n-1)`` (relationship: not the named object), comparison:
+      ``1/n`` over its ``n`` candidates (the superlative over all the clip's objects), or, between two named
+      candidates, the share of the most common position of the answer among them;
     * categorical answers (count, event, wall side): the share of the most common answer in the set;
       reasoning: the best of "the most common wall" and "another object" (then ``1/(n-1)``);
     * when: the hit rate (within ``WHEN_TOLERANCE_FRAMES``) of the best constant frame; long_part: that of the
@@ -597,8 +600,10 @@ def turn_chances(records: Sequence[dict], videos: dict[str, BenchVideo]) -> dict
         elif t == "relationship":
             out.update({key: 1 / max(1, n - 1) for key, _, n in turns})
         elif t == "comparison":
-            share = _mode_share([tr["candidates"].index(tr["answer_id"]) for tr in truths])
-            out.update({key: share for key, _, _ in turns})
+            pairs = [tr for tr in truths if len(tr["candidates"]) == 2]
+            share = _mode_share([tr["candidates"].index(tr["answer_id"]) for tr in pairs])
+            out.update({key: share if len(tr["candidates"]) == 2 else 1 / len(tr["candidates"])
+                        for key, tr, _ in turns})  # fmt: skip
         elif t == "when":
             frames = [tr["frame"] for tr in truths]
             best = max(sum(_near(c, f) for f in frames) for c in range(max(frames) + 1))

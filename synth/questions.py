@@ -1,8 +1,9 @@
 """Complex questions for the agent, each turn with structured ground truth.
 
-Kinds: ``describe``, ``multi_target`` ("what do the red objects do?"), ``comparison`` (which is faster),
+Kinds: ``describe``, ``multi_target`` ("what do the red objects do?"), ``comparison`` (which object moves
+fastest / slowest, over all the clip's objects),
 ``temporal`` (which object stops first / when does X stop), ``ambiguous`` ("the circle" when there are two,
-then "the left one"), ``follow_up`` (describe X, "and Y?", "which of them is faster?") and ``long_video``
+then "the left one"), ``follow_up`` (describe X, then "and Y?") and ``long_video``
 (concatenated clips: in which part does X appear). ``heldout=True`` draws the wording from
 ``synth.heldout_templates`` (benchmark only); otherwise from ``TEMPLATES``.
 
@@ -26,6 +27,7 @@ per-frame ``xyxy`` boxes with ``[]`` where the object is not visible.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
@@ -40,13 +42,13 @@ from synth.world import Clip, ObjectTruth
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "describe": ("What does the {a} do?", "Describe what the {a} does."),
     "multi_target": ("What do the {group} do?", "Describe what the {group} do."),
-    "comparison_speed": ("Which moves faster, the {a} or the {b}?", "Which is faster, the {a} or the {b}?"),
+    "comparison_fastest": ("Which object moves fastest?", "Which of the objects is the fastest?"),
+    "comparison_slowest": ("Which object moves slowest?", "Which of the objects is the slowest?"),
     "temporal_first": ("Which object {verbs} first?", "Which object is the first to {verb}?"),
     "when": ("When does the {a} {verb}?", "At what time does the {a} {verb}?"),
     "ambiguous": ("What does the {a} do?", "Describe the {a}."),
     "resolve": ("The {which} one.", "I mean the {which} one."),
     "follow_up": ("And the {a}?", "What about the {a}?"),
-    "follow_up_compare": ("Which of them moves faster?", "Which of the two is faster?"),
     "long_part": (
         "In which part of the video does the {a} appear?",
         "When does the {a} appear in the video?",
@@ -74,7 +76,9 @@ EVENT_VERBS: dict[str, tuple[str, str]] = {  # event kind -> (third person, base
     "leave": ("leaves the frame", "leave the frame"),
 }
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
-SPEED_RATIO = 1.5  # comparisons only when one is clearly faster
+SPEED_RATIO = 1.5  # comparisons only when one is clearly the fastest (slowest) ...
+MIN_SPEED_GAP = 0.5  # ... by a ratio and by px/frame (a still object's track jitters)
+SUPERLATIVE_MIN_OBJECTS = 3
 MIN_GAP_FRAMES = 3  # temporal questions only when the first event is clearly first
 MIN_OFFSET_PX = 10  # "the left one" only when the two are clearly apart
 
@@ -132,35 +136,53 @@ def q_multi_target(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[
     return [{"question": _t("multi_target", rng, heldout, group=group), "answer": answer, "truth": truth}]
 
 
-def _speed_pair(clip: Clip, objs: list[ObjectTruth]) -> tuple[ObjectTruth, ObjectTruth] | None:
-    """(faster, slower) when one is at least SPEED_RATIO times faster."""
-    a, b = sorted(objs, key=lambda o: -o.mean_speed)[:2]
-    if a.mean_speed < SPEED_RATIO * max(b.mean_speed, 1e-6):
+def _seen_speed(o: ObjectTruth) -> float:
+    """Mean centre displacement per frame over the consecutive frames the object is seen in (px/frame): what
+    its track shows, unlike ``mean_speed``, which also counts its path outside the frame."""
+    steps = [
+        math.dist(o.centres[t], o.centres[t + 1])
+        for t in range(len(o.boxes) - 1)
+        if o.boxes[t] is not None and o.boxes[t + 1] is not None
+    ]
+    return sum(steps) / len(steps) if steps else 0.0
+
+
+def _extreme(objs: list[ObjectTruth], fastest: bool) -> ObjectTruth | None:
+    """The clearly fastest (slowest) of ``objs``: at least SPEED_RATIO times and MIN_SPEED_GAP px/frame faster
+    (slower) than every other one, or None."""
+    ranked = sorted(objs, key=_seen_speed, reverse=fastest)
+    first, second = _seen_speed(ranked[0]), _seen_speed(ranked[1])
+    hi, lo = (first, second) if fastest else (second, first)
+    if hi - lo < MIN_SPEED_GAP or hi < SPEED_RATIO * lo:
         return None
-    return a, b
-
-
-def _comparison_truth(a: ObjectTruth, b: ObjectTruth, faster: ObjectTruth) -> dict:
-    return {
-        "type": "comparison",
-        "attribute": "speed",
-        "candidates": [a.id, b.id],
-        "answer_id": faster.id,
-        "values": {str(a.id): round(a.mean_speed, 4), str(b.id): round(b.mean_speed, 4)},
-    }
+    return ranked[0]
 
 
 def q_comparison(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dict] | None:
-    if len(clip.objects) < 2:
+    """ "Which object moves fastest / slowest?" over every object the clip shows (at least
+    SUPERLATIVE_MIN_OBJECTS, so that a guess is right at most a third of the time), asked only when one is
+    clearly the fastest (slowest); the direction drawn first is tried first."""
+    seen = [o for o in clip.objects if any(b is not None for b in o.boxes)]
+    if len(seen) < SUPERLATIVE_MIN_OBJECTS:
         return None
-    i, j = (int(v) for v in rng.choice(len(clip.objects), size=2, replace=False))
-    a, b = clip.objects[i], clip.objects[j]
-    pair = _speed_pair(clip, [a, b])
-    if pair is None:
+    drawn = bool(rng.integers(2))
+    for fastest in (drawn, not drawn):
+        winner = _extreme(seen, fastest)
+        if winner is not None:
+            break
+    else:
         return None
-    q = _t("comparison_speed", rng, heldout, a=_name(clip, a), b=_name(clip, b))
-    ans = f"The {_name(clip, pair[0])} moves faster."
-    return [{"question": q, "answer": ans, "truth": _comparison_truth(a, b, pair[0])}]
+    q = _t("comparison_fastest" if fastest else "comparison_slowest", rng, heldout)
+    ans = f"The {_name(clip, winner)} moves {'fastest' if fastest else 'slowest'}."
+    truth = {
+        "type": "comparison",
+        "attribute": "speed",
+        "largest_wins": fastest,
+        "candidates": [o.id for o in seen],
+        "answer_id": winner.id,
+        "values": {str(o.id): round(_seen_speed(o), 4) for o in seen},
+    }
+    return [{"question": q, "answer": ans, "truth": truth}]
 
 
 def _first_event(o: ObjectTruth, kind: str) -> int | None:
@@ -280,20 +302,12 @@ def q_follow_up(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dic
         _describe_turn(clip, a, _t("describe", rng, heldout, a=_name(clip, a)), rng),
         _describe_turn(clip, b, _t("follow_up", rng, heldout, a=_name(clip, b)), rng),
     ]
-    pair = _speed_pair(clip, [a, b])
-    if pair is not None:
-        turns.append(
-            {
-                "question": _t("follow_up_compare", rng, heldout),
-                "answer": f"The {_name(clip, pair[0])} moves faster.",
-                "truth": _comparison_truth(a, b, pair[0]),
-            }
-        )
     return turns
 
 
 def q_long_part(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dict] | None:
-    """On a concatenated clip: in which part does a (uniquely described) object appear?"""
+    """On a concatenated clip: in which part does an object appear? (Only one its description fits:
+    :func:`_well_named`.)"""
     if len(clip.parts) < 2:
         return None
     o = clip.objects[int(rng.integers(len(clip.objects)))]
@@ -764,9 +778,30 @@ def questions_for_clip(
             turns = BUILDERS[kind](clip, event_rng or rng, heldout, balance=balance)  # type: ignore[call-arg]
         else:
             turns = BUILDERS[kind](clip, rng, heldout)
-        if turns:
+        if turns and (kind == "ambiguous" or all(_well_named(clip, t["truth"]) for t in turns)):
             out.append({"kind": kind, "turns": turns})
     return out
+
+
+NAMED_FIELDS = ("object_id", "anchor_id")
+"""Truth fields whose object a question names by its description (``_name``)."""
+
+
+def _well_named(clip: Clip, truth: dict) -> bool:
+    """Whether every object the question names is the only one its description fits (two small yellow squares
+    have no unique name; such a question is drawn and then dropped, so no other question of the set changes).
+    The ``ambiguous`` kind names such objects on purpose and is not checked."""
+    for key in NAMED_FIELDS:
+        if truth.get(key) is None:
+            continue
+        o = clip.object(int(truth[key]))
+        d = unique_description(clip, o)
+        if any(
+            p.id != o.id and p.shape == d.shape and d.colour in (None, p.colour) and d.size in (None, p.size)
+            for p in clip.objects
+        ):
+            return False
+    return True
 
 
 def build_question_set(

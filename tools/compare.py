@@ -58,10 +58,10 @@ MOTION_VERBS = {
     "goes",
 }
 MORE_LESS: dict[str, bool] = {"more": True, "most": True, "less": False, "least": False}
-PHRASES: dict[str, tuple[str, str]] = {  # measure -> (largest wins, smallest wins)
-    "speed": ("moves faster", "moves slower"),
-    "size": ("is bigger", "is smaller"),
-    "distance": ("moves more", "moves less"),
+PHRASES: dict[str, tuple[str, str, str, str]] = {  # measure -> (largest wins, smallest wins) of two, of more
+    "speed": ("moves faster", "moves slower", "moves fastest", "moves slowest"),
+    "size": ("is bigger", "is smaller", "is biggest", "is smallest"),
+    "distance": ("moves more", "moves less", "moves most", "moves least"),
 }
 
 
@@ -134,7 +134,7 @@ def compare(
     targets: Sequence[Target], what: Measure, largest_wins: bool = True, *, fps: float | None = None
 ) -> Comparison:
     """The target with the largest (or smallest) ``what``; ``text`` says so, e.g. "The red circle moves faster
-    (2.3 vs 0.8 px/frame)."; with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
+    (2.3 vs 0.8 px/frame)." ("moves fastest" of more than two); with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
     ("person") are named with their id ("person #2")."""
     if len(targets) < 2:
         raise ValueError(f"a comparison needs at least 2 targets, got {len(targets)}")
@@ -146,7 +146,7 @@ def compare(
     labels = [t.label for t in targets]
     dup = len(set(labels)) < len(labels)
     others = " vs ".join(f"{values[t.id]:.1f}" for t in targets if t.id != winner.id)
-    verb = PHRASES[what][0 if largest_wins else 1]
+    verb = PHRASES[what][(0 if largest_wins else 1) + (2 if len(targets) > 2 else 0)]
     name = f"{winner.label} #{winner.id}" if dup else winner.label
     text = f"The {name} {verb} ({values[winner.id]:.1f} vs {others} {UNITS[what]}"
     if fps and what == "speed":

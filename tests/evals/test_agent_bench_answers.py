@@ -259,6 +259,7 @@ def test_chance_baselines_on_a_hand_made_set() -> None:
         _rec("p1", "four", {"type": "comparison", "candidates": [0, 1], "answer_id": 0}),
         _rec("p2", "four", {"type": "comparison", "candidates": [2, 1], "answer_id": 2}),
         _rec("p3", "two", {"type": "comparison", "candidates": [0, 1], "answer_id": 1}),
+        _rec("s1", "four", {"type": "comparison", "candidates": [0, 1, 2, 3], "answer_id": 3}),
         _rec("f1", "four", {"type": "future", "side": "top"}),
         _rec("f2", "four", {"type": "future", "side": "top"}),
         _rec("f3", "four", {"type": "future", "side": "left"}),
@@ -291,12 +292,13 @@ def test_chance_baselines_on_a_hand_made_set() -> None:
     assert c[("w1", 0)] == pytest.approx(2 / 3)  # a constant frame in 4..7 hits 5 and 6, not 20
     assert c[("y1", 0)] == pytest.approx(max(2 / 4, (1 / 3 + 1) / 4))
     assert c[("p1", 0)] == pytest.approx(2 / 3)  # the first named is faster twice in three
+    assert c[("s1", 0)] == pytest.approx(1 / 4)  # the fastest of all four: which is which is not known
     assert c[("f1", 0)] == pytest.approx(2 / 4)
     # describe: 5 turns (a1's second turn too), motions left, left, up, down, up: the mode "left" 2/5
     assert c[("d1", 0)] == pytest.approx(1 / 4 * 2 / 5) and c[("d3", 0)] == pytest.approx(1 / 2 * 2 / 5)
     assert c[("a1", 1)] == pytest.approx(1 / 2 * 2 / 5) and c[("a1", 0)] == 0.5  # 2 of 2 objects: C(2, 2) = 1
     assert c[("a2", 0)] == pytest.approx(0.5 / 6)  # ask, and which 2 of 4 objects
-    # long_part: (part, first, last) within 2 frames: the constant (0, 1, 21) hits l1 and l2, not l3 or l4
+    # long_part: (part, first, last) within 1 frame: the constant (0, 1, 21) hits l1 and l2, not l3 or l4
     assert c[("l1", 0)] == c[("l4", 0)] == pytest.approx(2 / 4)
     # multi_target: one turn, motions left and up (mode 1/2), 2 of 4 objects: 1/C(4,2) * (1/2)**2
     assert c[("m1", 0)] == pytest.approx(1 / 6 * 1 / 4)

@@ -72,5 +72,10 @@ def test_compare_from_tracks() -> None:
     assert faster.winner_id == 0 and faster.text.startswith("The red circle moves faster")
     assert compare([fast_small, slow_big], "speed", False).winner_id == 1
     assert compare([fast_small, slow_big], "size", True).winner_id == 1
+    mid = _target(2, "green star", step=3.0, side=10.0)
+    slowest = compare([fast_small, mid, slow_big], "speed", False)  # of three: the superlative
+    assert slowest.winner_id == 1 and slowest.text.startswith(
+        "The blue square moves slowest (1.0 vs 6.0 vs 3.0"
+    )
     with pytest.raises(ValueError, match="at least 2"):
         compare([fast_small], "speed")
