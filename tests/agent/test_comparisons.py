@@ -52,6 +52,32 @@ def test_comparison_grounds_both_named_objects_and_picks_the_faster(reds, tmp_pa
     assert winner(state) == "blue star"
 
 
+@pytest.mark.parametrize(
+    ("question", "fastest"),
+    [
+        ("Out of all the shapes, which one is the quickest?", True),
+        ("Which of the objects is the fastest?", True),
+        ("Which object has the lowest speed?", False),
+        ("Out of all the shapes, which one is the slowest?", False),
+    ],
+)
+def test_superlative_over_every_object(reds, tmp_path, question, fastest):
+    """ "Which one is the quickest?" grounds every object (not a thing called "the quickest", nor a question
+    back about which one) and names the one with the highest speed of all."""
+    _, video = reds  # red circle ~7 px/frame, red square ~6.7, blue star ~4.3
+    graph = build_agent(
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
+        None,
+        sqlite_checkpointer(tmp_path / "s.db"),
+    )
+    events, state = run(graph, "s", question, video=video)
+    assert "__interrupt__" not in [n for n, _ in events]
+    assert sorted(t.label for t in state["targets"]) == ["blue star", "red circle", "red square"]
+    best = "red circle" if fastest else "blue star"
+    assert winner(state) == best
+    assert state["answer"].startswith(f"The {best} moves {'fastest' if fastest else 'slowest'}")
+
+
 def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
     _, video = reds
     graph = build_agent(

@@ -140,7 +140,8 @@ def all_tracks(
         shot = stitch_tracks(split_merges(shot, video.width, video.height, key=key), key=key)
         min_len = max(2, (b - a) // 5) if b - a > 2 else 1
         w, h = video.width, video.height
-        tracks += [complete_hidden(rigid_boxes(t, w, h), w, h) for t in shot if len(t) >= min_len]
+        seen = {dets[0].frame_idx: [d.box for d in dets] for dets in per_frame if dets}  # occluders, by frame
+        tracks += [complete_hidden(rigid_boxes(t, w, h), w, h, seen) for t in shot if len(t) >= min_len]
     return tuple(
         _to_target(i, t, video.num_frames, video.width, video.height, len(indices), backend.name)
         for i, t in enumerate(tracks)

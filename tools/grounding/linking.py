@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -600,20 +600,32 @@ def rigid_boxes(dets: Sequence[Detection], width: int, height: int) -> list[Dete
 
 HIDDEN_MAX_GAP = 8
 """Frames from a partly hidden detection to the object's nearest whole detection on either side within which
-:func:`complete_hidden` gives it the whole object's box."""
+:func:`complete_hidden` gives it the whole object's box (when the occluder does not tell where it is)."""
+HIDDEN_REACH = 2.0
+"""px: an occluder's box that reaches this close to a side of an object's visible part, and past it, hides that
+side (the backend marks a detection partial when it comes within 2 px of another object's pixels)."""
 
 
-def complete_hidden(dets: Sequence[Detection], width: int, height: int) -> list[Detection]:
+def complete_hidden(
+    dets: Sequence[Detection], width: int, height: int, others: Mapping[int, Sequence[Box]] | None = None
+) -> list[Detection]:
     """``dets`` (one track, frame order) with each partly hidden detection given the whole object's box: for an
     object that keeps its size (its whole detections, :func:`is_whole`, are about their median size, as in
     :func:`rigid_boxes`), a detection that touches another object inside the frame and is smaller than it gets a
-    box of that size, centred where the object is expected: between its nearest whole detections (linear), or
-    carried on from those on one side at their velocity, each within ``HIDDEN_MAX_GAP`` frames. Only when the
-    visible part lies inside that box (``RIGID_SIZE_SLACK``): an occluder hid a part of it.
+    box of that size. Only when the visible part lies inside that box (``RIGID_SIZE_SLACK``): an occluder hid a
+    part of it. The box is placed:
+
+    * from the occluder, when ``others`` (frame -> every detection's box on it) shows it: on each axis where the
+      part is smaller than the object, an occluder beside one side only (:func:`_hidden_sides`) hid that side,
+      and the other side is the object's own edge (:func:`_anchored_box`);
+    * else (on that axis, or on both without ``others``) centred where the object is expected: between its
+      nearest whole detections (linear), or carried on from those on one side at their velocity, each within
+      ``HIDDEN_MAX_GAP`` frames.
 
     Why: the world's boxes, which the describer was trained on, are the whole object's, hidden parts included;
     and the visible part of an object that an occluder passes over grows and shrinks, which read as motion (a
-    still triangle "moves up" as a star uncovers it)."""
+    still triangle "moves up" as a star uncovers it). The occluder's side also follows an object that turns or
+    stops while hidden, where the expected place carries it on."""
     whole = [d for d in dets if is_whole(d, width, height)]
     size = _rigid_size(whole)
     if size is None:
@@ -624,13 +636,55 @@ def complete_hidden(dets: Sequence[Detection], width: int, height: int) -> list[
     for d in dets:
         w, h = d.box[2] - d.box[0], d.box[3] - d.box[1]
         smaller = w < size[0] - RIGID_SIZE_SLACK or h < size[1] - RIGID_SIZE_SLACK
-        centre = _expected_centre(anchors, frames, d.frame_idx) if smaller and d.partial else None
-        if centre is None or not _inside(d.box, width, height):
+        if not (smaller and d.partial) or not _inside(d.box, width, height):
             out.append(d)
             continue
-        box = _box_around(centre, size, width, height)
-        out.append(replace(d, box=box) if _holds(box, d.box, RIGID_SIZE_SLACK) else d)
+        expected = _expected_centre(anchors, frames, d.frame_idx)
+        if others is not None and d.centre is not None:  # a detection as seen (not placed inside a blob)
+            occluders = [b for b in others.get(d.frame_idx, ()) if b != d.box]
+            box = _anchored_box(d.box, size, occluders, expected, width, height)
+        else:
+            box = _box_around(expected, size, width, height) if expected is not None else None
+        out.append(replace(d, box=box) if box is not None and _holds(box, d.box, RIGID_SIZE_SLACK) else d)
     return out
+
+
+def _hidden_sides(box: Box, others: Sequence[Box]) -> tuple[int | None, int | None]:
+    """Per axis (x, y) of an object's visible part ``box``: -1 when an occluder among ``others`` borders only its
+    low side (left / top), 1 when only its high side, None when none or both."""
+    out = []
+    for i in (0, 1):
+        j = 1 - i
+        low = high = False
+        for b in others:
+            if b[j] >= box[j + 2] or b[j + 2] <= box[j]:
+                continue  # beside it along the other axis, not over it
+            low |= b[i] < box[i] - 1 and b[i + 2] >= box[i] - HIDDEN_REACH
+            high |= b[i + 2] > box[i + 2] + 1 and b[i] <= box[i + 2] + HIDDEN_REACH
+        out.append(-1 if low and not high else 1 if high and not low else None)
+    return out[0], out[1]
+
+
+def _anchored_box(
+    box: Box, size: np.ndarray, others: Sequence[Box], expected: np.ndarray | None, width: int, height: int
+) -> Box | None:
+    """The whole object's box (``size``) from its visible part ``box`` and the occluders ``others``, axis by axis:
+    around the part where it spans about all of the object; from the side away from the occluder where that
+    side is clear (:func:`_hidden_sides`); else around the ``expected`` centre; None when that is None."""
+    sides = _hidden_sides(box, others)
+    span = []
+    for i, side in enumerate(sides):
+        if box[i + 2] - box[i] >= size[i] - RIGID_SIZE_SLACK:
+            mid = (box[i] + box[i + 2]) / 2
+        elif side is not None:
+            mid = box[i + 2] - size[i] / 2 if side == -1 else box[i] + size[i] / 2
+        elif expected is not None:
+            mid = float(expected[i])
+        else:
+            return None
+        span.append((mid - size[i] / 2, mid + size[i] / 2))
+    (x1, x2), (y1, y2) = span
+    return (float(max(0.0, x1)), float(max(0.0, y1)), float(min(width, x2)), float(min(height, y2)))
 
 
 def _rigid_fits(whole: Sequence[Detection]) -> np.ndarray | None:

@@ -221,6 +221,8 @@ NOT_OBJECTS = {
     "picture", "image", "screen", "background", "foreground", "end", "start", "beginning", "middle", "moment",
     "time", "way", "same", "other", "others", "rest", "first", "second", "third", "last", "next", "previous",
     "left", "right", "top", "bottom", "front", "back", "side", "most", "least", "fastest", "slowest",
+    "faster", "slower", "quicker", "quickest", "speedier", "speediest", "further", "furthest", "farther",
+    "farthest", "tinier", "tiniest",
     "whole", "entire", "overall", "following", "question", "answer", "box", "boxes", "color", "colour",
     "size", "speed", "direction", "motion", "movement", "path", "number", "action", "actions", "story", "bbox",
     "pair", "greater", "greatest", "higher", "highest", "lower", "lowest", "earliest", "latest", "wall", "walls", "edge", "edges", "border", "borders", "corner", "corners", "course", "reason", "part",
@@ -228,7 +230,8 @@ NOT_OBJECTS = {
     "it", "its", "them", "they", "their", "what", "which", "who", "where", "when", "how", "why",
     "is", "are", "was", "were", "do", "does", "did", "has", "have", "and", "or", "of", "in", "on", "at",
 }  # fmt: skip
-"""Words after a determiner that do not name an object to find ("the video", "the end", "the first one")."""
+"""Words after a determiner that do not name an object to find ("the video", "the end", "the first one", "the
+quickest")."""
 
 
 def unknown_phrases(text: str) -> list[str]:

@@ -321,3 +321,49 @@ def test_a_still_triangle_uncovered_by_a_passing_star_keeps_its_whole_box(tmp_pa
     first, last = triangle.span
     for f in range(first, last + 1):
         assert box_iou(triangle.box_at(f), tuple(map(float, truth.boxes[f]))) > 0.7, (f, triangle.box_at(f))
+
+
+def _seen_det(f: int, box: tuple[float, float, float, float], partial: bool = False) -> Detection:
+    """A detection as the backend sees it (with its coverage centre)."""
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    return Detection(f, box, "green square", 0.9, "green", "square", 0.9, partial=partial, centre=centre)
+
+
+def test_a_hidden_object_that_turns_back_gets_its_box_from_the_occluders_side() -> None:
+    # a 20 px square moves down 2 px/frame and turns back up at frame 6, while an object below it hides its
+    # lower half (frames 4-8): the whole detections either side (frames 3 and 9) are at the same place, so the
+    # expected place holds it still; the occluder below says its top edge is its own
+    top = {f: 20.0 + 2 * min(f, 12 - f) for f in range(13)}
+    full = {f: (40.0, t, 60.0, t + 20) for f, t in top.items()}
+    hidden = range(4, 9)
+    dets = [
+        _seen_det(f, (40.0, t, 60.0, t + 10) if f in hidden else full[f], f in hidden) for f, t in top.items()
+    ]
+    below = {f: [(30.0, top[f] + 10, 70.0, top[f] + 40)] for f in hidden}
+    with_occluder = complete_hidden(dets, 200, 120, below)
+    for f in top:
+        assert box_iou(with_occluder[f].box, full[f]) > 0.95, (f, with_occluder[f].box)
+    assert box_iou(complete_hidden(dets, 200, 120)[6].box, full[6]) < 0.6  # the expected place alone
+    # an occluder over both sides of the part along the hidden axis tells nothing: the expected place again
+    around = {f: [(30.0, top[f] - 5, 70.0, top[f] + 40)] for f in hidden}
+    assert complete_hidden(dets, 200, 120, around)[6] == complete_hidden(dets, 200, 120)[6]
+
+
+def test_hidden_motion_is_read_from_the_occluders_side_on_world_clips(tmp_path) -> None:  # noqa: ANN001
+    """Seed 777, world clip 7: a cyan square turns back at frame 12 while an orange star hides its lower part
+    (its memory said it stopped at 5 and started at 15); clip 26: a red star, its top hidden by a yellow star
+    on frames 0-11, bumps into it at frame 11 (its motion before was not fitted: no collision)."""
+    from tools.memory import build_memory
+
+    for index, label, kind, frame in ((7, "cyan square", "turn", 12), (26, "red star", "collide", 11)):
+        _, video = _world_clip(777, index, tmp_path)
+        targets = ground(video, "", settings=WORLD_GROUNDING)
+        memory = build_memory(
+            "v", targets, num_frames=video.num_frames, fps=video.fps, width=video.width, height=video.height
+        )
+        (target,) = [t for t in targets if t.label == label]
+        events = [
+            (e.kind, e.frame) for e in memory.events if e.target_id == target.id and e.frame <= frame + 2
+        ]
+        assert any(k == kind and abs(f - frame) <= 1 for k, f in events), (label, events)
+        assert not any(k in ("stop", "start_moving") for k, _ in events), (label, events)
