@@ -18,7 +18,7 @@ from agent.references import SAME_OBJECT_IOU, recall_targets, remember, same_obj
 from agent.state import AgentState, Candidate, Clarification, Evidence, Step, TargetEvidence
 from artemis_model.types import box_iou
 from tools.annotate import annotate_frames
-from tools.compare import compare, comparison_asked
+from tools.compare import compare, comparison_asked, superlative_asked
 from tools.describers import can_sample
 from tools.grounding import ground as ground_tool
 from tools.grounding.backends import miss_reason
@@ -152,7 +152,7 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
         return {"targets": [], "ambiguous": [], "steps": steps, "answer": "; ".join(reasons) + "."}
     note = ""
     if len(targets) > deps.max_targets and p.memory_question is None and not ambiguous:
-        kept = prominent(targets, deps.max_targets)
+        kept = prominent(targets, deps.max_targets, keep=extreme(targets, state["question"]))
         note = f"I looked at the {len(kept)} most prominent of {len(targets)} objects found."
         steps.append(Step(turn=state["turn"], node="ground", tool="budget", output=note))
         old = {id(t): i for i, t in enumerate(targets)}
@@ -163,15 +163,28 @@ def ground(state: AgentState, deps: AgentDeps) -> dict:
     return {"targets": targets, "ambiguous": ambiguous, "groups": groups, "steps": steps, "note": note}
 
 
-def prominent(targets: list[Target], k: int) -> list[Target]:
-    """The ``k`` most prominent targets (frames seen x mean box area), in their original order."""
+def prominent(targets: list[Target], k: int, keep: int | None = None) -> list[Target]:
+    """The ``k`` most prominent targets (frames seen x mean box area), in their original order; ``keep`` (an
+    index into ``targets``) is one of them in any case, in place of the least prominent."""
 
     def weight(t: Target) -> float:
         boxes = [b for b in t.boxes if b is not None]
         return len(boxes) * sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) / max(1, len(boxes))
 
     best = sorted(range(len(targets)), key=lambda i: (-weight(targets[i]), i))[:k]
+    if keep is not None and keep not in best:
+        best[-1] = keep
     return [targets[i] for i in sorted(best)]
+
+
+def extreme(targets: list[Target], question: str) -> int | None:
+    """The index of the target a comparison question picks over all of ``targets`` ("Which object moves
+    slowest?"), or None when it asks none: a budget cut keeps it, so that the answer, computed over the kept
+    targets, is the one over every target found."""
+    asked = comparison_asked(question)
+    if asked is None or len(targets) < 2:
+        return None
+    return compare([t.model_copy(update={"id": i}) for i, t in enumerate(targets)], *asked).winner_id
 
 
 def asks_over_all(question: str) -> bool:
@@ -374,7 +387,8 @@ def summarize_node(state: AgentState, deps: AgentDeps) -> dict:
     video = deps.runtime.open_video(state["video"])
     asked = comparison_asked(state["question"])
     if asked is not None and len(state["targets"]) >= 2:
-        result = compare(state["targets"], *asked, fps=float(video.fps))
+        of_all = superlative_asked(state["question"]) or None  # "the quickest" of two kept of many found
+        result = compare(state["targets"], *asked, fps=float(video.fps), superlative=of_all)
         verdict = result.text
         steps.append(
             Step(

@@ -103,6 +103,13 @@ def comparison_asked(question: str) -> tuple[Measure, bool] | None:
     return None
 
 
+def superlative_asked(question: str) -> bool:
+    """Whether the question asks for the extreme of a group ("Which is the quickest?", "the lowest speed",
+    "Which one moves most?"), not between two ("Which is faster?")."""
+    return any(w.endswith("est") and (w in COMPARATIVES or w in HIGH_LOW) or w in ("most", "least")
+               for w in words(question))  # fmt: skip
+
+
 def _visible(t: Target) -> list[tuple[int, tuple[float, float, float, float]]]:
     return [(f, b) for f, b in enumerate(t.boxes) if b is not None]
 
@@ -131,10 +138,15 @@ def measure(target: Target, what: Measure) -> float:
 
 
 def compare(
-    targets: Sequence[Target], what: Measure, largest_wins: bool = True, *, fps: float | None = None
+    targets: Sequence[Target],
+    what: Measure,
+    largest_wins: bool = True,
+    *,
+    fps: float | None = None,
+    superlative: bool | None = None,
 ) -> Comparison:
     """The target with the largest (or smallest) ``what``; ``text`` says so, e.g. "The red circle moves faster
-    (2.3 vs 0.8 px/frame)." ("moves fastest" of more than two); with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
+    (2.3 vs 0.8 px/frame)." ("moves fastest" of more than two, or with ``superlative``); with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
     ("person") are named with their id ("person #2")."""
     if len(targets) < 2:
         raise ValueError(f"a comparison needs at least 2 targets, got {len(targets)}")
@@ -146,7 +158,8 @@ def compare(
     labels = [t.label for t in targets]
     dup = len(set(labels)) < len(labels)
     others = " vs ".join(f"{values[t.id]:.1f}" for t in targets if t.id != winner.id)
-    verb = PHRASES[what][(0 if largest_wins else 1) + (2 if len(targets) > 2 else 0)]
+    of_all = superlative if superlative is not None else len(targets) > 2
+    verb = PHRASES[what][(0 if largest_wins else 1) + (2 if of_all else 0)]
     name = f"{winner.label} #{winner.id}" if dup else winner.label
     text = f"The {name} {verb} ({values[winner.id]:.1f} vs {others} {UNITS[what]}"
     if fps and what == "speed":
@@ -155,4 +168,4 @@ def compare(
     return Comparison(measure=what, largest_wins=largest_wins, winner_id=winner.id, values=values, text=text)
 
 
-__all__ = ["COMPARATIVES", "Comparison", "compare", "comparison_asked", "measure"]
+__all__ = ["COMPARATIVES", "Comparison", "compare", "comparison_asked", "measure", "superlative_asked"]

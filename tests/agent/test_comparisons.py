@@ -78,6 +78,22 @@ def test_superlative_over_every_object(reds, tmp_path, question, fastest):
     assert state["answer"].startswith(f"The {best} moves {'fastest' if fastest else 'slowest'}")
 
 
+def test_a_superlative_over_more_objects_than_the_budget_keeps_the_winner(two_circles, tmp_path):
+    """With a budget of 2 described targets of 3 found, the slowest object (the orange square, the least
+    prominent: smallest) is still among them, and the answer is the one over all three."""
+    _, video = two_circles  # green and yellow circles ~3.3 px/frame, orange square ~1.7
+    graph = build_agent(
+        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()), max_targets=2),
+        None,
+        sqlite_checkpointer(tmp_path / "b.db"),
+    )
+    _, state = run(graph, "b", "Which object moves slowest?", video=video)
+    assert len(state["targets"]) == 2 and "2 most prominent of 3" in state["note"]
+    assert winner(state) == "orange square" and "The orange square moves slowest" in state["answer"]
+    _, state = run(graph, "b2", "Which object moves fastest?", video=video)
+    assert len(state["targets"]) == 2 and "orange square" not in [t.label for t in state["targets"]]
+
+
 def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
     _, video = reds
     graph = build_agent(
