@@ -552,7 +552,9 @@ def _count_noun(query: str | None) -> str | None:
 def answer(state: AgentState, deps: AgentDeps) -> dict:
     """Final answer + evidence (per target: id, span, key-frame boxes, what each tool said)."""
     targets = state.get("targets", [])
-    text = state.get("answer") or f"I could not find {state['plan'].query or 'any object'!r} in the video."
+    query = state["plan"].query
+    missing = " or ".join(referring_phrases(query) or [query]) if query else "any object"
+    text = state.get("answer") or f"I could not find {missing!r} in the video."
     if state.get("note"):
         text = f"{state['note']} {text}"
     turn_steps = [s for s in state.get("steps", []) if s.turn == state["turn"]]
