@@ -526,14 +526,15 @@ def key_detection(dets: Sequence[Detection], width: int, height: int) -> Detecti
 def vote_shape(dets: Sequence[Detection]) -> str | None:
     """The track's shape: per-frame shapes weighted by their confidence, over the frames where the object is
     whole (not cut by the border nor touching another object). When it never is, every frame votes, weighted
-    also by how much of the object it shows (its area over the track's largest). Plain majority when every
-    weight is zero."""
+    also by how much of the object it shows (its area over the track's largest), squared: a circle half behind
+    another object looks like a star or a triangle, and the fuller views should outvote the many partial ones.
+    Plain majority when every weight is zero."""
     whole = [d for d in dets if not d.partial]
     voters = whole or list(dets)
     largest = max((d.area_frac for d in voters), default=0.0)
     votes: Counter[str | None] = Counter()
     for d in voters:
-        seen = 1.0 if whole or largest <= 0 else d.area_frac / largest
+        seen = 1.0 if whole or largest <= 0 else (d.area_frac / largest) ** 2
         votes[d.shape] += d.shape_score * seen
     if not votes or max(votes.values()) <= 0:
         votes = Counter(d.shape for d in voters)

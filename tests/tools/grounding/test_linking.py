@@ -367,3 +367,12 @@ def test_hidden_motion_is_read_from_the_occluders_side_on_world_clips(tmp_path) 
         ]
         assert any(k == kind and abs(f - frame) <= 1 for k, f in events), (label, events)
         assert not any(k in ("stop", "start_moving") for k, _ in events), (label, events)
+
+
+def test_a_circle_behind_another_object_all_clip_long_is_still_a_circle(tmp_path) -> None:  # noqa: ANN001
+    """Seed 777, world clip 61: a large orange circle is partly behind a red circle on every frame (never whole);
+    its partial views looked like stars and it was labelled "orange star", so "the orange circle" found nothing."""
+    clip, video = _world_clip(777, 61, tmp_path)
+    (target,) = ground(video, "the orange circle", settings=WORLD_GROUNDING)
+    assert target.label == "orange circle"
+    assert box_iou(target.box_at(37), _truth_box(clip, "circle", "orange", 37)) > 0.7
