@@ -22,6 +22,12 @@ def run(graph, thread, question, **kw):
     return events, final_state(graph, thread)
 
 
+def heuristic_graph(db, planner, **deps):  # noqa: ANN001, ANN003, ANN201
+    """The agent on world grounding with the weight-free heuristic describer, checkpointed in ``db``."""
+    runtime = Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())
+    return build_agent(AgentDeps(runtime, **deps), planner, sqlite_checkpointer(db))
+
+
 def winner(state) -> str:
     said = {ev.label: ev.said for ev in state["evidence"].targets}
     return next(label for label, lines in said.items() if any(s.startswith("compare:") for s in lines))
@@ -39,11 +45,7 @@ def test_comparison_grounds_both_named_objects_and_picks_the_faster(reds, tmp_pa
                 responses=[AIMessage("", tool_calls=[{"name": "Plan", "args": call, "id": "1"}])]
             )
         )
-    graph = build_agent(
-        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
-        planner,
-        sqlite_checkpointer(tmp_path / "c.db"),
-    )
+    graph = heuristic_graph(tmp_path / "c.db", planner)
     events, state = run(graph, "c", question, video=video)
     assert "__interrupt__" not in [n for n, _ in events]
     assert sorted(t.label for t in state["targets"]) == ["blue star", "red circle"]
@@ -65,11 +67,7 @@ def test_superlative_over_every_object(reds, tmp_path, question, fastest):
     """ "Which one is the quickest?" grounds every object (not a thing called "the quickest", nor a question
     back about which one) and names the one with the highest speed of all."""
     _, video = reds  # red circle ~7 px/frame, red square ~6.7, blue star ~4.3
-    graph = build_agent(
-        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
-        None,
-        sqlite_checkpointer(tmp_path / "s.db"),
-    )
+    graph = heuristic_graph(tmp_path / "s.db", None)
     events, state = run(graph, "s", question, video=video)
     assert "__interrupt__" not in [n for n, _ in events]
     assert sorted(t.label for t in state["targets"]) == ["blue star", "red circle", "red square"]
@@ -82,11 +80,7 @@ def test_a_superlative_over_more_objects_than_the_budget_keeps_the_winner(two_ci
     """With a budget of 2 described targets of 3 found, the slowest object (the orange square, the least
     prominent: smallest) is still among them, and the answer is the one over all three."""
     _, video = two_circles  # green and yellow circles ~3.3 px/frame, orange square ~1.7
-    graph = build_agent(
-        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber()), max_targets=2),
-        None,
-        sqlite_checkpointer(tmp_path / "b.db"),
-    )
+    graph = heuristic_graph(tmp_path / "b.db", None, max_targets=2)
     _, state = run(graph, "b", "Which object moves slowest?", video=video)
     assert len(state["targets"]) == 2 and "2 most prominent of 3" in state["note"]
     assert winner(state) == "orange square" and "The orange square moves slowest" in state["answer"]
@@ -96,11 +90,7 @@ def test_a_superlative_over_more_objects_than_the_budget_keeps_the_winner(two_ci
 
 def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
     _, video = reds
-    graph = build_agent(
-        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
-        None,
-        sqlite_checkpointer(tmp_path / "f.db"),
-    )
+    graph = heuristic_graph(tmp_path / "f.db", None)
     _, s1 = run(graph, "f", "What does the blue star do?", video=video)
     _, s2 = run(graph, "f", "And the red square?")
     assert [t.label for t in s1["targets"]] == ["blue star"] and [t.label for t in s2["targets"]] == [
@@ -116,11 +106,7 @@ def test_which_of_them_after_two_single_object_turns(reds, tmp_path):
 
 def test_only_the_ambiguous_phrase_is_clarified(two_circles, tmp_path):
     _, video = two_circles  # green circle (left), yellow circle (right), orange square
-    graph = build_agent(
-        AgentDeps(Runtime(grounding_settings=WORLD_GROUNDING, describer=HeuristicDescriber())),
-        None,
-        sqlite_checkpointer(tmp_path / "a.db"),
-    )
+    graph = heuristic_graph(tmp_path / "a.db", None)
     events, _ = run(graph, "a", "Which is faster, the circle or the orange square?", video=video)
     ask_back = events[-1][1]["clarification"]
     assert events[-1][0] == "__interrupt__" and [c["label"] for c in ask_back["candidates"]] == [
