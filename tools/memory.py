@@ -346,10 +346,15 @@ def _merge_similar(pieces: list[Piece], target: Target) -> list[Piece]:
     return out
 
 
-def _transitions(ps: list[Piece], target: Target, fps: float) -> list[tuple[Piece, Piece, int]]:
+def _transitions(
+    ps: list[Piece], target: Target, fps: float, frame: _Frame | None = None
+) -> list[tuple[Piece, Piece, int]]:
     """(before, after, frame) of each change between contiguous pieces. A still piece shorter than
     ``BRIEF_STILL_S`` between two moving ones is no stop and start but part of one change (a bounce in a corner,
-    a turn back): the change is from the piece before it to the piece after it, where the first two meet."""
+    a turn back): the change is from the piece before it to the piece after it, where the first two meet. So is
+    a moving piece that short between two changes of direction that add up to a bounce off a wall of ``frame``
+    (the boxes at the wall, cut by it, bend the path twice): the change is where the pieces before and after it
+    meet. (Two quick turns away from the walls stay two.)"""
     brief = max(MIN_PIECE, round(BRIEF_STILL_S * fps))
     out = []
     i = 0
@@ -365,9 +370,27 @@ def _transitions(ps: list[Piece], target: Target, fps: float) -> list[tuple[Piec
                 out.append((a, b, _meet(a, m, target)))
                 i += 2
                 continue
+            if frame is not None and _bends_into_bounce(a, m, b, target, brief, frame):
+                out.append((a, b, _meet(a, b, target)))
+                i += 2
+                continue
         out.append((a, m, _meet(a, m, target)))
         i += 1
     return out
+
+
+def _bends_into_bounce(a: Piece, m: Piece, b: Piece, target: Target, brief: int, frame: _Frame) -> bool:
+    """Whether a short piece ``m`` (at most ``brief`` frames) between ``a`` and ``b`` is two bends of one bounce:
+    neither bend turns back the velocity across a wall, both together do (a bounce in a corner is two bounces,
+    each off its wall, and stays two)."""
+    if m.end - m.start + 1 > brief or not _contiguous(m, b, target):
+        return False
+    if not _change(a, m, target) == _change(m, b, target) == "direction":
+        return False
+    for p, q in ((a, m), (m, b)):
+        if _wall(p, q, target.boxes[_meet(p, q, target)], frame) is not None:  # type: ignore[arg-type]
+            return False
+    return _wall(a, b, target.boxes[_meet(a, b, target)], frame) is not None  # type: ignore[arg-type]
 
 
 def _change(a: Piece, b: Piece, target: Target) -> str | None:
@@ -533,7 +556,7 @@ def build_memory(
     for t in targets:
         seen = _visibility(t, frame, num_frames, cut_set)
         entered = {e.side for e in seen if e.kind == "enter"}
-        for a, b, f in _transitions(pieces[t.id], t, fps):
+        for a, b, f in _transitions(pieces[t.id], t, fps, frame):
             kind = _change(a, b, t)
             if kind is None:
                 continue

@@ -74,6 +74,22 @@ def test_bounce_off_a_wall_names_the_wall() -> None:
     assert _events(m) == [(11, "bounce", None, "left")]
 
 
+def test_a_bounce_whose_boxes_at_the_wall_bend_the_path_twice_is_one_bounce() -> None:
+    """Down-right into the bottom wall, 2 frames along it (its boxes cut by the wall: the centres do not come
+    down further), then up-right: two bends 3 frames apart add up to one bounce off the bottom (long_00010 of
+    seed 777: "turn" at 12 and 14, no bounce). The same path away from the walls keeps its two turns, and two
+    bounces in a corner, each turning back the velocity across its wall, stay two."""
+    steps = [(11, (3.7, 3.7)), (2, (3.5, 0.0)), (12, (3.6, -3.7))]
+    wall, free = _path((10, 114 - 11 * 3.7), steps), _path((10, 64 - 11 * 3.7), steps)
+    corner = _path((29, 36), [(10, (-2, -3)), (2, (-1.5, 3)), (12, (2, 3))])  # top at 10, then left at 12
+    m = _memory([_target(0, wall), _target(1, free), _target(2, corner)])
+    assert [(p.start, p.end) for p in m.pieces if p.target_id == 0] == [(0, 10), (11, 13), (14, 25)]
+    assert _events(m, 0) == [(12, "bounce", None, "bottom")]
+    assert _events(m, 1) == [(11, "turn", None, None), (13, "turn", None, None)]
+    assert [(p.start, p.end) for p in m.pieces if p.target_id == 2] == [(0, 9), (10, 12), (13, 24)]
+    assert _events(m, 2) == [(10, "bounce", None, "top"), (12, "bounce", None, "left")]
+
+
 def test_turning_back_sideways_near_a_wall_is_no_bounce_off_it() -> None:
     """A box 5 px above the bottom edge moves right, then back left; its sub-pixel centres (as the offline
     backend's through H.264) drift by 0.01 px/frame down and then up: the cross velocity turns back in sign only.
