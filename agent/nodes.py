@@ -18,7 +18,7 @@ from agent.references import SAME_OBJECT_IOU, recall_targets, remember, same_obj
 from agent.state import AgentState, Candidate, Clarification, Evidence, Step, TargetEvidence
 from artemis_model.types import box_iou
 from tools.annotate import annotate_frames
-from tools.compare import compare, comparison_asked, superlative_asked
+from tools.compare import compare, comparison_asked, measure, superlative_asked
 from tools.describers import can_sample
 from tools.grounding import ground as ground_tool
 from tools.grounding.backends import miss_reason
@@ -184,7 +184,9 @@ def extreme(targets: list[Target], question: str) -> int | None:
     asked = comparison_asked(question)
     if asked is None or len(targets) < 2:
         return None
-    return compare([t.model_copy(update={"id": i}) for i, t in enumerate(targets)], *asked).winner_id
+    what, largest_wins = asked
+    values = [measure(t, what) for t in targets]
+    return (max if largest_wins else min)(range(len(targets)), key=values.__getitem__)
 
 
 def asks_over_all(question: str) -> bool:

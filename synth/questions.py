@@ -147,40 +147,39 @@ def _seen_speed(o: ObjectTruth) -> float:
     return sum(steps) / len(steps) if steps else 0.0
 
 
-def _extreme(objs: list[ObjectTruth], fastest: bool) -> ObjectTruth | None:
-    """The clearly fastest (slowest) of ``objs``: at least SPEED_RATIO times and MIN_SPEED_GAP px/frame faster
-    (slower) than every other one, or None."""
-    ranked = sorted(objs, key=_seen_speed, reverse=fastest)
-    first, second = _seen_speed(ranked[0]), _seen_speed(ranked[1])
-    hi, lo = (first, second) if fastest else (second, first)
+def _extreme(speeds: dict[int, float], fastest: bool) -> int | None:
+    """The id of the clearly fastest (slowest) object of ``speeds`` (id -> px/frame): at least SPEED_RATIO times
+    and MIN_SPEED_GAP px/frame faster (slower) than every other one, or None."""
+    first, second = sorted(speeds, key=speeds.__getitem__, reverse=fastest)[:2]
+    hi, lo = sorted((speeds[first], speeds[second]), reverse=True)
     if hi - lo < MIN_SPEED_GAP or hi < SPEED_RATIO * lo:
         return None
-    return ranked[0]
+    return first
 
 
 def q_comparison(clip: Clip, rng: np.random.Generator, heldout: bool) -> list[dict] | None:
     """ "Which object moves fastest / slowest?" over every object the clip shows (at least
     SUPERLATIVE_MIN_OBJECTS, so that a guess is right at most a third of the time), asked only when one is
     clearly the fastest (slowest); the direction drawn first is tried first."""
-    seen = [o for o in clip.objects if any(b is not None for b in o.boxes)]
-    if len(seen) < SUPERLATIVE_MIN_OBJECTS:
+    speeds = {o.id: _seen_speed(o) for o in clip.objects if any(b is not None for b in o.boxes)}
+    if len(speeds) < SUPERLATIVE_MIN_OBJECTS:
         return None
     drawn = bool(rng.integers(2))
     for fastest in (drawn, not drawn):
-        winner = _extreme(seen, fastest)
+        winner = _extreme(speeds, fastest)
         if winner is not None:
             break
     else:
         return None
     q = _t("comparison_fastest" if fastest else "comparison_slowest", rng, heldout)
-    ans = f"The {_name(clip, winner)} moves {'fastest' if fastest else 'slowest'}."
+    ans = f"The {_name(clip, clip.object(winner))} moves {'fastest' if fastest else 'slowest'}."
     truth = {
         "type": "comparison",
         "attribute": "speed",
         "largest_wins": fastest,
-        "candidates": [o.id for o in seen],
-        "answer_id": winner.id,
-        "values": {str(o.id): round(_seen_speed(o), 4) for o in seen},
+        "candidates": list(speeds),
+        "answer_id": winner,
+        "values": {str(i): round(v, 4) for i, v in speeds.items()},
     }
     return [{"question": q, "answer": ans, "truth": truth}]
 

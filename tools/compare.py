@@ -146,8 +146,9 @@ def compare(
     superlative: bool | None = None,
 ) -> Comparison:
     """The target with the largest (or smallest) ``what``; ``text`` says so, e.g. "The red circle moves faster
-    (2.3 vs 0.8 px/frame)." ("moves fastest" of more than two, or with ``superlative``); with the video's ``fps`` a speed is also given in px/s. Targets sharing a label
-    ("person") are named with their id ("person #2")."""
+    (2.3 vs 0.8 px/frame)." ("moves fastest" of more than two, or with ``superlative``); with the video's
+    ``fps`` a speed is also given in px/s. Targets sharing a label ("person") are named with their id
+    ("person #2")."""
     if len(targets) < 2:
         raise ValueError(f"a comparison needs at least 2 targets, got {len(targets)}")
     if what not in UNITS:

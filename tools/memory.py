@@ -347,7 +347,7 @@ def _merge_similar(pieces: list[Piece], target: Target) -> list[Piece]:
 
 
 def _transitions(
-    ps: list[Piece], target: Target, fps: float, frame: _Frame | None = None
+    ps: list[Piece], target: Target, fps: float, frame: _Frame
 ) -> list[tuple[Piece, Piece, int]]:
     """(before, after, frame) of each change between contiguous pieces. A still piece shorter than
     ``BRIEF_STILL_S`` between two moving ones is no stop and start but part of one change (a bounce in a corner,
@@ -370,7 +370,7 @@ def _transitions(
                 out.append((a, b, _meet(a, m, target)))
                 i += 2
                 continue
-            if frame is not None and _bends_into_bounce(a, m, b, target, brief, frame):
+            if _bends_into_bounce(a, m, b, target, brief, frame):
                 out.append((a, b, _meet(a, b, target)))
                 i += 2
                 continue

@@ -242,7 +242,9 @@ def test_nothing_found_answers_so(reds, tmp_path):
     )
     events, state = run(graph, "x", "What does the purple triangle do?", video=video)
     assert [n for n, _ in events][-1] == "answer"
-    assert state["answer"] == "I could not find 'the purple triangle' in the video."  # the phrase, not the question
+    assert (
+        state["answer"] == "I could not find 'the purple triangle' in the video."
+    )  # the phrase, not the question
     assert state["evidence"].targets == []
 
 

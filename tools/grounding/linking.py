@@ -672,20 +672,17 @@ def _anchored_box(
     """The whole object's box (``size``) from its visible part ``box`` and the occluders ``others``, axis by axis:
     around the part where it spans about all of the object; from the side away from the occluder where that
     side is clear (:func:`_hidden_sides`); else around the ``expected`` centre; None when that is None."""
-    sides = _hidden_sides(box, others)
-    span = []
-    for i, side in enumerate(sides):
+    centre = np.zeros(2)
+    for i, side in enumerate(_hidden_sides(box, others)):
         if box[i + 2] - box[i] >= size[i] - RIGID_SIZE_SLACK:
-            mid = (box[i] + box[i + 2]) / 2
+            centre[i] = (box[i] + box[i + 2]) / 2
         elif side is not None:
-            mid = box[i + 2] - size[i] / 2 if side == -1 else box[i] + size[i] / 2
+            centre[i] = box[i + 2] - size[i] / 2 if side == -1 else box[i] + size[i] / 2
         elif expected is not None:
-            mid = float(expected[i])
+            centre[i] = expected[i]
         else:
             return None
-        span.append((mid - size[i] / 2, mid + size[i] / 2))
-    (x1, x2), (y1, y2) = span
-    return (float(max(0.0, x1)), float(max(0.0, y1)), float(min(width, x2)), float(min(height, y2)))
+    return _box_around(centre, size, width, height)
 
 
 def _rigid_fits(whole: Sequence[Detection]) -> np.ndarray | None:
